@@ -1,0 +1,35 @@
+#include "core/device.h"
+
+#ifdef HYMBA_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace hymba {
+
+int cuda_device_count() {
+#ifdef HYMBA_HAVE_CUDA
+  int n = 0;
+  // No driver or no device is not an error here: it means "use the CPU".
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error so later queries start clean
+    return 0;
+  }
+  return n;
+#else
+  return 0;
+#endif
+}
+
+std::string cuda_device_name(int device) {
+#ifdef HYMBA_HAVE_CUDA
+  cudaDeviceProp prop{};
+  if (device < cuda_device_count() && cudaGetDeviceProperties(&prop, device) == cudaSuccess) {
+    return prop.name;
+  }
+#else
+  (void)device;
+#endif
+  return "";
+}
+
+}  // namespace hymba

@@ -1,0 +1,106 @@
+#include "model/activations.h"
+
+#include <algorithm>
+
+namespace hymba {
+
+namespace {
+
+// Hands out consecutive pieces of one buffer. With a null base it only counts, so the same code
+// both sizes the arena and places the pointers.
+template <class T>
+struct Carver {
+  T* base;
+  int64_t used = 0;
+  T* take(int64_t n) {
+    T* p = base ? base + used : nullptr;
+    used += n;
+    return p;
+  }
+};
+
+}  // namespace
+
+template <class T>
+int64_t place_activations(Activations<T>& act, const ModelConfig& c,
+                          const std::vector<LayerSpec>& plan, int64_t B, int64_t Tlen, T* base) {
+  const int64_t S = c.num_memory_tokens + Tlen;
+  const int64_t BS = B * S, H = c.hidden_size, E = c.inner_size(), I = c.intermediate_size;
+  const int64_t R = c.mamba_dt_rank, N = c.mamba_d_state, V = c.vocab_size;
+  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+  const int64_t hd = c.head_dim(), vd = c.v_head_dim();
+  Carver<T> a{base};
+
+  act.resid.assign(plan.size() + 1, nullptr);
+  for (T*& r : act.resid) r = a.take(BS * H);
+  act.layers.assign(plan.size(), {});
+  int64_t max_proj = 0;
+  for (size_t l = 0; l < plan.size(); ++l) {
+    LayerActivations<T>& x = act.layers[l];
+    const int64_t D_in = plan[l].in_proj_rows;
+    max_proj = std::max(max_proj, D_in);
+    x.rstd_in = a.take(BS);
+    x.h1 = a.take(BS * H);
+    x.proj = a.take(BS * D_in);
+    x.q = a.take(BS * nh * hd);
+    x.k = plan[l].kv_role == KvRole::consumer ? nullptr : a.take(BS * nkv * hd);
+    x.attn = a.take(BS * E);
+    x.lse = a.take(B * nh * S);
+    x.conv_pre = a.take(BS * E);
+    x.u = a.take(BS * E);
+    x.ssm = a.take(BS * (R + 2 * N));
+    x.rstd_dt = a.take(BS);
+    x.rstd_B = a.take(BS);
+    x.rstd_C = a.take(BS);
+    x.dt = a.take(BS * R);
+    x.Bm = a.take(BS * N);
+    x.Cm = a.take(BS * N);
+    x.delta = a.take(BS * E);
+    x.scan = a.take(BS * E);
+    x.rstd_attn = a.take(BS);
+    x.rstd_scan = a.take(BS);
+    x.fused = a.take(BS * E);
+    x.x_mid = a.take(BS * H);
+    x.rstd_mid = a.take(BS);
+    x.h2 = a.take(BS * H);
+    x.gate = a.take(BS * I);
+    x.up = a.take(BS * I);
+    x.act = a.take(BS * I);
+  }
+  act.rstd_final = a.take(B * Tlen);
+  act.hf = a.take(B * Tlen * H);
+  act.saved = a.used;
+
+  act.n_scan = a.take(BS * E);
+  act.logits = a.take(B * Tlen * V);
+  act.s.dres = a.take(BS * H);
+  act.s.dh = a.take(BS * H);
+  act.s.dproj = a.take(BS * max_proj);
+  act.s.dq = a.take(BS * nh * hd);
+  act.s.dk = a.take(BS * nkv * hd);
+  act.s.dv = a.take(BS * nkv * vd);
+  act.s.dattn = a.take(BS * E);
+  act.s.dscan = a.take(BS * E);
+  act.s.dfused = a.take(BS * E);
+  act.s.du = a.take(BS * E);
+  act.s.ddelta = a.take(BS * E);
+  act.s.ddt = a.take(BS * R);
+  act.s.dBm = a.take(BS * N);
+  act.s.dCm = a.take(BS * N);
+  act.s.dssm = a.take(BS * (R + 2 * N));
+  act.s.dact = a.take(BS * I);
+  act.s.dgate = a.take(BS * I);
+  act.s.dup = a.take(BS * I);
+  act.s.dhf = a.take(B * Tlen * H);
+  act.total = a.used;
+  return a.used;
+}
+
+template int64_t place_activations<float>(Activations<float>&, const ModelConfig&,
+                                          const std::vector<LayerSpec>&, int64_t, int64_t,
+                                          float*);
+template int64_t place_activations<double>(Activations<double>&, const ModelConfig&,
+                                           const std::vector<LayerSpec>&, int64_t, int64_t,
+                                           double*);
+
+}  // namespace hymba

@@ -1,0 +1,269 @@
+#include "model/hymba_model.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "cpu/attention.h"
+#include "cpu/conv_silu.h"
+#include "cpu/cross_entropy.h"
+#include "cpu/embedding.h"
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+#include "cpu/rmsnorm.h"
+#include "cpu/rope.h"
+#include "cpu/selective_scan.h"
+#include "cpu/swiglu.h"
+#include "model/init.h"
+
+namespace hymba {
+
+using namespace cpu;
+
+namespace {
+
+// Column offsets of the in_proj output slices (HYMBA_SPEC §2.4): q | k | v | x | z.
+struct ProjSlices {
+  int64_t q = 0, k, v, x, z, width;
+};
+
+ProjSlices proj_slices(const ModelConfig& c, const LayerSpec& s) {
+  const int64_t H = c.hidden_size, E = c.inner_size();
+  ProjSlices p;
+  p.k = H;  // q is nh·hd = H wide
+  p.v = p.k + c.num_key_value_heads * c.head_dim();
+  p.x = s.kv_role == KvRole::consumer ? H : p.v + c.num_key_value_heads * c.v_head_dim();
+  p.z = p.x + E;
+  p.width = p.z + E;
+  HYMBA_ASSERT(p.width == s.in_proj_rows);
+  return p;
+}
+
+template <class T>
+void copy_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static) if (rows * cols >= kMinParallelWork)
+  for (int64_t r = 0; r < rows; ++r) std::copy(src + r * ld_src, src + r * ld_src + cols, dst + r * ld_dst);
+}
+
+}  // namespace
+
+template <class T>
+HymbaModel<T>::HymbaModel(const ModelConfig& config, int64_t batch, int64_t seq_len)
+    : cfg_(config),
+      plan_(plan_layers(config)),
+      layout_(build_param_layout(config, plan_)),
+      B_(batch),
+      T_(seq_len),
+      S_(config.num_memory_tokens + seq_len) {
+  inv_freq_ = rope_inv_freq(cfg_.head_dim(), cfg_.rope_theta, cfg_.rope_type == "ntk",
+                            cfg_.max_position_embeddings, cfg_.orig_max_position_embeddings);
+  params.assign(layout_.storage, T(0));
+  grads.assign(layout_.storage, T(0));
+  w_ = param_views(layout_, params.data());
+  g_ = param_views(layout_, grads.data());
+  arena_.assign(place_activations<T>(a_, cfg_, plan_, B_, T_, nullptr), T(0));
+  place_activations(a_, cfg_, plan_, B_, T_, arena_.data());
+  ids_.assign(B_ * T_, 0);
+}
+
+template <class T>
+void HymbaModel<T>::init(uint64_t seed) {
+  init_params(params.data(), layout_, cfg_, seed);
+}
+
+template <class T>
+void HymbaModel<T>::zero_grads() {
+  std::fill(grads.begin(), grads.end(), T(0));
+}
+
+template <class T>
+double HymbaModel<T>::run_forward(const int32_t* ids, const int32_t* targets, double grad_scale,
+                                  bool want_grad) {
+  const ModelConfig& c = cfg_;
+  std::copy(ids, ids + B_ * T_, ids_.begin());
+  embedding_forward(a_.resid[0], ids_.data(), w_.embed, w_.meta, B_, T_, c.num_memory_tokens,
+                    c.hidden_size, c.vocab_size);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l);
+  return head_forward(targets, grad_scale, want_grad);
+}
+
+template <class T>
+double HymbaModel<T>::forward(const int32_t* ids, const int32_t* targets) {
+  return run_forward(ids, targets, 0.0, false);
+}
+
+template <class T>
+double HymbaModel<T>::forward_backward(const int32_t* ids, const int32_t* targets,
+                                       double grad_scale) {
+  const ModelConfig& c = cfg_;
+  const double loss = run_forward(ids, targets, grad_scale, true);
+  head_backward();
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l);
+  embedding_backward(g_.embed, g_.meta, a_.s.dres, ids_.data(), B_, T_, c.num_memory_tokens,
+                     c.hidden_size, c.pad_token_id);
+  return loss;
+}
+
+template <class T>
+void HymbaModel<T>::layer_forward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const int64_t B = B_, S = S_, BS = B * S, H = c.hidden_size, E = c.inner_size();
+  const int64_t I = c.intermediate_size, R = c.mamba_dt_rank, N = c.mamba_d_state;
+  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim();
+  const double eps = c.rms_norm_eps;
+  const LayerSpec& spec = plan_[l];
+  const LayerParams<T*>& w = w_.layers[l];
+  LayerActivations<T>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, spec);
+  const T* x = a_.resid[l];  // [BS, H]
+
+  // Shared input projection.
+  rmsnorm_forward(a.h1, H, a.rstd_in, x, H, w.input_norm, BS, H, eps);
+  linear_forward(a.proj, p.width, a.h1, H, w.in_proj, BS, H, p.width);  // [BS, D_in]
+
+  // Attention heads: RoPE on q (and k), then attention over this layer's or the producer's k, v.
+  rope_forward(a.q, a.proj + p.q, p.width, inv_freq_.data(), B, S, nh, hd);
+  if (spec.kv_role != KvRole::consumer) {
+    rope_forward(a.k, a.proj + p.k, p.width, inv_freq_.data(), B, S, nkv, hd);
+  }
+  const LayerActivations<T>& src = a_.layers[spec.kv_source];
+  const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
+  const AttentionShape shape{B, S, nh, nkv, hd, c.v_head_dim(), spec.global, c.sliding_window,
+                             c.num_memory_tokens};
+  attention_forward(a.attn, a.lse, a.q, src.k, src.proj + sp.v, sp.width, shape);
+
+  // Mamba heads.
+  conv_silu_forward(a.u, a.conv_pre, a.proj + p.x, p.width, w.conv_w, w.conv_b, B, S, E,
+                    c.mamba_d_conv);
+  linear_forward(a.ssm, R + 2 * N, a.u, E, w.x_proj, BS, E, R + 2 * N);
+  rmsnorm_forward(a.dt, R, a.rstd_dt, a.ssm, R + 2 * N, w.dt_norm, BS, R, eps);
+  rmsnorm_forward(a.Bm, N, a.rstd_B, a.ssm + R, R + 2 * N, w.B_norm, BS, N, eps);
+  rmsnorm_forward(a.Cm, N, a.rstd_C, a.ssm + R + N, R + 2 * N, w.C_norm, BS, N, eps);
+  linear_forward(a.delta, E, a.dt, R, w.dt_proj_w, BS, R, E);  // bias goes inside the scan
+  selective_scan_forward(a.scan, a.u, a.delta, w.dt_proj_b, w.A_log, a.Bm, a.Cm, w.D,
+                         a.proj + p.z, p.width, ScanShape{B, S, E, N});
+
+  // Fusion: average of the two normalised branches, then out_proj onto the residual stream.
+  rmsnorm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E, eps);
+  rmsnorm_forward(a_.n_scan, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E, eps);
+#pragma omp parallel for schedule(static) if (BS * E >= kMinParallelWork)
+  for (int64_t i = 0; i < BS * E; ++i) a.fused[i] = (a.fused[i] + a_.n_scan[i]) * T(0.5);
+  std::copy(x, x + BS * H, a.x_mid);
+  linear_forward(a.x_mid, H, a.fused, E, w.out_proj, BS, E, H, /*accumulate=*/true);
+
+  // SwiGLU MLP onto the residual stream.
+  rmsnorm_forward(a.h2, H, a.rstd_mid, a.x_mid, H, w.mlp_norm, BS, H, eps);
+  linear_forward(a.gate, I, a.h2, H, w.gate, BS, H, I);
+  linear_forward(a.up, I, a.h2, H, w.up, BS, H, I);
+  swiglu_forward(a.act, a.gate, a.up, BS * I);
+  T* x_out = a_.resid[l + 1];
+  std::copy(a.x_mid, a.x_mid + BS * H, x_out);
+  linear_forward(x_out, H, a.act, I, w.down, BS, I, H, /*accumulate=*/true);
+}
+
+// On entry a_.s.dres holds dL/d(a_.resid[l+1]); on exit dL/d(a_.resid[l]).
+template <class T>
+void HymbaModel<T>::layer_backward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const int64_t B = B_, S = S_, BS = B * S, H = c.hidden_size, E = c.inner_size();
+  const int64_t I = c.intermediate_size, R = c.mamba_dt_rank, N = c.mamba_d_state;
+  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim();
+  const int64_t vd = c.v_head_dim();
+  const LayerSpec& spec = plan_[l];
+  const LayerParams<T*>& w = w_.layers[l];
+  const LayerParams<T*>& g = g_.layers[l];
+  const LayerActivations<T>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, spec);
+  BackwardScratch<T>& s = a_.s;
+
+  // MLP: the residual gradient passes through unchanged and also flows into the norm.
+  linear_backward(s.dact, I, g.down, s.dres, H, a.act, I, w.down, BS, I, H);
+  swiglu_backward(s.dgate, s.dup, s.dact, a.gate, a.up, BS * I);
+  linear_backward(s.dh, H, g.gate, s.dgate, I, a.h2, H, w.gate, BS, H, I);
+  linear_backward(s.dh, H, g.up, s.dup, I, a.h2, H, w.up, BS, H, I, /*accumulate_dx=*/true);
+  rmsnorm_backward(s.dres, H, g.mlp_norm, s.dh, H, a.x_mid, H, w.mlp_norm, a.rstd_mid, BS, H,
+                   /*accumulate_dx=*/true);
+
+  // out_proj and the fusion average (each branch's norm output gets half the gradient).
+  linear_backward(s.dfused, E, g.out_proj, s.dres, H, a.fused, E, w.out_proj, BS, E, H);
+#pragma omp parallel for schedule(static) if (BS * E >= kMinParallelWork)
+  for (int64_t i = 0; i < BS * E; ++i) s.dfused[i] *= T(0.5);
+  rmsnorm_backward(s.dattn, E, g.attn_norm, s.dfused, E, a.attn, E, w.attn_norm, a.rstd_attn,
+                   BS, E);
+  rmsnorm_backward(s.dscan, E, g.ssm_norm, s.dfused, E, a.scan, E, w.ssm_norm, a.rstd_scan, BS,
+                   E);
+
+  // Mamba heads, last op first. dz lands directly in its slice of dproj.
+  selective_scan_backward(s.du, s.ddelta, s.dproj + p.z, p.width, s.dBm, s.dCm, g.dt_proj_b,
+                          g.A_log, g.D, s.dscan, a.u, a.delta, w.dt_proj_b, w.A_log, a.Bm, a.Cm,
+                          w.D, a.proj + p.z, p.width, ScanShape{B, S, E, N});
+  linear_backward(s.ddt, R, g.dt_proj_w, s.ddelta, E, a.dt, R, w.dt_proj_w, BS, R, E);
+  rmsnorm_backward(s.dssm, R + 2 * N, g.dt_norm, s.ddt, R, a.ssm, R + 2 * N, w.dt_norm,
+                   a.rstd_dt, BS, R);
+  rmsnorm_backward(s.dssm + R, R + 2 * N, g.B_norm, s.dBm, N, a.ssm + R, R + 2 * N, w.B_norm,
+                   a.rstd_B, BS, N);
+  rmsnorm_backward(s.dssm + R + N, R + 2 * N, g.C_norm, s.dCm, N, a.ssm + R + N, R + 2 * N,
+                   w.C_norm, a.rstd_C, BS, N);
+  linear_backward(s.du, E, g.x_proj, s.dssm, R + 2 * N, a.u, E, w.x_proj, BS, E, R + 2 * N,
+                  /*accumulate_dx=*/true);  // u feeds both x_proj and the scan
+  conv_silu_backward(s.dproj + p.x, p.width, g.conv_w, g.conv_b, s.du, a.proj + p.x, p.width,
+                     a.conv_pre, w.conv_w, B, S, E, c.mamba_d_conv);
+
+  // Attention heads. A KV group's dK/dV sum over all its layers: the last layer of the group
+  // (the first to run backward) starts the sum, the producer finishes it.
+  if (spec.kv_group_last) {
+    std::fill(s.dk, s.dk + BS * nkv * hd, T(0));
+    std::fill(s.dv, s.dv + BS * nkv * vd, T(0));
+  }
+  const LayerActivations<T>& src = a_.layers[spec.kv_source];
+  const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
+  const AttentionShape shape{B, S, nh, nkv, hd, vd, spec.global, c.sliding_window,
+                             c.num_memory_tokens};
+  attention_backward(s.dq, s.dk, s.dv, s.dattn, a.q, src.k, src.proj + sp.v, sp.width, a.attn,
+                     a.lse, shape);
+  rope_backward(s.dproj + p.q, p.width, s.dq, inv_freq_.data(), B, S, nh, hd);
+  if (spec.kv_role != KvRole::consumer) {
+    rope_backward(s.dproj + p.k, p.width, s.dk, inv_freq_.data(), B, S, nkv, hd);
+    copy_rows(s.dproj + p.v, p.width, s.dv, nkv * vd, BS, nkv * vd);
+  }
+
+  // Shared input projection and its norm, onto the residual gradient.
+  linear_backward(s.dh, H, g.in_proj, s.dproj, p.width, a.h1, H, w.in_proj, BS, H, p.width);
+  rmsnorm_backward(s.dres, H, g.input_norm, s.dh, H, a_.resid[l], H, w.input_norm, a.rstd_in, BS,
+                   H, /*accumulate_dx=*/true);
+}
+
+// Final norm on the text rows only (meta rows are dropped right after it, HYMBA_SPEC §2.1), tied
+// lm_head, and the loss. With want_grad the logits become dlogits in the same pass.
+template <class T>
+double HymbaModel<T>::head_forward(const int32_t* targets, double grad_scale, bool want_grad) {
+  const ModelConfig& c = cfg_;
+  const int64_t H = c.hidden_size, M = c.num_memory_tokens, V = c.vocab_size;
+  const T* x = a_.resid[c.num_hidden_layers];  // [B, S, H]
+  for (int64_t b = 0; b < B_; ++b) {
+    rmsnorm_forward(a_.hf + b * T_ * H, H, a_.rstd_final + b * T_, x + (b * S_ + M) * H, H,
+                    w_.final_norm, T_, H, c.rms_norm_eps);
+  }
+  linear_forward(a_.logits, V, a_.hf, H, w_.embed, B_ * T_, H, V);  // [B·T, V]
+  if (!targets) return 0.0;
+  return cross_entropy(want_grad ? a_.logits : static_cast<T*>(nullptr), a_.logits, targets,
+                       B_ * T_, V, grad_scale);
+}
+
+template <class T>
+void HymbaModel<T>::head_backward() {
+  const ModelConfig& c = cfg_;
+  const int64_t H = c.hidden_size, M = c.num_memory_tokens, V = c.vocab_size;
+  linear_backward(a_.s.dhf, H, g_.embed, a_.logits, V, a_.hf, H, w_.embed, B_ * T_, H, V);
+  // Meta rows do not reach the loss: their residual gradient starts at zero.
+  std::fill(a_.s.dres, a_.s.dres + B_ * S_ * H, T(0));
+  const T* x = a_.resid[c.num_hidden_layers];
+  for (int64_t b = 0; b < B_; ++b) {
+    rmsnorm_backward(a_.s.dres + (b * S_ + M) * H, H, g_.final_norm, a_.s.dhf + b * T_ * H, H,
+                     x + (b * S_ + M) * H, H, w_.final_norm, a_.rstd_final + b * T_, T_, H);
+  }
+}
+
+template class HymbaModel<float>;
+template class HymbaModel<double>;
+
+}  // namespace hymba

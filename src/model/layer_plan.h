@@ -1,0 +1,31 @@
+// Per-layer roles derived from the config (HYMBA_SPEC §2.5): global or sliding-window attention,
+// and the cross-layer KV-sharing role.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "config/config.h"
+
+namespace hymba {
+
+enum class KvRole {
+  standalone,  // computes and uses its own k, v
+  producer,    // computes k, v; later consumer layers of its group read them
+  consumer,    // no k/v rows in in_proj; reads its producer's rotated k and v
+};
+
+struct LayerSpec {
+  bool global = false;       // plain causal attention, else sliding window + meta tokens
+  KvRole kv_role = KvRole::standalone;
+  int64_t kv_source = 0;     // layer whose k, v this layer attends over (itself unless consumer)
+  bool kv_group_last = true; // last layer reading kv_source's k, v: its backward starts the
+                             // group's dK/dV accumulation (layers run backward in reverse)
+  int64_t in_proj_rows = 0;  // D_in: 2E + H + nkv·hd + nkv·vd, or 2E + H for a consumer
+};
+
+// Requires a validated config. KV-reuse groups must be runs of consecutive layers (checked
+// by validation), so one dK/dV accumulator serves every group in turn.
+std::vector<LayerSpec> plan_layers(const ModelConfig& c);
+
+}  // namespace hymba

@@ -1,0 +1,213 @@
+// The whole CPU model: the loss gradient of every parameter tensor against finite differences in
+// double, float against double on the tiny config, and the parameter count of the 1.5B config.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "config/config.h"
+#include "core/rng.h"
+#include "gradcheck.h"
+#include "model/hymba_model.h"
+#include "model/model_info.h"
+
+namespace hymba::test {
+namespace {
+
+// Small enough that a double forward takes microseconds, with every code path on: meta tokens,
+// global and sliding-window layers, a KV producer with a consumer, GQA (nh = 2·nkv), hd != vd.
+ModelConfig small_config(int64_t window, int64_t meta) {
+  ModelConfig c;
+  c.hidden_size = 16;
+  c.num_hidden_layers = 4;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.intermediate_size = 24;
+  c.vocab_size = 11;
+  c.mamba_expand = 2;
+  c.mamba_d_state = 4;
+  c.mamba_d_conv = 3;
+  c.mamba_dt_rank = 2;
+  c.num_memory_tokens = meta;
+  c.sliding_window = window;
+  c.global_attn_idx = {0, 3};
+  c.kv_reuse_group = {{1, 2}};
+  c.initializer_range = 0.3;  // large enough that every path carries signal in the check
+  c.dt_init = DtInit::zero;   // Δ ≈ softplus(0): the scan's state matters (with Δ ≈ 0.01 the
+                              // A_log gradients are so small that rounding noise dominates)
+  return c;
+}
+
+// Token ids in [1, V): id 0 is the padding row, whose lookup gradient is zero by definition
+// (nn.Embedding padding_idx) and so differs from the finite difference on purpose.
+std::vector<int32_t> random_ids(int64_t n, int64_t V, uint64_t seed, int32_t lowest = 1) {
+  std::vector<int32_t> ids(n);
+  for (int64_t i = 0; i < n; ++i) {
+    ids[i] = lowest + static_cast<int32_t>(uniform01(seed, 77, i) * double(V - lowest));
+  }
+  return ids;
+}
+
+// Moves every parameter off its special initial value (ones, zeros, log(1..N)) so the check
+// runs at a generic point.
+void perturb(std::vector<double>& params, uint64_t seed) {
+  const auto noise = random_vector(params.size(), seed, 0.1);
+  for (size_t i = 0; i < params.size(); ++i) params[i] += noise[i];
+}
+
+void check_model_gradients(const ModelConfig& c, int64_t B, int64_t T) {
+  HymbaModel<double> model(c, B, T);
+  model.init(7);
+  perturb(model.params, 8);
+  const auto ids = random_ids(B * T, c.vocab_size, 9);
+  const auto targets = random_ids(B * T, c.vocab_size, 10, 0);
+  const double scale = 1.0 / double(B * T);
+
+  model.zero_grads();
+  model.forward_backward(ids.data(), targets.data(), scale);
+  const std::vector<double> grads = model.grads;
+
+  GradCheckOptions opt;
+  opt.max_elements = 24;
+  for (const ParamTensor& t : model.layout().tensors) {
+    if (t.numel == 0) continue;  // memory tokens when M = 0
+    std::vector<double> values(model.params.begin() + t.offset, model.params.begin() + t.offset + t.numel);
+    const std::vector<double> grad(grads.begin() + t.offset, grads.begin() + t.offset + t.numel);
+    auto loss = [&] {
+      std::copy(values.begin(), values.end(), model.params.begin() + t.offset);
+      return scale * model.forward(ids.data(), targets.data());
+    };
+    check_gradients({{t.name, &values, &grad}}, loss, opt);
+    // The check restores `values`, not the model: put the unperturbed tensor back.
+    std::copy(values.begin(), values.end(), model.params.begin() + t.offset);
+  }
+}
+
+TEST(ModelGradients, EveryTensorMatchesFiniteDifferencesSequenceLongerThanWindow) {
+  check_model_gradients(small_config(/*window=*/4, /*meta=*/3), /*B=*/2, /*T=*/9);
+}
+
+TEST(ModelGradients, EveryTensorMatchesFiniteDifferencesSequenceShorterThanWindow) {
+  check_model_gradients(small_config(/*window=*/8, /*meta=*/0), /*B=*/1, /*T=*/5);
+}
+
+TEST(ModelGradients, ProducerFirstGroupsOfThreeAndNoGlobalLayers) {
+  ModelConfig c = small_config(/*window=*/2, /*meta=*/2);
+  c.num_hidden_layers = 5;
+  c.global_attn_idx = {};
+  c.kv_reuse_group = {{0, 1, 2}, {3, 4}};
+  check_model_gradients(c, /*B=*/2, /*T=*/6);
+}
+
+TEST(ModelGradients, GradientsAccumulateOverCalls) {
+  const ModelConfig c = small_config(4, 3);
+  HymbaModel<double> model(c, 2, 5);
+  model.init(1);
+  const auto ids = random_ids(10, c.vocab_size, 2), targets = random_ids(10, c.vocab_size, 3, 0);
+  model.zero_grads();
+  model.forward_backward(ids.data(), targets.data(), 0.1);
+  const auto once = model.grads;
+  model.forward_backward(ids.data(), targets.data(), 0.1);
+  for (size_t i = 0; i < once.size(); ++i) ASSERT_NEAR(model.grads[i], 2 * once[i], 1e-12 * (1 + std::abs(once[i])));
+}
+
+TEST(ModelPrecision, FloatAndDoubleAgreeOnTinyConfig) {
+  const Config cfg = load_config(std::string(HYMBA_SOURCE_DIR) + "/configs/tiny.yaml");
+  const int64_t B = 2, T = 40;
+  HymbaModel<double> md(cfg.model, B, T);
+  HymbaModel<float> mf(cfg.model, B, T);
+  md.init(3);
+  mf.init(3);
+  const auto ids = random_ids(B * T, cfg.model.vocab_size, 4);
+  md.forward(ids.data(), nullptr);
+  mf.forward(ids.data(), nullptr);
+  double max_diff = 0, max_abs = 0;
+  for (int64_t i = 0; i < B * T * cfg.model.vocab_size; ++i) {
+    max_diff = std::max(max_diff, std::abs(md.logits()[i] - double(mf.logits()[i])));
+    max_abs = std::max(max_abs, std::abs(md.logits()[i]));
+  }
+  EXPECT_GT(max_abs, 1e-3);
+  EXPECT_LT(max_diff / max_abs, 1e-5) << "max |Δlogit| " << max_diff << " of max |logit| " << max_abs;
+}
+
+TEST(ModelInit, FollowsTheSpec) {
+  ModelConfig c = small_config(4, 3);
+  c.initializer_range = 0.02;
+  HymbaModel<double> model(c, 1, 1);
+  model.init(5);
+  for (const ParamTensor& t : model.layout().tensors) {
+    const double* v = model.params.data() + t.offset;
+    double sum = 0, sum_sq = 0;
+    for (int64_t i = 0; i < t.numel; ++i) sum += v[i], sum_sq += v[i] * v[i];
+    const double mean = sum / t.numel, rms = std::sqrt(sum_sq / t.numel);
+    SCOPED_TRACE(t.name);
+    if (t.name.find("layernorm") != std::string::npos || t.name.ends_with("D.0")) {
+      EXPECT_EQ(mean, 1.0);
+      EXPECT_EQ(rms, 1.0);
+    } else if (t.name.ends_with("conv1d.bias") || t.name.ends_with("dt_proj.0.bias")) {
+      EXPECT_EQ(rms, 0.0);
+    } else if (t.name.ends_with("A_log.0")) {
+      for (int64_t i = 0; i < t.numel; ++i) EXPECT_DOUBLE_EQ(v[i], std::log(double(i % c.mamba_d_state + 1)));
+    } else if (t.name == "model.memory_tokens") {
+      EXPECT_NEAR(rms, 1.0, 0.35);  // N(0, 1) over 48 values
+    } else {
+      EXPECT_NEAR(rms, 0.02, 0.02 * 0.35);  // N(0, 0.02)
+    }
+  }
+  // Embedding row pad_token_id = 0 starts at zero.
+  const double* embed = model.params.data();
+  for (int64_t h = 0; h < c.hidden_size; ++h) EXPECT_EQ(embed[h], 0.0);
+}
+
+TEST(ModelInit, MambaDtBiasGivesDtInRange) {
+  ModelConfig c = small_config(4, 3);
+  c.dt_init = DtInit::mamba;  // the framework's default
+  HymbaModel<double> model(c, 1, 1);
+  model.init(5);
+  for (const ParamTensor& t : model.layout().tensors) {
+    if (!t.name.ends_with("dt_proj.0.bias")) continue;
+    for (int64_t i = 0; i < t.numel; ++i) {
+      const double dt = std::log1p(std::exp(model.params[t.offset + i]));  // softplus(bias)
+      EXPECT_GE(dt, c.dt_min * 0.999);
+      EXPECT_LE(dt, c.dt_max * 1.001);
+    }
+  }
+}
+
+TEST(ParamLayout, OfficialConfigHasOfficialShapesAndCount) {
+  const Config cfg = load_config(std::string(HYMBA_SOURCE_DIR) + "/configs/hymba-1.5b.yaml");
+  const auto plan = plan_layers(cfg.model);
+  const ParamLayout layout = build_param_layout(cfg.model, plan);
+  EXPECT_EQ(layout.count, 1522797824);
+  // Per-layer counts and in_proj rows from HYMBA_SPEC §2.5 / §3.
+  const std::vector<int64_t> consumers = {2, 4, 6, 8, 10, 12, 14, 17, 18, 20, 22, 24, 26, 28, 30};
+  for (int64_t l = 0; l < 32; ++l) {
+    const bool consumer = std::find(consumers.begin(), consumers.end(), l) != consumers.end();
+    EXPECT_EQ(plan[l].in_proj_rows, consumer ? 8000 : 8960) << l;
+    const std::string prefix = "model.layers." + std::to_string(l) + ".";
+    int64_t n = 0;
+    for (const ParamTensor& t : layout.tensors) n += t.name.starts_with(prefix) ? t.numel : 0;
+    EXPECT_EQ(n, consumer ? 45164932 : 46700932) << l;
+  }
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const ParamTensor& t : layout.tensors) shapes[t.name] = t.shape;
+  EXPECT_EQ(shapes["model.embed_tokens.weight"], (std::vector<int64_t>{32001, 1600}));
+  EXPECT_EQ(shapes["model.memory_tokens"], (std::vector<int64_t>{128, 1600}));
+  EXPECT_EQ(shapes["model.layers.0.mamba.x_proj.0.weight"], (std::vector<int64_t>{132, 3200}));
+  EXPECT_EQ(shapes["model.layers.0.mamba.conv1d.weight"], (std::vector<int64_t>{3200, 1, 4}));
+  EXPECT_EQ(shapes["model.layers.2.mamba.in_proj.weight"], (std::vector<int64_t>{8000, 1600}));
+  EXPECT_EQ(shapes["model.layers.5.mamba.A_log.0"], (std::vector<int64_t>{3200, 16}));
+  EXPECT_EQ(shapes.size(), 2 + 32 * 19 + 1u);
+  EXPECT_EQ(describe_model(cfg.model, 2048).parameters, 1522797824);
+}
+
+TEST(ModelInfo, AttentionPairsCountTheMask) {
+  // Global: S(S+1)/2. Local with window 2 and 1 meta token over 5 positions:
+  // q=0:1, q=1:2, q=2:3, q=3:3+1 meta, q=4:3+1 meta = 14.
+  EXPECT_EQ(attention_pairs(true, 5, 2, 1), 15);
+  EXPECT_EQ(attention_pairs(false, 5, 2, 1), 14);
+  EXPECT_EQ(attention_pairs(false, 5, 2, 0), 12);
+}
+
+}  // namespace
+}  // namespace hymba::test
