@@ -9,43 +9,19 @@
 #include <vector>
 
 #include "tests/gradcheck.h"
+#include "tests/strided.h"
 
 namespace hymba::cpu {
 namespace {
 
 using test::cast_vector;
 using test::random_vector;
+using test::embed;
+using test::expect_gaps_untouched;
+using test::extract;
 
-// z and dz are column slices of wider rows, as they are in the fused in_proj output. The gaps
-// hold kGap, which the kernel must neither read nor write.
-constexpr double kGap = -777.0;
+// z and dz are column slices of wider rows (see strided.h): these are their columns.
 constexpr int64_t kZCol = 1, kDzCol = 2;
-
-// Columns [col, col + width) of a [rows, ld] matrix filled with kGap elsewhere.
-std::vector<double> embed(const std::vector<double>& a, int64_t rows, int64_t width, int64_t ld,
-                          int64_t col) {
-  std::vector<double> wide(rows * ld, kGap);  // [rows, ld]
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < width; ++c) wide[r * ld + col + c] = a[r * width + c];
-  return wide;
-}
-
-std::vector<double> extract(const std::vector<double>& wide, int64_t rows, int64_t width,
-                            int64_t ld, int64_t col) {
-  std::vector<double> a(rows * width);  // [rows, width]
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < width; ++c) a[r * width + c] = wide[r * ld + col + c];
-  return a;
-}
-
-void expect_gaps_untouched(const std::vector<double>& wide, int64_t rows, int64_t width,
-                           int64_t ld, int64_t col) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < ld; ++c)
-      if (c < col || c >= col + width) {
-        ASSERT_EQ(wide[r * ld + c], kGap) << "row " << r << ", column " << c;
-      }
-}
 
 // One scan problem in double. The values stay where the recurrence matters: Δ = softplus(delta
 // + dt_bias) in about [0.03, 1.7] and A = −(1..N) up to noise, so exp(ΔA) ranges from near 1

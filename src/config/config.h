@@ -6,7 +6,8 @@
 // the file (or "command line") and the key, e.g.
 //   configs/tiny.yaml: model.num_attention_heads: 5 does not divide hidden_size 64
 // Paths under `data:` are relative to the file that sets them (or to the working directory when set
-// on the command line); `run.dir` is relative to the working directory.
+// on the command line) and are stored absolute after loading, so a saved `resolved` text names
+// the same files from anywhere; `run.dir` is relative to the working directory.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,8 @@ struct ModelConfig {
   int64_t mamba_expand = 2;         // E = mamba_expand · H
   int64_t mamba_d_state = 16;       // N
   int64_t mamba_d_conv = 4;         // K
-  int64_t mamba_dt_rank = 0;        // R; YAML `auto` (the default) means ceil(H / 16)
+  int64_t mamba_dt_rank = 0;        // R; YAML `auto` (the default) means ceil(H / 16). load_config
+                                    // resolves auto; a config built in code must set it.
   int64_t num_memory_tokens = 0;    // M (meta tokens)
   int64_t sliding_window = 0;       // W
   std::vector<int64_t> global_attn_idx;              // layers with full causal attention

@@ -1,5 +1,7 @@
 #include "model/activations.h"
 
+#include "model/dims.h"
+
 #include <algorithm>
 
 namespace hymba {
@@ -8,12 +10,12 @@ namespace {
 
 // Hands out consecutive pieces of one buffer. With a null base it only counts, so the same code
 // both sizes the arena and places the pointers.
-template <class T>
+template <class F>
 struct Carver {
-  T* base;
+  F* base;
   int64_t used = 0;
-  T* take(int64_t n) {
-    T* p = base ? base + used : nullptr;
+  F* take(int64_t n) {
+    F* p = base ? base + used : nullptr;
     used += n;
     return p;
   }
@@ -21,22 +23,18 @@ struct Carver {
 
 }  // namespace
 
-template <class T>
-int64_t place_activations(Activations<T>& act, const ModelConfig& c,
-                          const std::vector<LayerSpec>& plan, int64_t B, int64_t Tlen, T* base) {
-  const int64_t S = c.num_memory_tokens + Tlen;
-  const int64_t BS = B * S, H = c.hidden_size, E = c.inner_size(), I = c.intermediate_size;
-  const int64_t R = c.mamba_dt_rank, N = c.mamba_d_state, V = c.vocab_size;
-  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads;
-  const int64_t hd = c.head_dim(), vd = c.v_head_dim();
-  Carver<T> a{base};
+template <class F>
+int64_t place_activations(Activations<F>& act, const ModelConfig& c,
+                          const std::vector<LayerSpec>& plan, int64_t batch, int64_t seq_len, F* base) {
+  const auto [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = make_dims(c, batch, seq_len);
+  Carver<F> a{base};
 
   act.resid.assign(plan.size() + 1, nullptr);
-  for (T*& r : act.resid) r = a.take(BS * H);
+  for (F*& r : act.resid) r = a.take(BS * H);
   act.layers.assign(plan.size(), {});
   int64_t max_proj = 0;
   for (size_t l = 0; l < plan.size(); ++l) {
-    LayerActivations<T>& x = act.layers[l];
+    LayerActivations<F>& x = act.layers[l];
     const int64_t D_in = plan[l].in_proj_rows;
     max_proj = std::max(max_proj, D_in);
     x.rstd_in = a.take(BS);
@@ -67,12 +65,12 @@ int64_t place_activations(Activations<T>& act, const ModelConfig& c,
     x.up = a.take(BS * I);
     x.act = a.take(BS * I);
   }
-  act.rstd_final = a.take(B * Tlen);
-  act.hf = a.take(B * Tlen * H);
+  act.rstd_final = a.take(B * T);
+  act.hf = a.take(B * T * H);
   act.saved = a.used;
 
   act.n_scan = a.take(BS * E);
-  act.logits = a.take(B * Tlen * V);
+  act.logits = a.take(B * T * V);
   act.s.dres = a.take(BS * H);
   act.s.dh = a.take(BS * H);
   act.s.dproj = a.take(BS * max_proj);
@@ -91,7 +89,7 @@ int64_t place_activations(Activations<T>& act, const ModelConfig& c,
   act.s.dact = a.take(BS * I);
   act.s.dgate = a.take(BS * I);
   act.s.dup = a.take(BS * I);
-  act.s.dhf = a.take(B * Tlen * H);
+  act.s.dhf = a.take(B * T * H);
   act.total = a.used;
   return a.used;
 }

@@ -38,83 +38,79 @@ ProjSlices proj_slices(const ModelConfig& c, const LayerSpec& s) {
   return p;
 }
 
-template <class T>
-void copy_rows(T* dst, int64_t ld_dst, const T* src, int64_t ld_src, int64_t rows, int64_t cols) {
+template <class F>
+void copy_rows(F* dst, int64_t ld_dst, const F* src, int64_t ld_src, int64_t rows, int64_t cols) {
 #pragma omp parallel for schedule(static) if (rows * cols >= kMinParallelWork)
   for (int64_t r = 0; r < rows; ++r) std::copy(src + r * ld_src, src + r * ld_src + cols, dst + r * ld_dst);
 }
 
 }  // namespace
 
-template <class T>
-HymbaModel<T>::HymbaModel(const ModelConfig& config, int64_t batch, int64_t seq_len)
+template <class F>
+HymbaModel<F>::HymbaModel(const ModelConfig& config, int64_t batch, int64_t seq_len)
     : cfg_(config),
       plan_(plan_layers(config)),
       layout_(build_param_layout(config, plan_)),
-      B_(batch),
-      T_(seq_len),
-      S_(config.num_memory_tokens + seq_len) {
+      d_(make_dims(config, batch, seq_len)) {
   inv_freq_ = rope_inv_freq(cfg_.head_dim(), cfg_.rope_theta, cfg_.rope_type == "ntk",
                             cfg_.max_position_embeddings, cfg_.orig_max_position_embeddings);
-  params.assign(layout_.storage, T(0));
-  grads.assign(layout_.storage, T(0));
+  params.assign(layout_.storage, F(0));
+  grads.assign(layout_.storage, F(0));
   w_ = param_views(layout_, params.data());
   g_ = param_views(layout_, grads.data());
-  arena_.assign(place_activations<T>(a_, cfg_, plan_, B_, T_, nullptr), T(0));
-  place_activations(a_, cfg_, plan_, B_, T_, arena_.data());
-  ids_.assign(B_ * T_, 0);
+  arena_.assign(place_activations<F>(a_, cfg_, plan_, d_.B, d_.T, nullptr), F(0));
+  place_activations(a_, cfg_, plan_, d_.B, d_.T, arena_.data());
+  ids_.assign(d_.B * d_.T, 0);
 }
 
-template <class T>
-void HymbaModel<T>::init(uint64_t seed) {
+template <class F>
+void HymbaModel<F>::init(uint64_t seed) {
   init_params(params.data(), layout_, cfg_, seed);
 }
 
-template <class T>
-void HymbaModel<T>::zero_grads() {
-  std::fill(grads.begin(), grads.end(), T(0));
+template <class F>
+void HymbaModel<F>::zero_grads() {
+  std::fill(grads.begin(), grads.end(), F(0));
 }
 
-template <class T>
-double HymbaModel<T>::run_forward(const int32_t* ids, const int32_t* targets, double grad_scale,
+template <class F>
+double HymbaModel<F>::run_forward(const int32_t* ids, const int32_t* targets, double grad_scale,
                                   bool want_grad) {
   const ModelConfig& c = cfg_;
-  std::copy(ids, ids + B_ * T_, ids_.begin());
-  embedding_forward(a_.resid[0], ids_.data(), w_.embed, w_.meta, B_, T_, c.num_memory_tokens,
-                    c.hidden_size, c.vocab_size);
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  std::copy(ids, ids + B * T, ids_.begin());
+  embedding_forward(a_.resid[0], ids_.data(), w_.embed, w_.meta, B, T, M, H, V);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l);
   return head_forward(targets, grad_scale, want_grad);
 }
 
-template <class T>
-double HymbaModel<T>::forward(const int32_t* ids, const int32_t* targets) {
+template <class F>
+double HymbaModel<F>::forward(const int32_t* ids, const int32_t* targets) {
   return run_forward(ids, targets, 0.0, false);
 }
 
-template <class T>
-double HymbaModel<T>::forward_backward(const int32_t* ids, const int32_t* targets,
+template <class F>
+double HymbaModel<F>::forward_backward(const int32_t* ids, const int32_t* targets,
                                        double grad_scale) {
   const ModelConfig& c = cfg_;
   const double loss = run_forward(ids, targets, grad_scale, true);
   head_backward();
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l);
-  embedding_backward(g_.embed, g_.meta, a_.s.dres, ids_.data(), B_, T_, c.num_memory_tokens,
-                     c.hidden_size, c.pad_token_id);
+  embedding_backward(g_.embed, g_.meta, a_.s.dres, ids_.data(), d_.B, d_.T, d_.M, d_.H,
+                     c.pad_token_id);
   return loss;
 }
 
-template <class T>
-void HymbaModel<T>::layer_forward(int64_t l) {
+template <class F>
+void HymbaModel<F>::layer_forward(int64_t l) {
   const ModelConfig& c = cfg_;
-  const int64_t B = B_, S = S_, BS = B * S, H = c.hidden_size, E = c.inner_size();
-  const int64_t I = c.intermediate_size, R = c.mamba_dt_rank, N = c.mamba_d_state;
-  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim();
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
   const double eps = c.rms_norm_eps;
   const LayerSpec& spec = plan_[l];
-  const LayerParams<T*>& w = w_.layers[l];
-  LayerActivations<T>& a = a_.layers[l];
+  const LayerParams<F*>& w = w_.layers[l];
+  LayerActivations<F>& a = a_.layers[l];
   const ProjSlices p = proj_slices(c, spec);
-  const T* x = a_.resid[l];  // [BS, H]
+  const F* x = a_.resid[l];  // [BS, H]
 
   // Shared input projection.
   rmsnorm_forward(a.h1, H, a.rstd_in, x, H, w.input_norm, BS, H, eps);
@@ -125,7 +121,7 @@ void HymbaModel<T>::layer_forward(int64_t l) {
   if (spec.kv_role != KvRole::consumer) {
     rope_forward(a.k, a.proj + p.k, p.width, inv_freq_.data(), B, S, nkv, hd);
   }
-  const LayerActivations<T>& src = a_.layers[spec.kv_source];
+  const LayerActivations<F>& src = a_.layers[spec.kv_source];
   const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
   const AttentionShape shape{B, S, nh, nkv, hd, c.v_head_dim(), spec.global, c.sliding_window,
                              c.num_memory_tokens};
@@ -146,7 +142,7 @@ void HymbaModel<T>::layer_forward(int64_t l) {
   rmsnorm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E, eps);
   rmsnorm_forward(a_.n_scan, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E, eps);
 #pragma omp parallel for schedule(static) if (BS * E >= kMinParallelWork)
-  for (int64_t i = 0; i < BS * E; ++i) a.fused[i] = (a.fused[i] + a_.n_scan[i]) * T(0.5);
+  for (int64_t i = 0; i < BS * E; ++i) a.fused[i] = (a.fused[i] + a_.n_scan[i]) * F(0.5);
   std::copy(x, x + BS * H, a.x_mid);
   linear_forward(a.x_mid, H, a.fused, E, w.out_proj, BS, E, H, /*accumulate=*/true);
 
@@ -155,25 +151,22 @@ void HymbaModel<T>::layer_forward(int64_t l) {
   linear_forward(a.gate, I, a.h2, H, w.gate, BS, H, I);
   linear_forward(a.up, I, a.h2, H, w.up, BS, H, I);
   swiglu_forward(a.act, a.gate, a.up, BS * I);
-  T* x_out = a_.resid[l + 1];
+  F* x_out = a_.resid[l + 1];
   std::copy(a.x_mid, a.x_mid + BS * H, x_out);
   linear_forward(x_out, H, a.act, I, w.down, BS, I, H, /*accumulate=*/true);
 }
 
 // On entry a_.s.dres holds dL/d(a_.resid[l+1]); on exit dL/d(a_.resid[l]).
-template <class T>
-void HymbaModel<T>::layer_backward(int64_t l) {
+template <class F>
+void HymbaModel<F>::layer_backward(int64_t l) {
   const ModelConfig& c = cfg_;
-  const int64_t B = B_, S = S_, BS = B * S, H = c.hidden_size, E = c.inner_size();
-  const int64_t I = c.intermediate_size, R = c.mamba_dt_rank, N = c.mamba_d_state;
-  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim();
-  const int64_t vd = c.v_head_dim();
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
   const LayerSpec& spec = plan_[l];
-  const LayerParams<T*>& w = w_.layers[l];
-  const LayerParams<T*>& g = g_.layers[l];
-  const LayerActivations<T>& a = a_.layers[l];
+  const LayerParams<F*>& w = w_.layers[l];
+  const LayerParams<F*>& g = g_.layers[l];
+  const LayerActivations<F>& a = a_.layers[l];
   const ProjSlices p = proj_slices(c, spec);
-  BackwardScratch<T>& s = a_.s;
+  BackwardScratch<F>& s = a_.s;
 
   // MLP: the residual gradient passes through unchanged and also flows into the norm.
   linear_backward(s.dact, I, g.down, s.dres, H, a.act, I, w.down, BS, I, H);
@@ -186,7 +179,7 @@ void HymbaModel<T>::layer_backward(int64_t l) {
   // out_proj and the fusion average (each branch's norm output gets half the gradient).
   linear_backward(s.dfused, E, g.out_proj, s.dres, H, a.fused, E, w.out_proj, BS, E, H);
 #pragma omp parallel for schedule(static) if (BS * E >= kMinParallelWork)
-  for (int64_t i = 0; i < BS * E; ++i) s.dfused[i] *= T(0.5);
+  for (int64_t i = 0; i < BS * E; ++i) s.dfused[i] *= F(0.5);
   rmsnorm_backward(s.dattn, E, g.attn_norm, s.dfused, E, a.attn, E, w.attn_norm, a.rstd_attn,
                    BS, E);
   rmsnorm_backward(s.dscan, E, g.ssm_norm, s.dfused, E, a.scan, E, w.ssm_norm, a.rstd_scan, BS,
@@ -211,10 +204,10 @@ void HymbaModel<T>::layer_backward(int64_t l) {
   // Attention heads. A KV group's dK/dV sum over all its layers: the last layer of the group
   // (the first to run backward) starts the sum, the producer finishes it.
   if (spec.kv_group_last) {
-    std::fill(s.dk, s.dk + BS * nkv * hd, T(0));
-    std::fill(s.dv, s.dv + BS * nkv * vd, T(0));
+    std::fill(s.dk, s.dk + BS * nkv * hd, F(0));
+    std::fill(s.dv, s.dv + BS * nkv * vd, F(0));
   }
-  const LayerActivations<T>& src = a_.layers[spec.kv_source];
+  const LayerActivations<F>& src = a_.layers[spec.kv_source];
   const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
   const AttentionShape shape{B, S, nh, nkv, hd, vd, spec.global, c.sliding_window,
                              c.num_memory_tokens};
@@ -234,32 +227,32 @@ void HymbaModel<T>::layer_backward(int64_t l) {
 
 // Final norm on the text rows only (meta rows are dropped right after it, HYMBA_SPEC §2.1), tied
 // lm_head, and the loss. With want_grad the logits become dlogits in the same pass.
-template <class T>
-double HymbaModel<T>::head_forward(const int32_t* targets, double grad_scale, bool want_grad) {
+template <class F>
+double HymbaModel<F>::head_forward(const int32_t* targets, double grad_scale, bool want_grad) {
   const ModelConfig& c = cfg_;
-  const int64_t H = c.hidden_size, M = c.num_memory_tokens, V = c.vocab_size;
-  const T* x = a_.resid[c.num_hidden_layers];  // [B, S, H]
-  for (int64_t b = 0; b < B_; ++b) {
-    rmsnorm_forward(a_.hf + b * T_ * H, H, a_.rstd_final + b * T_, x + (b * S_ + M) * H, H,
-                    w_.final_norm, T_, H, c.rms_norm_eps);
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const F* x = a_.resid[c.num_hidden_layers];  // [B, S, H]
+  for (int64_t b = 0; b < B; ++b) {
+    rmsnorm_forward(a_.hf + b * T * H, H, a_.rstd_final + b * T, x + (b * S + M) * H, H,
+                    w_.final_norm, T, H, c.rms_norm_eps);
   }
-  linear_forward(a_.logits, V, a_.hf, H, w_.embed, B_ * T_, H, V);  // [B·T, V]
+  linear_forward(a_.logits, V, a_.hf, H, w_.embed, B * T, H, V);  // [B·T, V]
   if (!targets) return 0.0;
-  return cross_entropy(want_grad ? a_.logits : static_cast<T*>(nullptr), a_.logits, targets,
-                       B_ * T_, V, grad_scale);
+  return cross_entropy(want_grad ? a_.logits : static_cast<F*>(nullptr), a_.logits, targets,
+                       B * T, V, grad_scale);
 }
 
-template <class T>
-void HymbaModel<T>::head_backward() {
+template <class F>
+void HymbaModel<F>::head_backward() {
   const ModelConfig& c = cfg_;
-  const int64_t H = c.hidden_size, M = c.num_memory_tokens, V = c.vocab_size;
-  linear_backward(a_.s.dhf, H, g_.embed, a_.logits, V, a_.hf, H, w_.embed, B_ * T_, H, V);
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  linear_backward(a_.s.dhf, H, g_.embed, a_.logits, V, a_.hf, H, w_.embed, B * T, H, V);
   // Meta rows do not reach the loss: their residual gradient starts at zero.
-  std::fill(a_.s.dres, a_.s.dres + B_ * S_ * H, T(0));
-  const T* x = a_.resid[c.num_hidden_layers];
-  for (int64_t b = 0; b < B_; ++b) {
-    rmsnorm_backward(a_.s.dres + (b * S_ + M) * H, H, g_.final_norm, a_.s.dhf + b * T_ * H, H,
-                     x + (b * S_ + M) * H, H, w_.final_norm, a_.rstd_final + b * T_, T_, H);
+  std::fill(a_.s.dres, a_.s.dres + BS * H, F(0));
+  const F* x = a_.resid[c.num_hidden_layers];
+  for (int64_t b = 0; b < B; ++b) {
+    rmsnorm_backward(a_.s.dres + (b * S + M) * H, H, g_.final_norm, a_.s.dhf + b * T * H, H,
+                     x + (b * S + M) * H, H, w_.final_norm, a_.rstd_final + b * T, T, H);
   }
 }
 

@@ -11,12 +11,14 @@
 
 #include "config/config.h"
 #include "model/activations.h"
+#include "model/dims.h"
 #include "model/layer_plan.h"
 #include "model/param_layout.h"
 
 namespace hymba {
 
-template <class T>
+// F: float (training) or double (gradient checks).
+template <class F>
 class HymbaModel {
  public:
   // Plans and allocates parameters, gradients and activations for batches of `batch` rows of
@@ -28,11 +30,11 @@ class HymbaModel {
   const ModelConfig& config() const { return cfg_; }
   const std::vector<LayerSpec>& layer_plan() const { return plan_; }
   const ParamLayout& layout() const { return layout_; }
-  int64_t batch() const { return B_; }
-  int64_t seq_len() const { return T_; }
+  int64_t batch() const { return d_.B; }
+  int64_t seq_len() const { return d_.T; }
 
-  std::vector<T> params;  // [layout().storage]
-  std::vector<T> grads;   // [layout().storage]; backward accumulates (+=)
+  std::vector<F> params;  // [layout().storage]
+  std::vector<F> grads;   // [layout().storage]; backward accumulates (+=)
 
   void init(uint64_t seed);
   void zero_grads();
@@ -45,8 +47,8 @@ class HymbaModel {
   // turned into dlogits in the same pass as the loss (fused softmax/cross-entropy).
   double forward_backward(const int32_t* ids, const int32_t* targets, double grad_scale);
 
-  const T* logits() const { return a_.logits; }  // [B, T, V]
-  const Activations<T>& activations() const { return a_; }
+  const F* logits() const { return a_.logits; }  // [B, T, V]
+  const Activations<F>& activations() const { return a_; }
 
  private:
   double run_forward(const int32_t* ids, const int32_t* targets, double grad_scale,
@@ -59,12 +61,12 @@ class HymbaModel {
   ModelConfig cfg_;
   std::vector<LayerSpec> plan_;
   ParamLayout layout_;
-  int64_t B_, T_, S_;
+  Dims d_;                       // sizes for this batch shape
   std::vector<float> inv_freq_;  // [hd/2] RoPE frequencies
-  ModelParams<T*> w_, g_;        // views into params / grads
+  ModelParams<F*> w_, g_;        // views into params / grads
 
-  std::vector<T> arena_;         // every activation buffer, placed by place_activations
-  Activations<T> a_;
+  std::vector<F> arena_;         // every activation buffer, placed by place_activations
+  Activations<F> a_;
   std::vector<int32_t> ids_;     // [B, T] the batch being processed (backward needs it)
 };
 

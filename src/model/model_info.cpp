@@ -75,25 +75,17 @@ std::string fixed(double v, int decimals) {
   return buf;
 }
 
-// 3 significant digits with a decimal prefix: 10.5 G, 2.10 M.
-std::string si(double v) {
-  const char* prefixes[] = {"", " k", " M", " G", " T"};
+// 3 significant digits with a unit prefix: si(10.5e9) = "10.5 G", bytes(7.2e6) = "6.85 MiB".
+std::string scaled(double v, double base, const char* const (&prefixes)[5]) {
   int p = 0;
-  while (v >= 1000 && p < 4) v /= 1000, ++p;
+  while (v >= base && p < 4) v /= base, ++p;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.3g%s", v, prefixes[p]);
   return buf;
 }
 
-// Binary prefixes for memory: 6.85 MiB.
-std::string bytes(double v) {
-  const char* prefixes[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int p = 0;
-  while (v >= 1024 && p < 4) v /= 1024, ++p;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3g %s", v, prefixes[p]);
-  return buf;
-}
+std::string si(double v) { return scaled(v, 1000, {"", " k", " M", " G", " T"}); }
+std::string bytes(double v) { return scaled(v, 1024, {" B", " KiB", " MiB", " GiB", " TiB"}); }
 
 }  // namespace
 
