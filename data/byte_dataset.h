@@ -12,8 +12,6 @@ namespace hymba {
 
 class ByteDataset {
  public:
-  static constexpr int64_t kVocab = 256;
-
   explicit ByteDataset(const std::string& path);
 
   const std::string& path() const { return path_; }

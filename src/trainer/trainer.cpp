@@ -96,11 +96,7 @@ TrainSummary train(const Config& cfg, std::ostream& log) {
   fs::create_directories(dir);
   write_file_atomically(dir / "config.yaml", cfg.resolved);
 
-  const ByteDataset data(cfg.data.train);
-  if (cfg.model.vocab_size < ByteDataset::kVocab) {
-    fail(cfg.path, ": model.vocab_size: ", cfg.model.vocab_size, " is smaller than the ",
-         ByteDataset::kVocab, " byte values of data.format bytes");
-  }
+  const ByteDataset data(cfg.data.train);  // vocab_size >= 256 is checked by validation
   std::unique_ptr<ByteDataset> val;
   if (!cfg.data.val.empty()) val = std::make_unique<ByteDataset>(cfg.data.val);
 
