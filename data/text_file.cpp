@@ -1,35 +1,16 @@
 #include "data/text_file.h"
 
-#include <zlib.h>
+#include <vector>
 
-#include <cerrno>
-#include <cstring>
-
-#include "core/error.h"
+#include "data/byte_stream.h"
 
 namespace hymba {
 
 std::string read_text_file(const std::string& path) {
-  // gzopen reads plain files transparently, so one path serves both.
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) fail(path, ": cannot open (", std::strerror(errno), ")");
+  ByteStream in(path);
   std::string text;
-  char buf[1 << 16];
-  for (;;) {
-    const int n = gzread(f, buf, sizeof buf);
-    if (n < 0) {
-      int code = 0;
-      const std::string what = gzerror(f, &code);
-      const size_t done = text.size();
-      gzclose(f);
-      fail(path, ": damaged compressed data after ", done, " decompressed bytes (", what, ")");
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  // A gzip stream cut short reads as a clean end of file; gzclose reports it.
-  const int rc = gzclose(f);
-  if (rc != Z_OK) fail(path, ": truncated or damaged compressed data after ", text.size(), " bytes");
+  std::vector<char> buf(1 << 20);
+  for (size_t n; (n = in.read(buf.data(), buf.size())) > 0;) text.append(buf.data(), n);
   return text;
 }
 

@@ -1,11 +1,12 @@
-// Reads a whole text file, plain or gzip-compressed (detected from the content, not the name).
+// Reads a whole text file, plain or compressed with gzip or xz (recognised from its content).
 #pragma once
 
 #include <string>
 
 namespace hymba {
 
-// Errors name the file and, for a damaged gzip stream, how far decompression got.
+// "-" reads standard input. Errors name the file and, for damaged compressed data, how far
+// decompression got.
 std::string read_text_file(const std::string& path);
 
 }  // namespace hymba

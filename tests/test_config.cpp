@@ -75,7 +75,7 @@ auto all_fields(const Config& c) {
                   m.initializer_range, m.dt_init, m.dt_min, m.dt_max, t.steps, t.batch_size, t.seq_len,
                   t.grad_accum, t.seed, t.device, t.precision, t.log_every, t.threads, o.lr, o.min_lr,
                   o.warmup_steps, o.weight_decay, o.beta1, o.beta2, o.eps, o.grad_clip, o.no_decay,
-                  c.data.format, c.data.train, c.data.val, c.run.dir);
+                  c.data.format, c.data.train, c.data.val, c.data.tokenizer, c.data.cache_dir, c.run.dir);
 }
 
 // A fresh directory per test for YAML files, removed afterwards.
@@ -113,6 +113,7 @@ model:
   kv_reuse_group: [[1, 2]]
 data:
   train: corpus.txt
+  tokenizer: tokenizer
 )");
   }
 
@@ -129,7 +130,7 @@ TEST(ShippedConfigs, TinyHasEveryCodePathOn) {
   EXPECT_EQ(m.num_attention_heads, 4);
   EXPECT_EQ(m.num_key_value_heads, 2);
   EXPECT_EQ(m.intermediate_size, 192);
-  EXPECT_EQ(m.vocab_size, 256);
+  EXPECT_EQ(m.vocab_size, 1024);
   EXPECT_EQ(m.mamba_expand, 2);
   EXPECT_EQ(m.mamba_d_state, 16);
   EXPECT_EQ(m.mamba_d_conv, 4);
@@ -152,7 +153,8 @@ TEST(ShippedConfigs, TinyHasEveryCodePathOn) {
   EXPECT_EQ(c.optim.warmup_steps, 20);
   EXPECT_DOUBLE_EQ(c.optim.weight_decay, 0.1);
   EXPECT_DOUBLE_EQ(c.optim.grad_clip, 1.0);
-  EXPECT_EQ(c.data.format, "bytes");
+  EXPECT_EQ(c.data.format, "text");
+  EXPECT_EQ(c.data.tokenizer, normal(source_path("data/tokenizers/austen-1k")));
   EXPECT_EQ(c.data.train, normal(source_path("data/austen/train.txt.gz")));
   EXPECT_EQ(c.data.val, normal(source_path("data/austen/val.txt.gz")));
   EXPECT_EQ(c.run.dir, "runs/tiny");
@@ -332,7 +334,6 @@ TEST_F(ConfigFiles, EveryClassOfBadValueNamesTheFileAndKey) {
       {"model:\n  num_key_value_heads: 3", "model.num_key_value_heads: 3 does not divide num_attention_heads 4"},
       {"model:\n  mamba_dt_rank: 0", "model.mamba_dt_rank: 0 must be >= 1"},
       {"model:\n  vocab_size: 1", "model.vocab_size: 1 must be >= 2"},
-      {"model:\n  vocab_size: 100", "model.vocab_size: 100 is below 256"},
       {"model:\n  eos_token_id: 256", "model.eos_token_id: 256 is outside [0, 256)"},
       {"model:\n  pad_token_id: -1", "model.pad_token_id: -1 is outside [0, 256)"},
       {"model:\n  sliding_window: 0", "model.sliding_window: 0 must be >= 1"},
@@ -379,7 +380,9 @@ TEST_F(ConfigFiles, EveryClassOfBadValueNamesTheFileAndKey) {
       {"optim:\n  grad_clip: -1", "optim.grad_clip: -1 must be >= 0"},
       {"optim:\n  no_decay: [norm, weights]", "optim.no_decay: \"weights\" must be one of norm, bias"},
       // data and run
-      {"data:\n  format: text", "data.format: \"text\" must be one of bytes"},
+      {"data:\n  format: bytes", "data.format: \"bytes\" must be one of text, shards"},
+      {"data:\n  tokenizer: \"\"", "data.tokenizer: must name a tokenizer folder when data.format is text"},
+      {"data:\n  cache_dir: \"\"", "data.cache_dir: must not be empty"},
       {"data:\n  train: \"\"", "data.train: must not be empty"},
       {"run:\n  dir: \"\"", "run.dir: must not be empty"},
   };
@@ -423,7 +426,7 @@ TEST(Validate, ChecksConfigsBuiltInCode) {
 // ---- paths and the resolved text ------------------------------------------------------------------------
 
 TEST_F(ConfigFiles, DataPathsAreRelativeToTheFileThatSetsThem) {
-  write("base/b.yaml", "data:\n  train: ../corpus/./train.txt\n  val: /abs/val.txt\n");
+  write("base/b.yaml", "data:\n  train: ../corpus/./train.txt\n  val: /abs/val.txt\n  tokenizer: tok\n");
   const std::string top = write("sub/deeper/top.yaml", R"(
 base: ../../base/b.yaml
 model: {hidden_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 4,
@@ -433,7 +436,9 @@ run: {dir: out/run}
   const Config c = load_config(top);
   EXPECT_EQ(c.data.train, normal(fs::absolute(dir_ / "corpus/train.txt")));  // need not exist
   EXPECT_EQ(c.data.val, "/abs/val.txt");
+  EXPECT_EQ(c.data.tokenizer, normal(fs::absolute(dir_ / "base/tok")));
   EXPECT_EQ(c.run.dir, "out/run");  // relative to the working directory
+  EXPECT_EQ(c.data.cache_dir, ".cache/hymba");  // likewise
   const Config o = load_config(top, {"data.train=rel/t.txt"});
   EXPECT_EQ(o.data.train, normal(fs::current_path() / "rel/t.txt"));
 }

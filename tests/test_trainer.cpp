@@ -18,6 +18,10 @@ namespace fs = std::filesystem;
 
 const std::string kTiny = std::string(HYMBA_SOURCE_DIR) + "/configs/tiny.yaml";
 
+// Prepared corpora are shared by every test here (and by concurrent test processes: preparation
+// holds a file lock), outside the source tree.
+const std::string kCache = "data.cache_dir=" + (std::filesystem::temp_directory_path() / "hymba_test_cache").string();
+
 fs::path fresh_dir(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("hymba_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
@@ -45,13 +49,14 @@ const std::string kTrainBinary = std::string(HYMBA_BINARY_DIR) + "/bin/hymba-tra
 
 TEST(Trainer, TinyModelLearnsTheBundledCorpus) {
   const fs::path dir = fresh_dir("learns");
-  const Config cfg = load_config(kTiny, {"train.steps=150", "train.log_every=50", "run.dir=" + dir.string()});
+  const Config cfg = load_config(kTiny, {"train.steps=150", "train.log_every=50", "run.dir=" + dir.string(), kCache});
   std::ostringstream log;
   const TrainSummary s = train(cfg, log);
-  // Bytes start at ln 256 = 5.55 nats; 150 steps of the tiny model reach about 2.1.
-  EXPECT_GT(s.first_loss, 5.0) << log.str();
-  EXPECT_LT(s.final_loss, 2.8) << log.str();
-  EXPECT_LT(s.val_loss, 2.8) << log.str();
+  // The 1024-token vocabulary starts at ln 1024 = 6.93 nats; 150 steps of the tiny model reach
+  // about 5.05 (validation 5.2).
+  EXPECT_GT(s.first_loss, 6.5) << log.str();
+  EXPECT_LT(s.final_loss, 5.6) << log.str();
+  EXPECT_LT(s.val_loss, 5.7) << log.str();
   // One JSON line per logged step (1, 50, 100, 150) plus the validation line.
   const auto lines = read_lines(dir / "metrics.jsonl");
   ASSERT_EQ(lines.size(), 5u) << log.str();
@@ -69,7 +74,7 @@ TEST(Trainer, SameSeedGivesBitIdenticalLosses) {
   std::vector<std::string> runs;
   for (int i = 0; i < 2; ++i) {
     const fs::path dir = fresh_dir("repeat" + std::to_string(i));
-    const Config cfg = load_config(kTiny, {"train.steps=4", "train.log_every=1", "run.dir=" + dir.string()});
+    const Config cfg = load_config(kTiny, {"train.steps=4", "train.log_every=1", "run.dir=" + dir.string(), kCache});
     std::ostringstream log;
     train(cfg, log);
     std::string losses;
@@ -86,7 +91,7 @@ TEST(Trainer, GradientAccumulationEqualsOneBigBatch) {
   std::vector<std::vector<double>> losses;
   for (const char* shape : {"train.grad_accum=1 train.batch_size=8", "train.grad_accum=2 train.batch_size=4"}) {
     const fs::path dir = fresh_dir("accum");
-    std::vector<std::string> overrides = {"train.steps=3", "train.log_every=1", "run.dir=" + dir.string()};
+    std::vector<std::string> overrides = {"train.steps=3", "train.log_every=1", "run.dir=" + dir.string(), kCache};
     std::istringstream words(shape);
     for (std::string w; words >> w;) overrides.push_back(w);
     std::ostringstream log;
@@ -108,7 +113,7 @@ TEST(Trainer, RefusesToOverwriteAFinishedRun) {
   const fs::path dir = fresh_dir("refuse");
   fs::create_directories(dir);
   std::ofstream(dir / "metrics.jsonl") << "{\"step\": 1, \"loss\": 3.0}\n";
-  const Config cfg = load_config(kTiny, {"train.steps=1", "run.dir=" + dir.string()});
+  const Config cfg = load_config(kTiny, {"train.steps=1", "run.dir=" + dir.string(), kCache});
   std::ostringstream log;
   try {
     train(cfg, log);
@@ -145,10 +150,10 @@ TEST(TrainerCli, BadInputGetsAClearErrorAndExitCode) {
     EXPECT_NE(out.find("unknown option --bogus"), std::string::npos) << out;
   }
   {
-    const auto [status, out] = run(kTrainBinary + " " + kTiny + " data.train=/nonexistent/corpus.txt run.dir=" +
-                                   fresh_dir("nodata").string());
+    const auto [status, out] = run(kTrainBinary + " " + kTiny + " data.train=/nonexistent/corpus.txt " + kCache +
+                                   " run.dir=" + fresh_dir("nodata").string());
     EXPECT_EQ(status, 1);
-    EXPECT_NE(out.find("/nonexistent/corpus.txt: cannot open"), std::string::npos) << out;
+    EXPECT_NE(out.find("/nonexistent/corpus.txt: no such file or folder"), std::string::npos) << out;
   }
 }
 

@@ -165,9 +165,11 @@ const std::vector<Field>& fields() {
       HYMBA_FIELD(optim, eps, above(0)),
       HYMBA_FIELD(optim, grad_clip, at_least(0)),
       HYMBA_FIELD(optim, no_decay, each_one_of({"norm", "bias", "embedding", "meta", "ssm"})),
-      HYMBA_FIELD(data, format, one_of({"bytes"})),
+      HYMBA_FIELD(data, format, one_of({"text", "shards"})),
       HYMBA_FIELD(data, train, non_empty()),
-      HYMBA_FIELD(data, val),  // optional
+      HYMBA_FIELD(data, val),        // optional
+      HYMBA_FIELD(data, tokenizer),  // required for text: see relations()
+      HYMBA_FIELD(data, cache_dir, non_empty()),
       HYMBA_FIELD(run, dir, non_empty()),
   };
   return table;
@@ -176,7 +178,7 @@ const std::vector<Field>& fields() {
 #undef HYMBA_FIELD
 
 // Keys naming files relative to the config file that sets them.
-const std::set<std::string> kRelativePaths = {"data.train", "data.val"};
+const std::set<std::string> kRelativePaths = {"data.train", "data.val", "data.tokenizer"};
 
 // ---- checks across keys -------------------------------------------------------------------------
 // They run after every key passed its own rule, so they may divide by a head count, index by a
@@ -267,11 +269,11 @@ const std::vector<Relation>& relations() {
       token_id("model.pad_token_id", &ModelConfig::pad_token_id),
       token_id("model.bos_token_id", &ModelConfig::bos_token_id),
       token_id("model.eos_token_id", &ModelConfig::eos_token_id),
-      {"model.vocab_size", {"data.format"},
-       [](const Config& c) {  // byte values are the token ids
-         return c.data.format != "bytes" || c.model.vocab_size >= 256
+      {"data.tokenizer", {"data.format"},
+       [](const Config& c) {  // a text corpus is tokenized on first use
+         return c.data.format != "text" || !c.data.tokenizer.empty()
                     ? std::string()
-                    : concat(c.model.vocab_size, " is below 256, the byte values of data.format bytes");
+                    : std::string("must name a tokenizer folder when data.format is text");
        }},
       {"model.max_position_embeddings", {"model.orig_max_position_embeddings"},
        [](const Config& c) {

@@ -5,9 +5,10 @@
 // is checked: an unknown key, a wrong type or an impossible value stops with a hymba::Error naming
 // the file (or "command line") and the key, e.g.
 //   configs/tiny.yaml: model.num_attention_heads: 5 does not divide hidden_size 64
-// Paths under `data:` are relative to the file that sets them (or to the working directory when set
-// on the command line) and are stored absolute after loading, so a saved `resolved` text names
-// the same files from anywhere; `run.dir` is relative to the working directory.
+// Input paths (data.train, data.val, data.tokenizer) are relative to the file that sets them (or
+// to the working directory when set on the command line) and are stored absolute after loading,
+// so a saved `resolved` text names the same files from anywhere. Output paths (run.dir,
+// data.cache_dir) are relative to the working directory.
 #pragma once
 
 #include <cstdint>
@@ -79,9 +80,14 @@ struct OptimConfig {
 };
 
 struct DataConfig {
-  std::string format = "bytes";  // bytes: raw bytes of a text file, vocab 256
-  std::string train;             // path to the training text (.txt or .txt.gz)
-  std::string val;               // optional validation text
+  // text: train/val name text corpora (files or folders; plain, gzip or xz; JSONL by name), which
+  //       are tokenized with `tokenizer` into shards under `cache_dir` on first use.
+  // shards: train/val name prepared shards (a folder, a file, or a folder/prefix- pattern).
+  std::string format = "text";
+  std::string train;             // required
+  std::string val;               // optional: validation loss is reported when set
+  std::string tokenizer;         // tokenizer folder; required for text, checked against shards
+  std::string cache_dir = ".cache/hymba";  // where text corpora are prepared (working directory)
 };
 
 struct RunConfig {

@@ -2,17 +2,19 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <ostream>
 #include <vector>
 
 #include "core/device.h"
 #include "core/error.h"
-#include "data/byte_dataset.h"
+#include "core/files.h"
+#include "data/dataset.h"
+#include "data/loader.h"
 #include "model/hymba_model.h"
 #include "model/model_info.h"
 #include "optim/adamw.h"
@@ -28,19 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Writes `text` to `path` through a temporary name, so a crash leaves either the old file or
-// the new one, never half of one.
-void write_file_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.flush();
-    if (!f) fail(tmp.string(), ": cannot write");
-  }
-  fs::rename(tmp, path);
 }
 
 // Picks where to run. The CUDA training path is not built yet (GPU issue), so a GPU is only
@@ -69,17 +58,24 @@ struct MetricsFile {
   }
 };
 
-double evaluate(HymbaModel<float>& model, const ByteDataset& val, int64_t rows) {
-  const int64_t B = model.batch(), T = model.seq_len();
-  std::vector<int32_t> ids(B * T), targets(B * T);
+// Mean loss over the first `batches` batches of the validation rows, in order (no shuffling).
+double evaluate(HymbaModel<float>& model, const DatasetShards& shards, int64_t max_vocab,
+                int64_t batches) {
+  LoaderOptions o;
+  o.shards = shards.val;
+  o.seq_len = model.seq_len();
+  o.batch_size = model.batch();
+  o.shuffle = false;
+  o.max_vocab = max_vocab;
+  o.tokenizer = shards.tokenizer;
+  DataLoader val(o);
+  batches = std::min<int64_t>(batches, val.rows_per_epoch() / model.batch());
   double sum = 0;
-  int64_t count = 0;
-  for (int64_t first = 0; first + B <= rows; first += B) {
-    val.eval_batch(ids.data(), targets.data(), B, T, first, rows);
-    sum += model.forward(ids.data(), targets.data());
-    count += B * T;
+  for (int64_t i = 0; i < batches; ++i) {
+    const Batch& b = val.next();
+    sum += model.forward(b.ids, b.targets);
   }
-  return sum / double(count);
+  return sum / double(batches * model.batch() * model.seq_len());
 }
 
 }  // namespace
@@ -94,19 +90,25 @@ TrainSummary train(const Config& cfg, std::ostream& log) {
          " or remove that folder");
   }
   fs::create_directories(dir);
-  write_file_atomically(dir / "config.yaml", cfg.resolved);
+  write_file_atomically((dir / "config.yaml").string(), cfg.resolved);
 
-  const ByteDataset data(cfg.data.train);  // vocab_size >= 256 is checked by validation
-  std::unique_ptr<ByteDataset> val;
-  if (!cfg.data.val.empty()) val = std::make_unique<ByteDataset>(cfg.data.val);
-
+  const DatasetShards shards = dataset_shards(cfg.data, log);
   const int64_t B = tc.batch_size, T = tc.seq_len;
+  LoaderOptions lo;
+  lo.shards = shards.train;
+  lo.seq_len = T;
+  lo.batch_size = B;
+  lo.seed = tc.seed;
+  lo.max_vocab = cfg.model.vocab_size;
+  lo.tokenizer = shards.tokenizer;
+  DataLoader data(lo);
   HymbaModel<float> model(cfg.model, B, T);
   model.init(tc.seed);
   AdamW<float> opt(model.layout(), cfg.optim);
   const ModelInfo info = describe_model(cfg.model, T);
   log << "model: " << info.parameters << " parameters, " << cfg.model.num_hidden_layers
-      << " layers; data: " << data.path() << " (" << data.size() << " bytes)\n";
+      << " layers; data: " << data.tokens() << " tokens, " << data.rows_per_epoch()
+      << " rows of " << T + 1 << " per epoch\n";
   log << "batch: " << tc.grad_accum << " x " << B << " rows x " << T << " tokens = "
       << tc.grad_accum * B * T << " tokens per step; " << tc.steps << " steps; run.dir "
       << dir.string() << "\n";
@@ -114,7 +116,6 @@ TrainSummary train(const Config& cfg, std::ostream& log) {
   MetricsFile metrics{std::ofstream(dir / "metrics.jsonl", std::ios::app)};
   if (!metrics.out) fail((dir / "metrics.jsonl").string(), ": cannot open for writing");
 
-  std::vector<int32_t> ids(B * T), targets(B * T);
   const int64_t tokens_per_step = tc.grad_accum * B * T;
   const double grad_scale = 1.0 / double(tokens_per_step);  // mean over the whole step
   TrainSummary summary;
@@ -125,8 +126,8 @@ TrainSummary train(const Config& cfg, std::ostream& log) {
     model.zero_grads();
     double loss_sum = 0;
     for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
-      data.training_batch(ids.data(), targets.data(), B, T, tc.seed, step * tc.grad_accum + micro);
-      loss_sum += model.forward_backward(ids.data(), targets.data(), grad_scale);
+      const Batch& batch = data.next();
+      loss_sum += model.forward_backward(batch.ids, batch.targets, grad_scale);
     }
     const double loss = loss_sum / double(tokens_per_step);
     const double grad_norm = global_grad_norm(model.grads.data(), model.layout());
@@ -159,8 +160,8 @@ TrainSummary train(const Config& cfg, std::ostream& log) {
   }
   summary.steps = tc.steps;
   summary.seconds = seconds_since(start);
-  if (val) {
-    summary.val_loss = evaluate(model, *val, 8 * B);
+  if (!shards.val.empty()) {
+    summary.val_loss = evaluate(model, shards, cfg.model.vocab_size, 8);
     char json[128];
     std::snprintf(json, sizeof json, "{\"step\": %lld, \"val_loss\": %.9g}",
                   static_cast<long long>(tc.steps), summary.val_loss);
@@ -171,7 +172,7 @@ TrainSummary train(const Config& cfg, std::ostream& log) {
                 static_cast<long long>(summary.steps), summary.seconds, summary.first_loss,
                 summary.final_loss);
   log << line;
-  if (val) log << "; validation loss " << summary.val_loss << " (" << val->path() << ")";
+  if (!shards.val.empty()) log << "; validation loss " << summary.val_loss;
   log << std::endl;
   return summary;
 }
