@@ -27,7 +27,9 @@ class Hdf5Lock {
   static void quiet_errors() {
     thread_local bool quiet = false;
     if (quiet) return;
-    if (H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr) < 0) fail("HDF5: cannot turn off its error printing");
+    if (H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr) < 0) {
+      fail("HDF5: cannot turn off its error printing");
+    }
     quiet = true;
   }
 

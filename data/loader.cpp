@@ -24,7 +24,8 @@ namespace {
 // can be computed on its own, which is what resume and the rank split need.
 class RowOrder {
  public:
-  RowOrder(uint64_t rows, uint64_t seed, bool shuffle) : rows_(rows), seed_(seed), shuffle_(shuffle) {
+  RowOrder(uint64_t rows, uint64_t seed, bool shuffle)
+      : rows_(rows), seed_(seed), shuffle_(shuffle) {
     while (half_bits_ < 32 && (uint64_t{1} << (2 * half_bits_)) < rows) ++half_bits_;
     half_mask_ = (uint64_t{1} << half_bits_) - 1;
   }
@@ -61,10 +62,12 @@ class RowOrder {
 
 // Marks out[t] = 1 where token start + t of the shard begins a document. The final entry of
 // doc_offsets (token_count) starts nothing, and lies past every row's ids, so it is never marked.
-void mark_doc_starts(const std::vector<int64_t>& doc_offsets, int64_t start, int64_t T, uint8_t* out) {
+void mark_doc_starts(const std::vector<int64_t>& doc_offsets, int64_t start, int64_t T,
+                     uint8_t* out) {
   std::memset(out, 0, static_cast<size_t>(T));
   const auto end = doc_offsets.end();
-  for (auto it = std::lower_bound(doc_offsets.begin(), end, start); it != end && *it < start + T; ++it) {
+  for (auto it = std::lower_bound(doc_offsets.begin(), end, start); it != end && *it < start + T;
+       ++it) {
     out[*it - start] = 1;
   }
 }
@@ -97,9 +100,9 @@ struct DataLoader::Impl {
   void fill(Slot& slot, uint64_t index) const;
 
   int64_t T, B, W, rank;
-  uint64_t start_rows;  // the cursor this loader started from
+  uint64_t start_rows;              // the cursor this loader started from
   std::vector<ShardReader> shards;  // the shards that hold at least one row, sorted by path
-  std::vector<int64_t> first_row;   // [shards + 1]: global index of each shard's first row; last = rows
+  std::vector<int64_t> first_row;   // [shards + 1]: each shard's first global row; last = rows
   int64_t rows = 0;                 // rows per epoch
   int64_t tokens = 0;               // in every shard given, short ones included
   RowOrder order;
@@ -117,8 +120,13 @@ struct DataLoader::Impl {
 };
 
 DataLoader::Impl::Impl(const LoaderOptions& o)
-    : T(o.seq_len), B(o.batch_size), W(o.world), rank(o.rank), start_rows(o.start.rows),
-      order(0, 0, false), prefetch(o.prefetch) {
+    : T(o.seq_len),
+      B(o.batch_size),
+      W(o.world),
+      rank(o.rank),
+      start_rows(o.start.rows),
+      order(0, 0, false),
+      prefetch(o.prefetch) {
   check_options(o);
   std::vector<std::string> paths = o.shards;
   std::sort(paths.begin(), paths.end());
@@ -132,16 +140,19 @@ DataLoader::Impl::Impl(const LoaderOptions& o)
     ShardReader shard(path);
     const ShardInfo& info = shard.info();
     if (o.max_vocab > 0 && info.vocab_size > o.max_vocab) {
-      fail(path, ": vocab_size ", info.vocab_size, " is larger than the model's vocabulary of ", o.max_vocab);
+      fail(path, ": vocab_size ", info.vocab_size, " is larger than the model's vocabulary of ",
+           o.max_vocab);
     }
     if (!o.tokenizer.empty() && info.tokenizer != o.tokenizer) {
-      fail(path, ": made with tokenizer ", info.tokenizer, " but the run uses tokenizer ", o.tokenizer);
+      fail(path, ": made with tokenizer ", info.tokenizer, " but the run uses tokenizer ",
+           o.tokenizer);
     }
     if (path == paths.front()) {
       tokenizer_of_first = info.tokenizer;
     } else if (info.tokenizer != tokenizer_of_first) {
-      fail(path, ": made with tokenizer ", info.tokenizer, " but ", paths.front(), " with tokenizer ",
-           tokenizer_of_first, " (the shards of one run must share a tokenizer)");
+      fail(path, ": made with tokenizer ", info.tokenizer, " but ", paths.front(),
+           " with tokenizer ", tokenizer_of_first,
+           " (the shards of one run must share a tokenizer)");
     }
     tokens += info.token_count;
     // A row needs T + 1 tokens; rows overlap by one, so n tokens hold (n − 1) / T of them.
@@ -152,8 +163,8 @@ DataLoader::Impl::Impl(const LoaderOptions& o)
     shards.push_back(std::move(shard));
   }
   if (rows < W * B) {
-    fail("data loader: the ", paths.size(), " shards hold ", rows, " rows of ", T + 1, " tokens, but one step of ", W,
-         " ranks x ", B, " rows needs ", W * B, " distinct rows");
+    fail("data loader: the ", paths.size(), " shards hold ", rows, " rows of ", T + 1,
+         " tokens, but one step of ", W, " ranks x ", B, " rows needs ", W * B, " distinct rows");
   }
   order = RowOrder(static_cast<uint64_t>(rows), o.seed, o.shuffle);
 
@@ -216,7 +227,8 @@ void DataLoader::Impl::fill(Slot& slot, uint64_t index) const {
   for (int64_t b = 0; b < B; ++b) {
     const uint64_t i = first + b;
     const auto g = static_cast<int64_t>(order.row(i / N, i % N));
-    const size_t s = std::upper_bound(first_row.begin(), first_row.end(), g) - first_row.begin() - 1;
+    const size_t s =
+        std::upper_bound(first_row.begin(), first_row.end(), g) - first_row.begin() - 1;
     const int64_t start = (g - first_row[s]) * T;  // the row's first token within its shard
     // The row's T + 1 tokens land at ids[b, 0 .. T]: the last one spills into ids[b + 1, 0] (or
     // the spare element), which row b + 1 overwrites only after targets has copied it out.
@@ -277,8 +289,9 @@ std::vector<std::string> find_shards(const std::string& pattern) {
     add_matching(p.parent_path(), p.filename().string());
   }
   if (found.empty()) {
-    fail("no shards match ", pattern, " (a directory of .h5 files, one .h5 file, or a directory plus a name",
-         " prefix such as dir/train-)");
+    fail("no shards match ", pattern,
+         " (a directory of .h5 files, one .h5 file, or a directory plus a name prefix such as",
+         " dir/train-)");
   }
   std::sort(found.begin(), found.end());
   return found;

@@ -118,19 +118,20 @@ class ProgressLine {
   explicit ProgressLine(std::ostream* out)
       : out_(out), tty_(out == &std::cerr && isatty(STDERR_FILENO)), start_(Clock::now()) {}
 
-  void update(const DocumentReader& reader, uint64_t skipped_bytes, const Progress& p, bool last) {
+  // Percent done from the input files' bytes (compressed, if they are); rates in text bytes.
+  void update(const DocumentReader& reader, uint64_t text_bytes, const Progress& p, bool last) {
     if (!out_) return;
     const auto now = Clock::now();
     const double since_print = std::chrono::duration<double>(now - last_print_).count();
     if (!last && since_print < (tty_ ? 0.5 : 10.0)) return;
     last_print_ = now;
     const double s = std::max(1e-9, std::chrono::duration<double>(now - start_).count());
-    const double mb = double(reader.bytes_read() - skipped_bytes) / 1e6;
+    const double mb = double(text_bytes) / 1e6;
     const int64_t tokens = p.tokens[kTrain] + p.tokens[kVal] - tokens_at_start_;
     char line[256];
     const double total = double(reader.bytes_total());
     std::snprintf(line, sizeof line,
-                  "prepare: %5.1f%% | %.1f MB read, %.1f MB/s | %.2f M tokens, %.2f M tok/s | "
+                  "prepare: %5.1f%% | %.1f MB of text, %.1f MB/s | %.2f M tokens, %.2f M tok/s | "
                   "%lld documents | %lld shards",
                   total > 0 ? 100.0 * double(reader.bytes_read()) / total : 0.0, mb, mb / s,
                   double(tokens) / 1e6, double(tokens) / 1e6 / s,
@@ -260,7 +261,6 @@ PrepareSummary prepare(const PrepareOptions& o, std::ostream* progress) {
   for (int64_t d = 0; d < p.next_document; ++d) {
     if (!reader.next(doc)) fail(o.out, ": progress.yaml says ", p.next_document, " documents were done, but the inputs hold only ", d);
   }
-  const uint64_t skipped_bytes = reader.bytes_read();
   ProgressLine line(progress);
   line.set_start_tokens(p.tokens[kTrain] + p.tokens[kVal]);
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
@@ -311,7 +311,7 @@ PrepareSummary prepare(const PrepareOptions& o, std::ostream* progress) {
       if (since_cut >= o.shard_tokens) cut();
     }
     summary.bytes += chunk_bytes;
-    line.update(reader, skipped_bytes, p, false);
+    line.update(reader, summary.bytes, p, false);
     if (o.max_documents > 0 && p.next_document >= o.max_documents) {
       p.copy_counts(summary);
       summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -319,7 +319,7 @@ PrepareSummary prepare(const PrepareOptions& o, std::ostream* progress) {
     }
   }
   if (since_cut > 0) cut();
-  line.update(reader, skipped_bytes, p, true);
+  line.update(reader, summary.bytes, p, true);
 
   YAML::Emitter manifest;
   manifest << YAML::BeginMap << YAML::Key << "tokenizer" << YAML::Value << tok.identity()

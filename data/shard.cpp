@@ -1,8 +1,7 @@
 #include "data/shard.h"
 
-#include <hdf5.h>
-
 #include <fcntl.h>
+#include <hdf5.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -76,15 +75,22 @@ void check_vocab_size(const std::string& path, int64_t vocab_size) {
 }
 
 void check_split(const std::string& path, const std::string& split) {
-  if (split != "train" && split != "val") fail(path, ": split is '", split, "' (expected 'train' or 'val')");
+  if (split != "train" && split != "val") {
+    fail(path, ": split is '", split, "' (expected 'train' or 'val')");
+  }
 }
 
-void check_doc_offsets(const std::string& path, const std::vector<int64_t>& offsets, int64_t token_count) {
-  if (offsets.empty()) fail(path, ": doc_offsets is empty (it holds doc_count + 1 entries, the last being token_count)");
+void check_doc_offsets(const std::string& path, const std::vector<int64_t>& offsets,
+                       int64_t token_count) {
+  if (offsets.empty()) {
+    fail(path,
+         ": doc_offsets is empty (it holds doc_count + 1 entries, the last being token_count)");
+  }
   if (offsets.front() != 0) fail(path, ": doc_offsets starts at ", offsets.front(), ", not 0");
   for (size_t i = 1; i < offsets.size(); ++i) {
     if (offsets[i] < offsets[i - 1]) {
-      fail(path, ": doc_offsets decreases at entry ", i, " (", offsets[i - 1], " then ", offsets[i], ")");
+      fail(path, ": doc_offsets decreases at entry ", i, " (", offsets[i - 1], " then ", offsets[i],
+           ")");
     }
   }
   if (offsets.back() != token_count) {
@@ -97,14 +103,18 @@ void check_doc_offsets(const std::string& path, const std::vector<int64_t>& offs
 void write_int_attribute(hid_t file, const char* name, int64_t value, const std::string& path) {
   H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   if (!space.ok()) fail(path, ": cannot create a dataspace for attribute ", name);
-  H5Handle attr(H5Acreate2(file, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  H5Handle attr(H5Acreate2(file, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                H5Aclose);
   if (!attr.ok()) fail(path, ": cannot create attribute ", name);
-  if (H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) < 0) fail(path, ": cannot write attribute ", name);
+  if (H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) < 0) {
+    fail(path, ": cannot write attribute ", name);
+  }
   if (!attr.close()) fail(path, ": cannot close attribute ", name);
 }
 
 // A fixed-length, NUL-terminated ASCII string (readable as str by h5py).
-void write_string_attribute(hid_t file, const char* name, const std::string& value, const std::string& path) {
+void write_string_attribute(hid_t file, const char* name, const std::string& value,
+                            const std::string& path) {
   H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   if (!type.ok() || H5Tset_size(type.get(), value.size() + 1) < 0 ||
       H5Tset_strpad(type.get(), H5T_STR_NULLTERM) < 0) {
@@ -112,9 +122,12 @@ void write_string_attribute(hid_t file, const char* name, const std::string& val
   }
   H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   if (!space.ok()) fail(path, ": cannot create a dataspace for attribute ", name);
-  H5Handle attr(H5Acreate2(file, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  H5Handle attr(H5Acreate2(file, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                H5Aclose);
   if (!attr.ok()) fail(path, ": cannot create attribute ", name);
-  if (H5Awrite(attr.get(), type.get(), value.c_str()) < 0) fail(path, ": cannot write attribute ", name);
+  if (H5Awrite(attr.get(), type.get(), value.c_str()) < 0) {
+    fail(path, ": cannot write attribute ", name);
+  }
   if (!attr.close()) fail(path, ": cannot close attribute ", name);
 }
 
@@ -124,7 +137,9 @@ void write_dataset(hid_t file, const char* name, hid_t file_type, hid_t mem_type
   const hsize_t dims = static_cast<hsize_t>(count);
   H5Handle space(H5Screate_simple(1, &dims, nullptr), H5Sclose);
   if (!space.ok()) fail(path, ": cannot create a dataspace for /", name);
-  H5Handle set(H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  H5Handle set(
+      H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dclose);
   if (!set.ok()) fail(path, ": cannot create dataset /", name);
   if (count > 0 && H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
     fail(path, ": cannot write dataset /", name);
@@ -142,17 +157,21 @@ struct FileImage {
 };
 
 FileImage build_image(const std::string& tmp, const std::vector<int32_t>& tokens,
-                      const std::vector<int64_t>& doc_offsets, const ShardInfo& info, uint64_t checksum) {
+                      const std::vector<int64_t>& doc_offsets, const ShardInfo& info,
+                      uint64_t checksum) {
   const bool narrow = info.vocab_size <= 65536;
   // One allocation for the data plus room for the metadata.
-  const size_t estimate = tokens.size() * (narrow ? 2 : 4) + doc_offsets.size() * 8 + (size_t{1} << 16);
+  const size_t estimate =
+      tokens.size() * (narrow ? 2 : 4) + doc_offsets.size() * 8 + (size_t{1} << 16);
   Hdf5Lock lock;
   H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  if (!fapl.ok() || H5Pset_fapl_core(fapl.get(), estimate, false) < 0) fail(tmp, ": cannot set up an in-memory HDF5 file");
+  if (!fapl.ok() || H5Pset_fapl_core(fapl.get(), estimate, false) < 0) {
+    fail(tmp, ": cannot set up an in-memory HDF5 file");
+  }
   H5Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
   if (!file.ok()) fail(tmp, ": cannot create the HDF5 file");
-  write_dataset(file.get(), "tokens", narrow ? H5T_STD_U16LE : H5T_STD_U32LE, H5T_NATIVE_INT32, tokens.data(),
-                static_cast<int64_t>(tokens.size()), tmp);
+  write_dataset(file.get(), "tokens", narrow ? H5T_STD_U16LE : H5T_STD_U32LE, H5T_NATIVE_INT32,
+                tokens.data(), static_cast<int64_t>(tokens.size()), tmp);
   write_dataset(file.get(), "doc_offsets", H5T_STD_U64LE, H5T_NATIVE_INT64, doc_offsets.data(),
                 static_cast<int64_t>(doc_offsets.size()), tmp);
   write_int_attribute(file.get(), "format_version", kShardFormatVersion, tmp);
@@ -167,8 +186,11 @@ FileImage build_image(const std::string& tmp, const std::vector<int32_t>& tokens
   if (H5Fflush(file.get(), H5F_SCOPE_LOCAL) < 0) fail(tmp, ": cannot flush the HDF5 file");
   const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
   if (size <= 0) fail(tmp, ": cannot take the HDF5 file's image");
-  FileImage image{std::make_unique_for_overwrite<char[]>(static_cast<size_t>(size)), static_cast<size_t>(size)};
-  if (H5Fget_file_image(file.get(), image.bytes.get(), image.size) != size) fail(tmp, ": cannot take the HDF5 file's image");
+  FileImage image{std::make_unique_for_overwrite<char[]>(static_cast<size_t>(size)),
+                  static_cast<size_t>(size)};
+  if (H5Fget_file_image(file.get(), image.bytes.get(), image.size) != size) {
+    fail(tmp, ": cannot take the HDF5 file's image");
+  }
   if (!file.close()) fail(tmp, ": cannot close the HDF5 file");
   return image;
 }
@@ -184,7 +206,8 @@ void write_image(const std::string& tmp, const FileImage& image) {
     if (n <= 0) {
       const int err = n < 0 ? errno : EIO;
       ::close(fd);
-      fail(tmp, ": cannot write (", done, " of ", image.size, " bytes written): ", std::strerror(err));
+      fail(tmp, ": cannot write (", done, " of ", image.size,
+           " bytes written): ", std::strerror(err));
     }
     done += static_cast<size_t>(n);
   }
@@ -205,7 +228,9 @@ H5Handle open_attribute(hid_t file, const char* name, const std::string& path) {
   H5Handle attr(H5Aopen(file, name, H5P_DEFAULT), H5Aclose);
   if (!attr.ok()) fail(path, ": cannot open attribute ", name);
   H5Handle space(H5Aget_space(attr.get()), H5Sclose);
-  if (!space.ok() || H5Sget_simple_extent_npoints(space.get()) != 1) fail(path, ": attribute ", name, " is not a single value");
+  if (!space.ok() || H5Sget_simple_extent_npoints(space.get()) != 1) {
+    fail(path, ": attribute ", name, " is not a single value");
+  }
   return H5Handle(attr.release(), H5Aclose);
 }
 
@@ -219,7 +244,9 @@ H5T_class_t type_class(hid_t attr, const char* name, const std::string& path) {
 
 int64_t read_int_attribute(hid_t file, const char* name, const std::string& path) {
   H5Handle attr = open_attribute(file, name, path);
-  if (type_class(attr.get(), name, path) != H5T_INTEGER) fail(path, ": attribute ", name, " is not an integer");
+  if (type_class(attr.get(), name, path) != H5T_INTEGER) {
+    fail(path, ": attribute ", name, " is not an integer");
+  }
   int64_t v = 0;
   if (H5Aread(attr.get(), H5T_NATIVE_INT64, &v) < 0) fail(path, ": cannot read attribute ", name);
   return v;
@@ -228,7 +255,9 @@ int64_t read_int_attribute(hid_t file, const char* name, const std::string& path
 // Fixed-length (as written here) or variable-length (as h5py writes a str) strings.
 std::string read_string_attribute(hid_t file, const char* name, const std::string& path) {
   H5Handle attr = open_attribute(file, name, path);
-  if (type_class(attr.get(), name, path) != H5T_STRING) fail(path, ": attribute ", name, " is not a string");
+  if (type_class(attr.get(), name, path) != H5T_STRING) {
+    fail(path, ": attribute ", name, " is not a string");
+  }
   H5Handle type(H5Aget_type(attr.get()), H5Tclose);
   if (!type.ok()) fail(path, ": cannot read the type of attribute ", name);
   const htri_t variable = H5Tis_variable_str(type.get());
@@ -243,7 +272,9 @@ std::string read_string_attribute(hid_t file, const char* name, const std::strin
   const size_t size = H5Tget_size(type.get());
   if (size == 0) fail(path, ": cannot read the type of attribute ", name);
   std::string value(size, '\0');
-  if (H5Aread(attr.get(), type.get(), value.data()) < 0) fail(path, ": cannot read attribute ", name);
+  if (H5Aread(attr.get(), type.get(), value.data()) < 0) {
+    fail(path, ": cannot read attribute ", name);
+  }
   value.resize(std::min(value.find('\0'), size));
   return value;
 }
@@ -256,9 +287,13 @@ H5Handle open_dataset(hid_t file, const char* name, int64_t& count, const std::s
   H5Handle set(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
   if (!set.ok()) fail(path, ": cannot open dataset /", name);
   H5Handle type(H5Dget_type(set.get()), H5Tclose);
-  if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER) fail(path, ": dataset /", name, " is not integer");
+  if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER) {
+    fail(path, ": dataset /", name, " is not integer");
+  }
   H5Handle space(H5Dget_space(set.get()), H5Sclose);
-  if (!space.ok() || H5Sget_simple_extent_ndims(space.get()) != 1) fail(path, ": dataset /", name, " is not 1-D");
+  if (!space.ok() || H5Sget_simple_extent_ndims(space.get()) != 1) {
+    fail(path, ": dataset /", name, " is not 1-D");
+  }
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0) fail(path, ": cannot read the size of dataset /", name);
   count = n;
@@ -283,7 +318,8 @@ void write_shard(const std::string& path, const std::vector<int32_t>& tokens,
   check_doc_offsets(path, doc_offsets, token_count);
   for (int64_t i = 0; i < token_count; ++i) {
     if (tokens[i] < 0 || tokens[i] >= info.vocab_size) {
-      fail(path, ": token ", i, " is ", tokens[i], ", outside the vocabulary [0, ", info.vocab_size, ")");
+      fail(path, ": token ", i, " is ", tokens[i], ", outside the vocabulary [0, ", info.vocab_size,
+           ")");
     }
   }
   const uint64_t checksum = fnv1a_tokens(kFnvOffsetBasis, tokens.data(), token_count);
@@ -303,18 +339,25 @@ void write_shard(const std::string& path, const std::vector<int32_t>& tokens,
 
 ShardReader::ShardReader(const std::string& path) : path_(path) {
   if (!std::filesystem::exists(path)) fail(path, ": no such shard file");
+  if (::access(path.c_str(), R_OK) != 0) fail(path, ": cannot read: ", std::strerror(errno));
   try {
     std::string checksum;
     {
       Hdf5Lock lock;
-      H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+      // File locks where the file system has them; where it has none (some NFS and Lustre
+      // mounts) the open still succeeds instead of failing as if the file were corrupt.
+      H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+      if (!fapl.ok() || H5Pset_file_locking(fapl.get(), true, true) < 0) {
+        fail(path, ": cannot set up HDF5 file access");
+      }
+      H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
       if (!file.ok()) fail(path, ": not a readable HDF5 shard (truncated or corrupt)");
       const hid_t f = file.get();
       // The version first: another version may lay the file out differently.
       info_.format_version = read_int_attribute(f, "format_version", path);
       if (info_.format_version != kShardFormatVersion) {
-        fail(path, ": shard format_version is ", info_.format_version, " but this build reads version ",
-             kShardFormatVersion);
+        fail(path, ": shard format_version is ", info_.format_version,
+             " but this build reads version ", kShardFormatVersion);
       }
       info_.vocab_size = read_int_attribute(f, "vocab_size", path);
       info_.tokenizer = read_string_attribute(f, "tokenizer", path);
@@ -332,13 +375,15 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
              " entries (expected doc_count + 1)");
       }
       doc_offsets_.resize(static_cast<size_t>(doc_entries));
-      if (H5Dread(offsets.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, doc_offsets_.data()) < 0) {
+      if (H5Dread(offsets.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                  doc_offsets_.data()) < 0) {
         fail(path, ": cannot read /doc_offsets");
       }
       int64_t token_entries = 0;
       H5Handle tokens = open_dataset(f, "tokens", token_entries, path);
       if (token_entries != info_.token_count) {
-        fail(path, ": token_count is ", info_.token_count, " but /tokens holds ", token_entries, " tokens");
+        fail(path, ": token_count is ", info_.token_count, " but /tokens holds ", token_entries,
+             " tokens");
       }
       tokens_ = tokens.release();
       file_ = file.release();
@@ -364,10 +409,12 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
       }
     }
     if (hex16(h) != checksum) {
-      fail(path, ": checksum mismatch (stored ", checksum, ", tokens hash to ", hex16(h), "): the token data is corrupt");
+      fail(path, ": checksum mismatch (stored ", checksum, ", tokens hash to ", hex16(h),
+           "): the token data is corrupt");
     }
     if (bad_index >= 0) {
-      fail(path, ": token ", bad_index, " is ", bad_token, ", outside the vocabulary [0, ", info_.vocab_size, ")");
+      fail(path, ": token ", bad_index, " is ", bad_token, ", outside the vocabulary [0, ",
+           info_.vocab_size, ")");
     }
   } catch (...) {
     close_ids(file_, tokens_);
@@ -398,7 +445,8 @@ ShardReader& ShardReader::operator=(ShardReader&& other) noexcept {
 
 void ShardReader::read_tokens(int64_t offset, int64_t count, int32_t* out) const {
   if (offset < 0 || count < 0 || offset > info_.token_count - count) {
-    fail(path_, ": tokens [", offset, ", ", offset + count, ") lie outside the shard's ", info_.token_count, " tokens");
+    fail(path_, ": tokens [", offset, ", ", offset + count, ") lie outside the shard's ",
+         info_.token_count, " tokens");
   }
   if (count == 0) return;
   Hdf5Lock lock;
@@ -406,7 +454,8 @@ void ShardReader::read_tokens(int64_t offset, int64_t count, int32_t* out) const
   if (!file_space.ok()) fail(path_, ": cannot read tokens [", offset, ", ", offset + count, ")");
   const hsize_t start = static_cast<hsize_t>(offset), n = static_cast<hsize_t>(count);
   H5Handle mem_space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  if (!mem_space.ok() || H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &n, nullptr) < 0 ||
+  if (!mem_space.ok() ||
+      H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &n, nullptr) < 0 ||
       H5Dread(tokens_, H5T_NATIVE_INT32, mem_space.get(), file_space.get(), H5P_DEFAULT, out) < 0) {
     fail(path_, ": cannot read tokens [", offset, ", ", offset + count, ")");
   }

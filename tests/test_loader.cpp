@@ -43,7 +43,9 @@ void expect_error(const std::function<void()>& f, std::initializer_list<std::str
     f();
     ADD_FAILURE() << "no error; expected one containing '" << *parts.begin() << "'";
   } catch (const Error& e) {
-    for (const std::string& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    for (const std::string& part : parts) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
   }
 }
 
@@ -51,8 +53,9 @@ class LoaderTest : public ::testing::Test {
  protected:
   LoaderTest()
       : dir_(fs::temp_directory_path() /
-             ("hymba_test_loader_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-              "_" + std::to_string(::getpid()))) {
+             ("hymba_test_loader_" +
+              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+              std::to_string(::getpid()))) {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -66,7 +69,9 @@ class LoaderTest : public ::testing::Test {
     LoaderOptions o;
     for (size_t s = 0; s < kShardTokens.size(); ++s) {
       std::vector<int32_t> tokens;
-      for (int64_t i = 0; i < kShardTokens[s]; ++i) tokens.push_back(static_cast<int32_t>(s * kBase + i));
+      for (int64_t i = 0; i < kShardTokens[s]; ++i) {
+        tokens.push_back(static_cast<int32_t>(s * kBase + i));
+      }
       std::vector<int64_t> docs;
       for (int64_t at = 0; at < kShardTokens[s]; at += 13) docs.push_back(at);
       docs.push_back(kShardTokens[s]);
@@ -108,7 +113,9 @@ std::vector<int32_t> row_starts(DataLoader& loader, int64_t B, int batches) {
 std::vector<int32_t> all_row_starts() {
   std::vector<int32_t> starts;
   for (size_t s = 0; s < kShardTokens.size(); ++s) {
-    for (int64_t r = 0; r < (kShardTokens[s] - 1) / T; ++r) starts.push_back(static_cast<int32_t>(s * kBase + r * T));
+    for (int64_t r = 0; r < (kShardTokens[s] - 1) / T; ++r) {
+      starts.push_back(static_cast<int32_t>(s * kBase + r * T));
+    }
   }
   return starts;
 }
@@ -135,9 +142,13 @@ void expect_ranks_cover_an_epoch(const LoaderOptions& base, int W, int64_t B) {
   EXPECT_EQ(sorted(seen), all_row_starts());  // sorted: a row seen twice would show
 }
 
-TEST_F(LoaderTest, TwoRanksReadEveryRowOnceAnEpoch) { expect_ranks_cover_an_epoch(numbered_shards(), 2, 3); }
+TEST_F(LoaderTest, TwoRanksReadEveryRowOnceAnEpoch) {
+  expect_ranks_cover_an_epoch(numbered_shards(), 2, 3);
+}
 
-TEST_F(LoaderTest, ThreeRanksReadEveryRowOnceAnEpoch) { expect_ranks_cover_an_epoch(numbered_shards(), 3, 4); }
+TEST_F(LoaderTest, ThreeRanksReadEveryRowOnceAnEpoch) {
+  expect_ranks_cover_an_epoch(numbered_shards(), 3, 4);
+}
 
 TEST_F(LoaderTest, CountsRowsAndTokens) {
   LoaderOptions o = numbered_shards();
@@ -222,7 +233,10 @@ TEST_F(LoaderTest, ResumesExactlyFromTheCursor) {
   };
   auto take = [](DataLoader& loader) {
     const Batch& b = loader.next();
-    return Seen{{b.ids, b.ids + 5 * T}, {b.targets, b.targets + 5 * T}, {b.doc_start, b.doc_start + 5 * T}, b.epoch};
+    return Seen{{b.ids, b.ids + 5 * T},
+                {b.targets, b.targets + 5 * T},
+                {b.doc_start, b.doc_start + 5 * T},
+                b.epoch};
   };
   DataLoader reference(o);
   std::vector<Seen> want;
@@ -269,7 +283,8 @@ TEST_F(LoaderTest, HeldBatchStaysValidWhileLaterOnesArePrepared) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       for (int b = 0; b < 3; ++b) {
         EXPECT_EQ(batch.ids[b * T], want[3 * k + b]) << "prefetch " << prefetch << " batch " << k;
-        EXPECT_EQ(batch.targets[b * T + T - 1], want[3 * k + b] + T) << "prefetch " << prefetch << " batch " << k;
+        EXPECT_EQ(batch.targets[b * T + T - 1], want[3 * k + b] + T)
+            << "prefetch " << prefetch << " batch " << k;
       }
     }
   }
@@ -294,7 +309,8 @@ TEST_F(LoaderTest, IdsAndTargetsAreTheRowAndTheRowShiftedByOne) {
   for (int64_t r = 0; r < 5; ++r) {
     for (int64_t t = 0; t < T; ++t) {
       EXPECT_EQ(batch.ids[r * T + t], tokens[r * T + t]) << "row " << r << " position " << t;
-      EXPECT_EQ(batch.targets[r * T + t], tokens[r * T + t + 1]) << "row " << r << " position " << t;
+      EXPECT_EQ(batch.targets[r * T + t], tokens[r * T + t + 1])
+          << "row " << r << " position " << t;
     }
   }
 }
@@ -317,7 +333,9 @@ TEST_F(LoaderTest, DocStartMarksExactlyTheDocumentStarts) {
   DataLoader loader(o);
   const Batch& batch = loader.next();
   const std::set<int64_t> starts(docs.begin(), docs.end() - 1);
-  for (int64_t i = 0; i < 6 * T; ++i) EXPECT_EQ(batch.doc_start[i], starts.count(i)) << "token " << i;
+  for (int64_t i = 0; i < 6 * T; ++i) {
+    EXPECT_EQ(batch.doc_start[i], starts.count(i)) << "token " << i;
+  }
 }
 
 // A read that fails on the background thread reaches the caller of next(), every time it asks.
@@ -356,7 +374,8 @@ TEST_F(LoaderTest, RefusesShardsOfAnotherTokenizer) {
   LoaderOptions o = numbered_shards();
   o.batch_size = 1;
   o.tokenizer = "0000000000000000";
-  expect_error([&] { DataLoader l(o); }, {"s0.h5", "tokenizer feedfeedfeedfeed", "uses tokenizer 0000000000000000"});
+  expect_error([&] { DataLoader l(o); },
+               {"s0.h5", "tokenizer feedfeedfeedfeed", "uses tokenizer 0000000000000000"});
   o.tokenizer = "feedfeedfeedfeed";
   EXPECT_NO_THROW(DataLoader{o});
 }
@@ -386,7 +405,8 @@ TEST_F(LoaderTest, RefusesFewerRowsThanOneStepNeeds) {
   LoaderOptions o = numbered_shards();
   o.world = 4;
   o.batch_size = 10;
-  expect_error([&] { DataLoader l(o); }, {"hold 36 rows of 9 tokens", "4 ranks x 10 rows needs 40"});
+  expect_error([&] { DataLoader l(o); },
+               {"hold 36 rows of 9 tokens", "4 ranks x 10 rows needs 40"});
   o.shards = {path("s3.h5")};  // too short for a single row
   o.world = 1;
   o.batch_size = 1;
@@ -433,17 +453,21 @@ TEST(HostBuffer, PinnedOnlyWithADeviceAlignedAndMovable) {
 // ---- find_shards ---------------------------------------------------------------------------
 
 TEST_F(LoaderTest, FindShardsTakesDirectoriesPrefixesAndFiles) {
-  for (const char* name : {"train-2.h5", "train-1.h5", "val-1.h5", "train-3.h5.tmp", "notes.txt", "b.h5"}) {
+  for (const char* name :
+       {"train-2.h5", "train-1.h5", "val-1.h5", "train-3.h5.tmp", "notes.txt", "b.h5"}) {
     std::ofstream(path(name)) << "x";
   }
   fs::create_directories(path("sub.h5"));  // a directory is not a shard, whatever its name
   EXPECT_EQ(find_shards(dir_.string()),
-            (std::vector<std::string>{path("b.h5"), path("train-1.h5"), path("train-2.h5"), path("val-1.h5")}));
-  EXPECT_EQ(find_shards(path("train-")), (std::vector<std::string>{path("train-1.h5"), path("train-2.h5")}));
+            (std::vector<std::string>{path("b.h5"), path("train-1.h5"), path("train-2.h5"),
+                                      path("val-1.h5")}));
+  EXPECT_EQ(find_shards(path("train-")),
+            (std::vector<std::string>{path("train-1.h5"), path("train-2.h5")}));
   EXPECT_EQ(find_shards(path("val-1.h5")), std::vector<std::string>{path("val-1.h5")});
   expect_error([&] { find_shards(path("train-3.h5.tmp")); }, {"train-3.h5.tmp", "partly written"});
   expect_error([&] { find_shards(path("test-")); }, {"no shards match " + path("test-")});
-  expect_error([&] { find_shards(path("missing/dir")); }, {"no shards match " + path("missing/dir")});
+  expect_error([&] { find_shards(path("missing/dir")); },
+               {"no shards match " + path("missing/dir")});
 }
 
 }  // namespace

@@ -29,7 +29,9 @@ void expect_error(const std::function<void()>& f, std::initializer_list<std::str
     f();
     ADD_FAILURE() << "no error; expected one containing '" << *parts.begin() << "'";
   } catch (const Error& e) {
-    for (const std::string& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    for (const std::string& part : parts) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
   }
 }
 
@@ -38,8 +40,9 @@ class ShardTest : public ::testing::Test {
  protected:
   ShardTest()
       : dir_(fs::temp_directory_path() /
-             ("hymba_test_shard_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-              "_" + std::to_string(::getpid()))) {
+             ("hymba_test_shard_" +
+              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+              std::to_string(::getpid()))) {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -71,7 +74,9 @@ Data random_data(int64_t n, int64_t vocab, uint64_t seed) {
   for (int64_t i = 0; i < n; ++i) d.tokens.push_back(static_cast<int32_t>(rng.below(vocab)));
   if (n > 0) d.tokens[n / 2] = static_cast<int32_t>(vocab - 1);
   d.doc_offsets.push_back(0);
-  while (d.doc_offsets.back() < n) d.doc_offsets.push_back(std::min(n, d.doc_offsets.back() + 1 + int64_t(rng.below(40))));
+  while (d.doc_offsets.back() < n) {
+    d.doc_offsets.push_back(std::min(n, d.doc_offsets.back() + 1 + int64_t(rng.below(40))));
+  }
   return d;
 }
 
@@ -168,7 +173,9 @@ TEST_F(ShardTest, RoundTripsSixteenBitTokens) { expect_round_trip(path("a.h5"), 
 
 TEST_F(ShardTest, RoundTripsThirtyTwoBitTokens) { expect_round_trip(path("a.h5"), 70000, 4); }
 
-TEST_F(ShardTest, VocabularyOf65536StillFitsSixteenBits) { expect_round_trip(path("a.h5"), 65536, 2); }
+TEST_F(ShardTest, VocabularyOf65536StillFitsSixteenBits) {
+  expect_round_trip(path("a.h5"), 65536, 2);
+}
 
 TEST_F(ShardTest, AttributesRoundTripAndCountsComeFromTheData) {
   const Data d = random_data(300, 1000, 4);
@@ -201,7 +208,8 @@ TEST_F(ShardTest, ReadOutsideTheShardIsAnError) {
   write_shard(path("a.h5"), d.tokens, d.doc_offsets, info_for(1000));
   const ShardReader r(path("a.h5"));
   std::vector<int32_t> out(200);
-  expect_error([&] { r.read_tokens(-1, 5, out.data()); }, {path("a.h5"), "[-1, 4)", "outside", "100 tokens"});
+  expect_error([&] { r.read_tokens(-1, 5, out.data()); },
+               {path("a.h5"), "[-1, 4)", "outside", "100 tokens"});
   expect_error([&] { r.read_tokens(95, 6, out.data()); }, {path("a.h5"), "[95, 101)", "outside"});
   expect_error([&] { r.read_tokens(10, -1, out.data()); }, {path("a.h5"), "outside"});
 }
@@ -225,8 +233,9 @@ TEST_F(ShardTest, ChecksumIsFnv1aOfTheTokenValues) {
   uint64_t h = 0xCBF29CE484222325ull;
   for (int32_t t : tokens) {
     const auto v = static_cast<uint32_t>(t);
-    const unsigned char bytes[4] = {static_cast<unsigned char>(v), static_cast<unsigned char>(v >> 8),
-                                    static_cast<unsigned char>(v >> 16), static_cast<unsigned char>(v >> 24)};
+    const unsigned char bytes[4] = {
+        static_cast<unsigned char>(v), static_cast<unsigned char>(v >> 8),
+        static_cast<unsigned char>(v >> 16), static_cast<unsigned char>(v >> 24)};
     for (unsigned char c : bytes) h = (h ^ c) * 0x100000001B3ull;
   }
   char want[17];
@@ -244,9 +253,17 @@ TEST_F(ShardTest, WriteRefusesInconsistentInputAndLeavesNoFile) {
   const ShardInfo info = info_for(100);
   expect_error([&] { write_shard(p, {1, 100}, {0, 2}, info); }, {p, "token 1 is 100", "[0, 100)"});
   expect_error([&] { write_shard(p, {-1, 5}, {0, 2}, info); }, {p, "token 0 is -1"});
-  expect_error([&] { write_shard(p, {1, 2, 3}, {0, 2}, info); }, {p, "doc_offsets ends at 2", "token_count is 3"});
+  expect_error(
+      [&] {
+        write_shard(p, {1, 2, 3}, {0, 2}, info);
+      },
+      {p, "doc_offsets ends at 2", "token_count is 3"});
   expect_error([&] { write_shard(p, {1, 2, 3}, {1, 3}, info); }, {p, "doc_offsets starts at 1"});
-  expect_error([&] { write_shard(p, {1, 2, 3}, {0, 2, 1, 3}, info); }, {p, "doc_offsets decreases at entry 2"});
+  expect_error(
+      [&] {
+        write_shard(p, {1, 2, 3}, {0, 2, 1, 3}, info);
+      },
+      {p, "doc_offsets decreases at entry 2"});
   expect_error([&] { write_shard(p, {1, 2, 3}, {}, info); }, {p, "doc_offsets is empty"});
   expect_error([&] { write_shard(p, {0}, {0, 1}, info_for(0)); }, {p, "vocab_size is 0"});
   ShardInfo bad_split = info;
@@ -279,7 +296,8 @@ TEST_F(ShardTest, AWriteThatFailsHalfwayLeavesNeitherName) {
   const Data d = random_data(100000, 1000, 9);  // 200 kB of tokens
   {
     const FileSizeLimit limit(64 * 1024);
-    expect_error([&] { write_shard(path("a.h5"), d.tokens, d.doc_offsets, info_for(1000)); }, {path("a.h5.tmp")});
+    expect_error([&] { write_shard(path("a.h5"), d.tokens, d.doc_offsets, info_for(1000)); },
+                 {path("a.h5.tmp")});
   }
   EXPECT_FALSE(fs::exists(path("a.h5.tmp")));
   EXPECT_FALSE(fs::exists(path("a.h5")));
@@ -287,8 +305,12 @@ TEST_F(ShardTest, AWriteThatFailsHalfwayLeavesNeitherName) {
 
 // ---- what ShardReader refuses --------------------------------------------------------------
 
-TEST_F(ShardTest, RefusesAMissingFile) {
+TEST_F(ShardTest, RefusesAMissingOrUnreadableFile) {
   expect_error([&] { ShardReader r(path("none.h5")); }, {path("none.h5"), "no such shard file"});
+  if (::geteuid() == 0) return;  // root reads any file
+  write_shard(path("a.h5"), {1}, {0, 1}, info_for(10));
+  fs::permissions(path("a.h5"), fs::perms::none);
+  expect_error([&] { ShardReader r(path("a.h5")); }, {path("a.h5"), "cannot read: Permission denied"});
 }
 
 TEST_F(ShardTest, RefusesTruncatedFiles) {
@@ -299,7 +321,8 @@ TEST_F(ShardTest, RefusesTruncatedFiles) {
     const std::string cut = path("cut" + std::to_string(keep) + ".h5");
     fs::copy_file(path("a.h5"), cut);
     fs::resize_file(cut, static_cast<uintmax_t>(keep));
-    expect_error([&] { ShardReader r(cut); }, {cut, "not a readable HDF5 shard (truncated or corrupt)"});
+    expect_error([&] { ShardReader r(cut); },
+                 {cut, "not a readable HDF5 shard (truncated or corrupt)"});
   }
 }
 
@@ -314,13 +337,15 @@ TEST_F(ShardTest, RefusesAFlippedByteInTheTokens) {
     f.seekp(at);
     f.put(byte);
   }
-  expect_error([&] { ShardReader r(path("a.h5")); }, {path("a.h5"), "checksum mismatch", "corrupt"});
+  expect_error([&] { ShardReader r(path("a.h5")); },
+               {path("a.h5"), "checksum mismatch", "corrupt"});
 }
 
 TEST_F(ShardTest, RefusesAnotherFormatVersion) {
   write_shard(path("a.h5"), {1, 2}, {0, 2}, info_for(10));
   set_int_attribute(path("a.h5"), "format_version", 2);
-  expect_error([&] { ShardReader r(path("a.h5")); }, {path("a.h5"), "format_version is 2", "reads version 1"});
+  expect_error([&] { ShardReader r(path("a.h5")); },
+               {path("a.h5"), "format_version is 2", "reads version 1"});
 }
 
 TEST_F(ShardTest, RefusesMissingDatasetsAndAttributes) {

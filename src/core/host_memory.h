@@ -20,7 +20,9 @@ class HostBuffer {
   HostBuffer& operator=(const HostBuffer&) = delete;
 
   template <class T>
-  T* as() const { return static_cast<T*>(data_); }
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
   void* data() const { return data_; }
   size_t size() const { return size_; }
   bool pinned() const { return pinned_; }  // page-locked in fact, not just asked for
