@@ -20,6 +20,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "core/host_memory.h"
 #include "core/rng.h"
 #include "data/hdf5_lock.h"
@@ -38,30 +39,8 @@ constexpr int64_t kVocab = 4000;
 const std::vector<int64_t> kShardTokens = {10 * T + 1, 7 * T + 1 + 5, 19 * T + 1, T};
 constexpr int64_t kRows = 36;
 
-void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing '" << *parts.begin() << "'";
-  } catch (const Error& e) {
-    for (const std::string& part : parts) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  }
-}
-
-class LoaderTest : public ::testing::Test {
+class LoaderTest : public TempDirTest {
  protected:
-  LoaderTest()
-      : dir_(fs::temp_directory_path() /
-             ("hymba_test_loader_" +
-              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-              std::to_string(::getpid()))) {
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~LoaderTest() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   // Shards s0.h5 .. s3.h5 of kShardTokens, token i of shard s = s·kBase + i; documents every 13
   // tokens. Listed in reverse, since the loader must sort them itself.
@@ -87,8 +66,6 @@ class LoaderTest : public ::testing::Test {
     o.seed = 42;
     return o;
   }
-
-  fs::path dir_;
 };
 
 // The first ids of each row of every batch, after checking each row is a run of consecutive

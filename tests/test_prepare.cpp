@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "data/byte_stream.h"
 #include "data/document_reader.h"
 #include "data/loader.h"
@@ -24,26 +25,8 @@ namespace fs = std::filesystem;
 
 const std::string kTokenizer = std::string(HYMBA_SOURCE_DIR) + "/data/tokenizers/austen-1k";
 
-class Prepare : public ::testing::Test {
+class Prepare : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("hymba_test_prepare_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  std::string write(const std::string& name, const std::string& bytes) const {
-    fs::create_directories(fs::path(path(name)).parent_path());
-    std::ofstream f(path(name), std::ios::binary);
-    f << bytes;
-    EXPECT_TRUE(f.good()) << path(name);
-    return path(name);
-  }
-
   // 40 documents of varied length separated as in corpus-en.
   static std::vector<std::string> documents() {
     std::vector<std::string> docs;
@@ -75,8 +58,6 @@ class Prepare : public ::testing::Test {
     }
     return docs;
   }
-
-  fs::path dir_;
 };
 
 std::string gzip(const std::string& s) {

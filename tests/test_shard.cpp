@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "core/rng.h"
 #include "data/hdf5_lock.h"
 #include "data/shard.h"
@@ -23,35 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Runs `f`, which must throw an Error whose message contains every one of `parts`.
-void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing '" << *parts.begin() << "'";
-  } catch (const Error& e) {
-    for (const std::string& part : parts) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  }
-}
-
-// A fresh directory per test, removed afterwards.
-class ShardTest : public ::testing::Test {
- protected:
-  ShardTest()
-      : dir_(fs::temp_directory_path() /
-             ("hymba_test_shard_" +
-              std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-              std::to_string(::getpid()))) {
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~ShardTest() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  fs::path dir_;
-};
+using ShardTest = TempDirTest;
 
 ShardInfo info_for(int64_t vocab_size) {
   ShardInfo info;

@@ -1,0 +1,57 @@
+// Scaffolding shared by tests that touch files: a fresh temporary folder per test, and a check
+// that a call fails with a hymba::Error whose message names what it should.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <string>
+
+#include "core/error.h"
+
+namespace hymba::test {
+
+// Runs `f`, which must throw an Error whose message contains every one of `parts`.
+inline void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one containing '" << *parts.begin() << "'";
+  } catch (const Error& e) {
+    for (const std::string& part : parts) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  }
+}
+
+// A fresh folder per test (named after the test and the process), removed afterwards.
+class TempDirTest : public ::testing::Test {
+ protected:
+  TempDirTest()
+      : dir_(std::filesystem::temp_directory_path() /
+             ("hymba_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name()) +
+              "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+              std::to_string(::getpid()))) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  ~TempDirTest() override { std::filesystem::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // Writes `bytes` to path(name), creating folders on the way.
+  std::string write(const std::string& name, const std::string& bytes) const {
+    std::filesystem::create_directories(std::filesystem::path(path(name)).parent_path());
+    std::ofstream f(path(name), std::ios::binary);
+    f << bytes;
+    EXPECT_TRUE(f.good()) << path(name);
+    return path(name);
+  }
+
+  std::filesystem::path dir_;
+};
+
+}  // namespace hymba::test
