@@ -26,27 +26,6 @@ static_assert(std::is_same_v<hid_t, int64_t>, "shard.h stores HDF5 ids as int64_
 // memory whole.
 constexpr int64_t kChecksumChunk = int64_t{1} << 20;
 
-// An HDF5 id, closed when it goes out of scope (which must be while the Hdf5Lock is held). Error
-// paths rely on this; the write path closes explicitly, to report a close that fails.
-class H5Handle {
- public:
-  using Closer = herr_t (*)(hid_t);
-  H5Handle(hid_t id, Closer close) : id_(id), close_(close) {}
-  ~H5Handle() {
-    if (id_ >= 0) close_(id_);
-  }
-  H5Handle(const H5Handle&) = delete;
-  H5Handle& operator=(const H5Handle&) = delete;
-
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-  hid_t release() { return std::exchange(id_, -1); }
-  bool close() { return close_(std::exchange(id_, -1)) >= 0; }
-
- private:
-  hid_t id_;
-  Closer close_;
-};
 
 // 64-bit FNV-1a over the tokens as little-endian uint32 words (4 bytes each, low byte first),
 // whatever the on-disk width, so the value only depends on the token values. Python:
@@ -101,9 +80,9 @@ void check_doc_offsets(const std::string& path, const std::vector<int64_t>& offs
 // ---- writing -------------------------------------------------------------------------------
 
 void write_int_attribute(hid_t file, const char* name, int64_t value, const std::string& path) {
-  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
   if (!space.ok()) fail(path, ": cannot create a dataspace for attribute ", name);
-  H5Handle attr(H5Acreate2(file, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+  H5Id attr(H5Acreate2(file, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
                 H5Aclose);
   if (!attr.ok()) fail(path, ": cannot create attribute ", name);
   if (H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) < 0) {
@@ -115,14 +94,14 @@ void write_int_attribute(hid_t file, const char* name, int64_t value, const std:
 // A fixed-length, NUL-terminated ASCII string (readable as str by h5py).
 void write_string_attribute(hid_t file, const char* name, const std::string& value,
                             const std::string& path) {
-  H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
   if (!type.ok() || H5Tset_size(type.get(), value.size() + 1) < 0 ||
       H5Tset_strpad(type.get(), H5T_STR_NULLTERM) < 0) {
     fail(path, ": cannot make a string type for attribute ", name);
   }
-  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
   if (!space.ok()) fail(path, ": cannot create a dataspace for attribute ", name);
-  H5Handle attr(H5Acreate2(file, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+  H5Id attr(H5Acreate2(file, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
                 H5Aclose);
   if (!attr.ok()) fail(path, ": cannot create attribute ", name);
   if (H5Awrite(attr.get(), type.get(), value.c_str()) < 0) {
@@ -135,9 +114,9 @@ void write_string_attribute(hid_t file, const char* name, const std::string& val
 void write_dataset(hid_t file, const char* name, hid_t file_type, hid_t mem_type, const void* data,
                    int64_t count, const std::string& path) {
   const hsize_t dims = static_cast<hsize_t>(count);
-  H5Handle space(H5Screate_simple(1, &dims, nullptr), H5Sclose);
+  H5Id space(H5Screate_simple(1, &dims, nullptr), H5Sclose);
   if (!space.ok()) fail(path, ": cannot create a dataspace for /", name);
-  H5Handle set(
+  H5Id set(
       H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
       H5Dclose);
   if (!set.ok()) fail(path, ": cannot create dataset /", name);
@@ -164,11 +143,11 @@ FileImage build_image(const std::string& tmp, const std::vector<int32_t>& tokens
   const size_t estimate =
       tokens.size() * (narrow ? 2 : 4) + doc_offsets.size() * 8 + (size_t{1} << 16);
   Hdf5Lock lock;
-  H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   if (!fapl.ok() || H5Pset_fapl_core(fapl.get(), estimate, false) < 0) {
     fail(tmp, ": cannot set up an in-memory HDF5 file");
   }
-  H5Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+  H5Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
   if (!file.ok()) fail(tmp, ": cannot create the HDF5 file");
   write_dataset(file.get(), "tokens", narrow ? H5T_STD_U16LE : H5T_STD_U32LE, H5T_NATIVE_INT32,
                 tokens.data(), static_cast<int64_t>(tokens.size()), tmp);
@@ -221,21 +200,21 @@ void write_image(const std::string& tmp, const FileImage& image) {
 
 // ---- reading -------------------------------------------------------------------------------
 
-H5Handle open_attribute(hid_t file, const char* name, const std::string& path) {
+H5Id open_attribute(hid_t file, const char* name, const std::string& path) {
   const htri_t exists = H5Aexists(file, name);
   if (exists < 0) fail(path, ": cannot look up attribute ", name);
   if (exists == 0) fail(path, ": missing attribute ", name);
-  H5Handle attr(H5Aopen(file, name, H5P_DEFAULT), H5Aclose);
+  H5Id attr(H5Aopen(file, name, H5P_DEFAULT), H5Aclose);
   if (!attr.ok()) fail(path, ": cannot open attribute ", name);
-  H5Handle space(H5Aget_space(attr.get()), H5Sclose);
+  H5Id space(H5Aget_space(attr.get()), H5Sclose);
   if (!space.ok() || H5Sget_simple_extent_npoints(space.get()) != 1) {
     fail(path, ": attribute ", name, " is not a single value");
   }
-  return H5Handle(attr.release(), H5Aclose);
+  return H5Id(attr.release(), H5Aclose);
 }
 
 H5T_class_t type_class(hid_t attr, const char* name, const std::string& path) {
-  H5Handle type(H5Aget_type(attr), H5Tclose);
+  H5Id type(H5Aget_type(attr), H5Tclose);
   if (!type.ok()) fail(path, ": cannot read the type of attribute ", name);
   const H5T_class_t c = H5Tget_class(type.get());
   if (c == H5T_NO_CLASS) fail(path, ": cannot read the type of attribute ", name);
@@ -243,7 +222,7 @@ H5T_class_t type_class(hid_t attr, const char* name, const std::string& path) {
 }
 
 int64_t read_int_attribute(hid_t file, const char* name, const std::string& path) {
-  H5Handle attr = open_attribute(file, name, path);
+  H5Id attr = open_attribute(file, name, path);
   if (type_class(attr.get(), name, path) != H5T_INTEGER) {
     fail(path, ": attribute ", name, " is not an integer");
   }
@@ -254,11 +233,11 @@ int64_t read_int_attribute(hid_t file, const char* name, const std::string& path
 
 // Fixed-length (as written here) or variable-length (as h5py writes a str) strings.
 std::string read_string_attribute(hid_t file, const char* name, const std::string& path) {
-  H5Handle attr = open_attribute(file, name, path);
+  H5Id attr = open_attribute(file, name, path);
   if (type_class(attr.get(), name, path) != H5T_STRING) {
     fail(path, ": attribute ", name, " is not a string");
   }
-  H5Handle type(H5Aget_type(attr.get()), H5Tclose);
+  H5Id type(H5Aget_type(attr.get()), H5Tclose);
   if (!type.ok()) fail(path, ": cannot read the type of attribute ", name);
   const htri_t variable = H5Tis_variable_str(type.get());
   if (variable < 0) fail(path, ": cannot read the type of attribute ", name);
@@ -280,24 +259,24 @@ std::string read_string_attribute(hid_t file, const char* name, const std::strin
 }
 
 // A 1-D integer dataset; returns it open with its element count.
-H5Handle open_dataset(hid_t file, const char* name, int64_t& count, const std::string& path) {
+H5Id open_dataset(hid_t file, const char* name, int64_t& count, const std::string& path) {
   const htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
   if (exists < 0) fail(path, ": cannot look up dataset /", name);
   if (exists == 0) fail(path, ": missing dataset /", name);
-  H5Handle set(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
+  H5Id set(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
   if (!set.ok()) fail(path, ": cannot open dataset /", name);
-  H5Handle type(H5Dget_type(set.get()), H5Tclose);
+  H5Id type(H5Dget_type(set.get()), H5Tclose);
   if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER) {
     fail(path, ": dataset /", name, " is not integer");
   }
-  H5Handle space(H5Dget_space(set.get()), H5Sclose);
+  H5Id space(H5Dget_space(set.get()), H5Sclose);
   if (!space.ok() || H5Sget_simple_extent_ndims(space.get()) != 1) {
     fail(path, ": dataset /", name, " is not 1-D");
   }
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0) fail(path, ": cannot read the size of dataset /", name);
   count = n;
-  return H5Handle(set.release(), H5Dclose);
+  return H5Id(set.release(), H5Dclose);
 }
 
 void close_ids(int64_t& file, int64_t& tokens) {
@@ -346,11 +325,11 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
       Hdf5Lock lock;
       // File locks where the file system has them; where it has none (some NFS and Lustre
       // mounts) the open still succeeds instead of failing as if the file were corrupt.
-      H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+      H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
       if (!fapl.ok() || H5Pset_file_locking(fapl.get(), true, true) < 0) {
         fail(path, ": cannot set up HDF5 file access");
       }
-      H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+      H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
       if (!file.ok()) fail(path, ": not a readable HDF5 shard (truncated or corrupt)");
       const hid_t f = file.get();
       // The version first: another version may lay the file out differently.
@@ -369,7 +348,7 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
       checksum = read_string_attribute(f, "checksum", path);
 
       int64_t doc_entries = 0;
-      H5Handle offsets = open_dataset(f, "doc_offsets", doc_entries, path);
+      H5Id offsets = open_dataset(f, "doc_offsets", doc_entries, path);
       if (doc_entries != info_.doc_count + 1) {
         fail(path, ": doc_count is ", info_.doc_count, " but /doc_offsets has ", doc_entries,
              " entries (expected doc_count + 1)");
@@ -380,7 +359,7 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
         fail(path, ": cannot read /doc_offsets");
       }
       int64_t token_entries = 0;
-      H5Handle tokens = open_dataset(f, "tokens", token_entries, path);
+      H5Id tokens = open_dataset(f, "tokens", token_entries, path);
       if (token_entries != info_.token_count) {
         fail(path, ": token_count is ", info_.token_count, " but /tokens holds ", token_entries,
              " tokens");
@@ -450,10 +429,10 @@ void ShardReader::read_tokens(int64_t offset, int64_t count, int32_t* out) const
   }
   if (count == 0) return;
   Hdf5Lock lock;
-  H5Handle file_space(H5Dget_space(tokens_), H5Sclose);
+  H5Id file_space(H5Dget_space(tokens_), H5Sclose);
   if (!file_space.ok()) fail(path_, ": cannot read tokens [", offset, ", ", offset + count, ")");
   const hsize_t start = static_cast<hsize_t>(offset), n = static_cast<hsize_t>(count);
-  H5Handle mem_space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5Id mem_space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   if (!mem_space.ok() ||
       H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &n, nullptr) < 0 ||
       H5Dread(tokens_, H5T_NATIVE_INT32, mem_space.get(), file_space.get(), H5P_DEFAULT, out) < 0) {

@@ -75,7 +75,9 @@ auto all_fields(const Config& c) {
                   m.initializer_range, m.dt_init, m.dt_min, m.dt_max, t.steps, t.batch_size, t.seq_len,
                   t.grad_accum, t.seed, t.device, t.precision, t.log_every, t.threads, o.lr, o.min_lr,
                   o.warmup_steps, o.weight_decay, o.beta1, o.beta2, o.eps, o.grad_clip, o.no_decay,
-                  c.data.format, c.data.train, c.data.val, c.data.tokenizer, c.data.cache_dir, c.run.dir);
+                  c.data.format, c.data.train, c.data.val, c.data.tokenizer, c.data.cache_dir, m.mixer,
+                  t.resume, c.checkpoint.every, c.checkpoint.keep, c.checkpoint.keep_every, c.eval.every,
+                  c.eval.batches, c.run.dir);
 }
 
 // A fresh directory per test for YAML files, removed afterwards.
@@ -383,8 +385,11 @@ TEST_F(ConfigFiles, EveryClassOfBadValueNamesTheFileAndKey) {
       {"data:\n  format: bytes", "data.format: \"bytes\" must be one of text, shards"},
       {"data:\n  tokenizer: \"\"", "data.tokenizer: must name a tokenizer folder when data.format is text"},
       {"data:\n  cache_dir: \"\"", "data.cache_dir: must not be empty"},
-      {"data:\n  train: \"\"", "data.train: must not be empty"},
+      {"data:\n  train: \"\"", "data.train: must name the training data when data.format is text"},
       {"run:\n  dir: \"\"", "run.dir: must not be empty"},
+      {"model:\n  mixer: both", "model.mixer: \"both\" must be one of hybrid, attention, mamba"},
+      {"checkpoint:\n  keep: 0", "checkpoint.keep: 0 must be >= 1"},
+      {"eval:\n  every: -1", "eval.every: -1 must be >= 0"},
   };
   for (const Case& c : cases) {
     const std::string bad = write("bad.yaml", "base: ok.yaml\n" + c.yaml + "\n");

@@ -1,5 +1,6 @@
 // The whole CPU model: the loss gradient of every parameter tensor against finite differences in
-// double, float against double on the tiny config, and the parameter count of the 1.5B config.
+// double, float against double on the tiny config, and the parameter count of the 1.5B config;
+// the same for the model.mixer ablations (attention heads only, Mamba heads only).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -97,6 +98,32 @@ TEST(ModelGradients, ProducerFirstGroupsOfThreeAndNoGlobalLayers) {
   c.global_attn_idx = {};
   c.kv_reuse_group = {{0, 1, 2}, {3, 4}};
   check_model_gradients(c, /*B=*/2, /*T=*/6);
+}
+
+// The model.mixer ablations: one branch per layer, no averaging (its norm output goes to out_proj).
+ModelConfig attention_only(ModelConfig c) {
+  c.mixer = "attention";
+  return c;
+}
+
+ModelConfig mamba_only(ModelConfig c) {
+  c.mixer = "mamba";
+  c.kv_reuse_group = {};  // validation requires it; global_attn_idx is left set: it is ignored
+  return c;
+}
+
+TEST(ModelGradients, AttentionOnlyEveryTensorMatchesFiniteDifferences) {
+  check_model_gradients(attention_only(small_config(/*window=*/4, /*meta=*/3)), /*B=*/2, /*T=*/9);
+}
+
+TEST(ModelGradients, MambaOnlyEveryTensorMatchesFiniteDifferences) {
+  ModelConfig c = mamba_only(small_config(/*window=*/4, /*meta=*/3));
+  // Each block output is RMSNorm(scan) alone, with no attention half to dilute it, and at 0.3 a
+  // few scan rows are small (rms ~0.04), where the norm's 1/rms makes the loss so curved that
+  // the h = 1e-5 central difference misses by up to 3e-4 (it converges as h² to the analytic
+  // gradient). Larger weights give larger scan outputs.
+  c.initializer_range = 0.5;
+  check_model_gradients(c, /*B=*/2, /*T=*/9);
 }
 
 TEST(ModelGradients, GradientsAccumulateOverCalls) {
@@ -199,6 +226,140 @@ TEST(ParamLayout, OfficialConfigHasOfficialShapesAndCount) {
   EXPECT_EQ(shapes["model.layers.5.mamba.A_log.0"], (std::vector<int64_t>{3200, 16}));
   EXPECT_EQ(shapes.size(), 2 + 32 * 19 + 1u);
   EXPECT_EQ(describe_model(cfg.model, 2048).parameters, 1522797824);
+}
+
+// The tensor `name` of a model's parameters.
+const double* param(const HymbaModel<double>& m, const std::string& name) {
+  for (const ParamTensor& t : m.layout().tensors)
+    if (t.name == name) return m.params.data() + t.offset;
+  ADD_FAILURE() << "no tensor " << name;
+  return nullptr;
+}
+
+// w ⊙ x / sqrt(mean(x²) + eps) of one row.
+std::vector<double> rms_normalised(const double* x, const double* w, int64_t n, double eps) {
+  double sum_sq = 0;
+  for (int64_t i = 0; i < n; ++i) sum_sq += x[i] * x[i];
+  const double rstd = 1 / std::sqrt(sum_sq / double(n) + eps);
+  std::vector<double> y(n);
+  for (int64_t i = 0; i < n; ++i) y[i] = w[i] * x[i] * rstd;
+  return y;
+}
+
+// The block output of layer 1 rebuilt from the saved branch outputs with the fusion written out:
+// out_proj of the mean of the normalised branches the mixer keeps (HYMBA_SPEC §2.7 for hybrid).
+void check_fusion(const ModelConfig& c) {
+  const int64_t B = 2, T = 5, H = c.hidden_size, E = c.inner_size();
+  HymbaModel<double> model(c, B, T);
+  model.init(3);
+  perturb(model.params, 4);  // norm weights off their ones
+  const auto ids = random_ids(B * T, c.vocab_size, 5);
+  model.forward(ids.data(), nullptr);
+  const LayerActivations<double>& a = model.activations().layers[1];
+  const double* x = model.activations().resid[1];  // [BS, H]
+  const std::string m = "model.layers.1.mamba.";
+  const double* out_proj = param(model, m + "out_proj.weight");  // [H, E]
+  const bool attention = c.mixer != "mamba", mamba = c.mixer != "attention";
+  const double* attn_w = attention ? param(model, m + "pre_avg_layernorm1.weight") : nullptr;
+  const double* ssm_w = mamba ? param(model, m + "pre_avg_layernorm2.weight") : nullptr;
+  const double eps = c.rms_norm_eps;
+  double max_err = 0;
+  for (int64_t r = 0; r < B * (c.num_memory_tokens + T); ++r) {
+    std::vector<double> f(E, 0.0);
+    const double share = attention && mamba ? 0.5 : 1.0;
+    if (attention) {
+      const auto n = rms_normalised(a.attn + r * E, attn_w, E, eps);
+      for (int64_t e = 0; e < E; ++e) f[e] += share * n[e];
+    }
+    if (mamba) {
+      const auto n = rms_normalised(a.scan + r * E, ssm_w, E, eps);
+      for (int64_t e = 0; e < E; ++e) f[e] += share * n[e];
+    }
+    for (int64_t h = 0; h < H; ++h) {
+      double y = x[r * H + h];
+      for (int64_t e = 0; e < E; ++e) y += out_proj[h * E + e] * f[e];
+      max_err = std::max(max_err, std::abs(y - a.x_mid[r * H + h]));
+    }
+  }
+  EXPECT_LT(max_err, 1e-12) << c.mixer;
+}
+
+TEST(ModelForward, FusionAveragesBothBranchesInHybrid) { check_fusion(small_config(4, 3)); }
+
+TEST(ModelForward, AttentionOnlyBlockIsOutProjOfNormalisedAttention) {
+  check_fusion(attention_only(small_config(4, 3)));
+}
+
+TEST(ModelForward, MambaOnlyBlockIsOutProjOfNormalisedScan) {
+  check_fusion(mamba_only(small_config(4, 3)));
+}
+
+// small_config(4, 3) by hand: H 16, E 32, I 24, V 11, M 3, N 4, K 3, R 2, hd 8, vd 16, one KV
+// head; layer 2 consumes layer 1's KV.
+//   every layer: input + MLP norms 2·16, out_proj 16·32, MLP 3·16·24           = 1696
+//   attention:   in_proj q | k | v (16 + 8 + 16 rows)·16 = 640 (consumer: q only, 16·16 = 256),
+//                pre_avg_layernorm1 32                                          = 672 (288)
+//   Mamba:       in_proj x | z 64·16 = 1024, conv1d 32·3 + 32, x_proj (2 + 2·4)·32 = 320,
+//                dt_proj 32·2 + 32, A_log 32·4, D 32, dt/B/C norms 2 + 4 + 4,
+//                pre_avg_layernorm2 32                                          = 1770
+//   embedding 11·16 + meta tokens 3·16 + final norm 16                          = 240
+TEST(ParamLayout, EachMixerHasOnlyItsBranchesTensors) {
+  const ModelConfig hybrid = small_config(4, 3);
+  const int64_t common = 1696, attn = 672, attn_consumer = 288, mamba = 1770, outer = 240;
+  struct Case {
+    ModelConfig config;
+    int64_t count;
+    std::vector<int64_t> in_proj_rows;
+    std::vector<std::string> absent;  // name fragments no tensor may have
+  };
+  const std::vector<Case> cases = {
+      {hybrid, outer + 3 * (common + attn + mamba) + (common + attn_consumer + mamba),
+       {104, 104, 80, 104}, {}},
+      {attention_only(hybrid), outer + 3 * (common + attn) + (common + attn_consumer),
+       {40, 40, 16, 40},
+       {"conv1d", "x_proj", "dt_proj", "A_log", "D.0", "dt_layernorm", "B_layernorm",
+        "C_layernorm", "pre_avg_layernorm2"}},
+      {mamba_only(hybrid), outer + 4 * (common + mamba), {64, 64, 64, 64}, {"pre_avg_layernorm1"}},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.config.mixer);
+    const auto plan = plan_layers(k.config);
+    const ParamLayout layout = build_param_layout(k.config, plan);
+    EXPECT_EQ(layout.count, k.count);
+    EXPECT_EQ(describe_model(k.config, 8).parameters, k.count);
+    for (size_t l = 0; l < plan.size(); ++l) EXPECT_EQ(plan[l].in_proj_rows, k.in_proj_rows[l]) << l;
+    for (const ParamTensor& t : layout.tensors) {
+      EXPECT_TRUE(t.name.starts_with("model.")) << t.name;  // HF names, as in hybrid
+      for (const std::string& a : k.absent) EXPECT_EQ(t.name.find(a), std::string::npos) << t.name;
+    }
+  }
+}
+
+// --info drops what an absent branch would cost. The Linears' FLOPs are those of the matrix
+// parameters (each weight is one multiply-add per position); attention FLOPs need attention heads.
+TEST(ModelInfo, EachMixerCountsOnlyItsBranches) {
+  const ModelConfig hybrid = small_config(4, 3);
+  const int64_t T = 8, S = hybrid.num_memory_tokens + T;
+  const ModelInfo h = describe_model(hybrid, T), a = describe_model(attention_only(hybrid), T),
+                  m = describe_model(mamba_only(hybrid), T);
+  for (const ModelInfo* info : {&h, &a, &m}) {
+    int64_t matrix = 0;
+    for (const auto& [kind, n] : info->params_by_kind) matrix += kind == "matrix" ? n : 0;
+    const double lm_head = 2.0 * hybrid.vocab_size * hybrid.hidden_size;
+    EXPECT_DOUBLE_EQ(info->matmul_flops, 2.0 * double(matrix) * double(S) / double(T) + lm_head);
+  }
+  EXPECT_GT(h.attention_flops, 0);
+  EXPECT_EQ(a.attention_flops, h.attention_flops);
+  EXPECT_EQ(m.attention_flops, 0);
+  EXPECT_EQ(m.global_layers, 0);  // global_attn_idx is ignored without attention
+  // Saved activations per position and layer, by hand: Mamba keeps its in_proj columns 2E, conv
+  // pre-activation, u, delta and scan 4E, x_proj output R + 2N, normalised dt, B, C R + 2N, and
+  // 4 norm statistics: 6·32 + 2·(2 + 8) + 4 = 216. Attention keeps its in_proj columns (40, a
+  // consumer 16), rotated q 16 and k 8 (a consumer none), output 32, log-sum-exp 2 and 1 norm
+  // statistic: 99 (a consumer 67).
+  const auto saved = [&](const ModelInfo& i) { return i.saved_bytes_per_token * T / sizeof(float); };
+  EXPECT_DOUBLE_EQ(saved(h) - saved(a), 4.0 * 216 * S);
+  EXPECT_DOUBLE_EQ(saved(h) - saved(m), (3.0 * 99 + 67) * S);
 }
 
 TEST(ModelInfo, AttentionPairsCountTheMask) {

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -147,6 +148,7 @@ const std::vector<Field>& fields() {
       HYMBA_FIELD(model, dt_init),  // an enum: the reader admits only its values
       HYMBA_FIELD(model, dt_min, above(0)),
       HYMBA_FIELD(model, dt_max),
+      HYMBA_FIELD(model, mixer, one_of({"hybrid", "attention", "mamba"})),
       HYMBA_FIELD(train, steps, at_least(1)),
       HYMBA_FIELD(train, batch_size, at_least(1)),
       HYMBA_FIELD(train, seq_len, at_least(1)),
@@ -156,6 +158,7 @@ const std::vector<Field>& fields() {
       HYMBA_FIELD(train, precision, one_of({"fp32", "bf16"})),
       HYMBA_FIELD(train, log_every, at_least(1)),
       HYMBA_FIELD(train, threads, at_least(0)),
+      HYMBA_FIELD(train, resume, non_empty()),
       HYMBA_FIELD(optim, lr, above(0)),
       HYMBA_FIELD(optim, min_lr, at_least(0)),
       HYMBA_FIELD(optim, warmup_steps, at_least(0)),
@@ -165,11 +168,16 @@ const std::vector<Field>& fields() {
       HYMBA_FIELD(optim, eps, above(0)),
       HYMBA_FIELD(optim, grad_clip, at_least(0)),
       HYMBA_FIELD(optim, no_decay, each_one_of({"norm", "bias", "embedding", "meta", "ssm"})),
-      HYMBA_FIELD(data, format, one_of({"text", "shards"})),
-      HYMBA_FIELD(data, train, non_empty()),
+      HYMBA_FIELD(data, format, one_of({"text", "shards", "recall"})),
+      HYMBA_FIELD(data, train),      // required for text and shards: see relations()
       HYMBA_FIELD(data, val),        // optional
       HYMBA_FIELD(data, tokenizer),  // required for text: see relations()
       HYMBA_FIELD(data, cache_dir, non_empty()),
+      HYMBA_FIELD(checkpoint, every, at_least(0)),
+      HYMBA_FIELD(checkpoint, keep, at_least(1)),
+      HYMBA_FIELD(checkpoint, keep_every, at_least(0)),
+      HYMBA_FIELD(eval, every, at_least(0)),
+      HYMBA_FIELD(eval, batches, at_least(1)),
       HYMBA_FIELD(run, dir, non_empty()),
   };
   return table;
@@ -265,10 +273,30 @@ const std::vector<Relation>& relations() {
                              m.num_attention_heads);
        }},
       {"model.global_attn_idx", {"model.num_hidden_layers"}, check_global_layers},
+      {"model.kv_reuse_group", {"model.mixer"},
+       // A group promises layers that share KV, which a Mamba-only model has not. global_attn_idx
+       // only picks attention masks, so there it is ignored (and sliding_window too).
+       [](const Config& c) {
+         return c.model.mixer == "mamba" && !c.model.kv_reuse_group.empty()
+                    ? std::string("must be empty when mixer is mamba (no attention, no KV to share)")
+                    : "";
+       }},
       {"model.kv_reuse_group", {"model.num_hidden_layers", "model.global_attn_idx"}, check_kv_groups},
       token_id("model.pad_token_id", &ModelConfig::pad_token_id),
       token_id("model.bos_token_id", &ModelConfig::bos_token_id),
       token_id("model.eos_token_id", &ModelConfig::eos_token_id),
+      {"data.train", {"data.format"},
+       [](const Config& c) {  // the recall task is generated, every other format reads a corpus
+         return c.data.format == "recall" || !c.data.train.empty()
+                    ? std::string()
+                    : concat("must name the training data when data.format is ", c.data.format);
+       }},
+      {"eval.every", {"data.val", "data.format"},
+       [](const Config& c) {  // the recall task validates on held-out sequences of its own
+         return c.eval.every == 0 || !c.data.val.empty() || c.data.format == "recall"
+                    ? std::string()
+                    : concat(c.eval.every, " needs validation data, but data.val is not set");
+       }},
       {"data.tokenizer", {"data.format"},
        [](const Config& c) {  // a text corpus is tokenized on first use
          return c.data.format != "text" || !c.data.tokenizer.empty()
@@ -351,7 +379,7 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
   return best ? " (did you mean " + *best + "?)" : "";
 }
 
-const std::vector<std::string> kSections = {"model", "train", "optim", "data", "run"};
+const std::vector<std::string> kSections = {"model", "train", "optim", "data", "checkpoint", "eval", "run"};
 
 // `shown` is what the message names: the section in a file, the whole key on the command line.
 void require_section(const std::string& origin, const std::string& section, const std::string& shown) {
@@ -386,15 +414,20 @@ struct Setting {
 };
 using Settings = std::map<std::string, Setting>;  // by "section.key"
 
+// `origin` names the text in messages (a file path, or e.g. "checkpoint X (its config)").
+YAML::Node parse_yaml(const std::string& text, const std::string& origin) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    fail(origin, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg);
+  }
+}
+
 YAML::Node parse_file(const std::string& file) {
   if (!fs::is_regular_file(file)) fail(file, ": config file not found");
   std::ifstream in(file);
   if (!in) fail(file, ": cannot open config file");
-  try {
-    return YAML::Load(in);
-  } catch (const YAML::ParserException& e) {
-    fail(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": YAML syntax error: ", e.msg);
-  }
+  return parse_yaml(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()), file);
 }
 
 std::string base_path(const std::string& file, const YAML::Node& base, const std::vector<fs::path>& chain) {
@@ -413,8 +446,17 @@ std::string base_path(const std::string& file, const YAML::Node& base, const std
 
 // Reads the chain of bases under `file` first, so that each file overrides the ones below it.
 // `chain` holds the files on the way here, to catch a cycle.
+// The settings of one config document; `file` names it in messages and `dir` is where its
+// relative paths (base:, data paths) start.
+void read_root(const YAML::Node& root, const std::string& file, const fs::path& dir, Settings& settings,
+               int& rank, std::vector<fs::path>& chain);
+
 void read_file(const std::string& file, Settings& settings, int& rank, std::vector<fs::path>& chain) {
-  const YAML::Node root = parse_file(file);
+  read_root(parse_file(file), file, fs::absolute(file).parent_path(), settings, rank, chain);
+}
+
+void read_root(const YAML::Node& root, const std::string& file, const fs::path& dir, Settings& settings,
+               int& rank, std::vector<fs::path>& chain) {
   if (!root.IsNull() && !root.IsMap())
     fail(file, ": expected sections (model:, train:, ...), got ", yaml::show(root));
   if (const YAML::Node base = root["base"]) {
@@ -423,7 +465,6 @@ void read_file(const std::string& file, Settings& settings, int& rank, std::vect
     chain.pop_back();
   }
   ++rank;
-  const fs::path dir = fs::absolute(file).parent_path();
   std::set<std::string> seen;  // yaml-cpp keeps a repeated key silently
   for (const auto& section : root) {
     const std::string section_name = section.first.Scalar();
@@ -512,14 +553,13 @@ std::string emit(const Config& c) {
 
 }  // namespace
 
-Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  Settings settings;
-  int rank = 0;
-  std::vector<fs::path> chain;
-  read_file(path, settings, rank, chain);
+namespace {
+
+// The steps after reading the documents: overrides, typed reading, checks, the resolved text.
+Config finish(Settings& settings, int rank, const std::vector<std::string>& overrides,
+              const std::string& path) {
   ++rank;
   for (const std::string& o : overrides) read_override(o, settings, rank);
-
   Config c = read_settings(settings);
   c.path = path;
   if (const std::optional<Problem> p = first_problem(c)) {
@@ -528,6 +568,25 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   }
   c.resolved = emit(c);
   return c;
+}
+
+}  // namespace
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Settings settings;
+  int rank = 0;
+  std::vector<fs::path> chain;
+  read_file(path, settings, rank, chain);
+  return finish(settings, rank, overrides, path);
+}
+
+Config load_config_text(const std::string& text, const std::string& origin,
+                        const std::vector<std::string>& overrides) {
+  Settings settings;
+  int rank = 0;
+  std::vector<fs::path> chain;
+  read_root(parse_yaml(text, origin), origin, fs::current_path(), settings, rank, chain);
+  return finish(settings, rank, overrides, origin);
 }
 
 void validate(const Config& c, const std::string& where) {

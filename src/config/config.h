@@ -49,6 +49,10 @@ struct ModelConfig {
   double initializer_range = 0.02;
   DtInit dt_init = DtInit::mamba;
   double dt_min = 0.001, dt_max = 0.1;  // range of the `mamba` dt init
+  // Which heads each layer runs (an ablation switch; the official model is hybrid):
+  // hybrid = attention and Mamba heads averaged (HYMBA_SPEC §2.7), attention = attention heads
+  // only, mamba = Mamba heads only. Only hybrid exports to the official format.
+  std::string mixer = "hybrid";
 
   int64_t head_dim() const { return hidden_size / num_attention_heads; }      // hd (q/k)
   int64_t inner_size() const { return mamba_expand * hidden_size; }           // E
@@ -65,6 +69,9 @@ struct TrainConfig {
   std::string precision = "fp32";   // fp32 | bf16 (bf16 needs the CUDA backend)
   int64_t log_every = 10;     // print and record every N steps (and the first and last)
   int64_t threads = 0;        // CPU threads; 0 = all cores (OMP default)
+  // none: start fresh; auto: continue from the newest complete checkpoint in run.dir (start
+  // fresh if there is none); anything else: the path of a checkpoint file to continue from.
+  std::string resume = "none";
 };
 
 struct OptimConfig {
@@ -83,11 +90,24 @@ struct DataConfig {
   // text: train/val name text corpora (files or folders; plain, gzip or xz; JSONL by name), which
   //       are tokenized with `tokenizer` into shards under `cache_dir` on first use.
   // shards: train/val name prepared shards (a folder, a file, or a folder/prefix- pattern).
+  // recall: the synthetic associative-recall task (src/eval/recall.h), generated; validation
+  //       scores recall accuracy on held-out sequences.
   std::string format = "text";
-  std::string train;             // required
+  std::string train;             // required for text and shards
   std::string val;               // optional: validation loss is reported when set
   std::string tokenizer;         // tokenizer folder; required for text, checked against shards
   std::string cache_dir = ".cache/hymba";  // where text corpora are prepared (working directory)
+};
+
+struct CheckpointConfig {
+  int64_t every = 0;       // write a checkpoint every N optimizer steps (0 = never; also at the end)
+  int64_t keep = 3;        // keep the newest N checkpoints ...
+  int64_t keep_every = 0;  // ... plus every checkpoint whose step is a multiple of this (0 = none)
+};
+
+struct EvalConfig {
+  int64_t every = 0;    // validation loss every N steps (0 = only after training); needs data.val
+  int64_t batches = 8;  // validation batches per evaluation
 };
 
 struct RunConfig {
@@ -99,6 +119,8 @@ struct Config {
   TrainConfig train;
   OptimConfig optim;
   DataConfig data;
+  CheckpointConfig checkpoint;
+  EvalConfig eval;
   RunConfig run;
   std::string path;      // the config file given
   std::string resolved;  // the merged configuration as YAML text (bases and overrides applied)
@@ -106,6 +128,11 @@ struct Config {
 
 // Loads `path` (following `base:`), applies `overrides` ("section.key=value") and validates.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The same from YAML text (a run's saved `resolved` config, e.g. from a checkpoint); `origin` names
+// the text in messages, and relative paths start at the working directory.
+Config load_config_text(const std::string& text, const std::string& origin,
+                        const std::vector<std::string>& overrides = {});
 
 // Validation alone, for configs built in code (tests). `where` names the origin in messages.
 void validate(const Config& c, const std::string& where);

@@ -10,7 +10,8 @@
 
 namespace hymba {
 
-// What one decoder layer keeps from forward for its backward. Shapes use BS = B·S rows.
+// What one decoder layer keeps from forward for its backward. Shapes use BS = B·S rows. The
+// buffers of a branch the layer does not run (LayerSpec::has_attention / has_mamba) are null.
 template <class F>
 struct LayerActivations {
   F* rstd_in;    // [BS]            input_layernorm statistics
@@ -33,7 +34,8 @@ struct LayerActivations {
   F* scan;       // [BS, E]         gated scan output
   F* rstd_attn;  // [BS]            fusion norm statistics
   F* rstd_scan;  // [BS]
-  F* fused;      // [BS, E]         (norm(attn) + norm(scan)) / 2: out_proj's input
+  F* fused;      // [BS, E]         (norm(attn) + norm(scan)) / 2, or the one branch's norm:
+                 //                 out_proj's input
   F* x_mid;      // [BS, H]         residual stream after the block
   F* rstd_mid;   // [BS]            pre_moe_layernorm statistics
   F* h2;         // [BS, H]         normalised x_mid (MLP input)
@@ -42,7 +44,7 @@ struct LayerActivations {
   F* act;        // [BS, I]         silu(gate) ⊙ up
 };
 
-// Backward scratch, reused by every layer.
+// Backward scratch, reused by every layer; null for a branch no layer runs.
 template <class F>
 struct BackwardScratch {
   F* dres;    // [BS, H]            gradient of the residual stream (accumulates)
@@ -72,7 +74,7 @@ struct Activations {
   std::vector<LayerActivations<F>> layers;
   F* rstd_final;          // [B·T]
   F* hf;                  // [B, T, H]  final-normalised text rows (lm_head input)
-  F* n_scan;              // [BS, E]    forward scratch: norm(scan) before the average
+  F* n_scan;              // [BS, E]    forward scratch: norm(scan) before the average (hybrid)
   F* logits;              // [B, T, V]  (dlogits after a backward pass)
   BackwardScratch<F> s;
   int64_t saved = 0;      // elements kept from forward for backward

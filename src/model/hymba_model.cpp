@@ -21,7 +21,9 @@ using namespace cpu;
 
 namespace {
 
-// Column offsets of the in_proj output slices (HYMBA_SPEC §2.4): q | k | v | x | z.
+// Column offsets of the in_proj output slices (HYMBA_SPEC §2.4): q | k | v | x | z. A layer has
+// q | k | v only with attention heads (a consumer: q alone), x | z only with Mamba heads; the
+// offsets of absent slices are unused.
 struct ProjSlices {
   int64_t q = 0, k, v, x, z, width;
 };
@@ -31,9 +33,10 @@ ProjSlices proj_slices(const ModelConfig& c, const LayerSpec& s) {
   ProjSlices p;
   p.k = H;  // q is nh·hd = H wide
   p.v = p.k + c.num_key_value_heads * c.head_dim();
-  p.x = s.kv_role == KvRole::consumer ? H : p.v + c.num_key_value_heads * c.v_head_dim();
+  const int64_t kv_end = p.v + c.num_key_value_heads * c.v_head_dim();
+  p.x = !s.has_attention ? 0 : s.kv_role == KvRole::consumer ? H : kv_end;
   p.z = p.x + E;
-  p.width = p.z + E;
+  p.width = s.has_mamba ? p.z + E : p.x;
   HYMBA_ASSERT(p.width == s.in_proj_rows);
   return p;
 }
@@ -116,33 +119,22 @@ void HymbaModel<F>::layer_forward(int64_t l) {
   rmsnorm_forward(a.h1, H, a.rstd_in, x, H, w.input_norm, BS, H, eps);
   linear_forward(a.proj, p.width, a.h1, H, w.in_proj, BS, H, p.width);  // [BS, D_in]
 
-  // Attention heads: RoPE on q (and k), then attention over this layer's or the producer's k, v.
-  rope_forward(a.q, a.proj + p.q, p.width, inv_freq_.data(), B, S, nh, hd);
-  if (spec.kv_role != KvRole::consumer) {
-    rope_forward(a.k, a.proj + p.k, p.width, inv_freq_.data(), B, S, nkv, hd);
+  if (spec.has_attention) attention_heads_forward(l);
+  if (spec.has_mamba) mamba_heads_forward(l);
+
+  // Fusion: the average of the normalised branches (a layer with one branch: its norm alone),
+  // then out_proj onto the residual stream.
+  const bool both = spec.has_attention && spec.has_mamba;
+  if (spec.has_attention) {
+    rmsnorm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E, eps);
   }
-  const LayerActivations<F>& src = a_.layers[spec.kv_source];
-  const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
-  const AttentionShape shape{B, S, nh, nkv, hd, c.v_head_dim(), spec.global, c.sliding_window,
-                             c.num_memory_tokens};
-  attention_forward(a.attn, a.lse, a.q, src.k, src.proj + sp.v, sp.width, shape);
-
-  // Mamba heads.
-  conv_silu_forward(a.u, a.conv_pre, a.proj + p.x, p.width, w.conv_w, w.conv_b, B, S, E,
-                    c.mamba_d_conv);
-  linear_forward(a.ssm, R + 2 * N, a.u, E, w.x_proj, BS, E, R + 2 * N);
-  rmsnorm_forward(a.dt, R, a.rstd_dt, a.ssm, R + 2 * N, w.dt_norm, BS, R, eps);
-  rmsnorm_forward(a.Bm, N, a.rstd_B, a.ssm + R, R + 2 * N, w.B_norm, BS, N, eps);
-  rmsnorm_forward(a.Cm, N, a.rstd_C, a.ssm + R + N, R + 2 * N, w.C_norm, BS, N, eps);
-  linear_forward(a.delta, E, a.dt, R, w.dt_proj_w, BS, R, E);  // bias goes inside the scan
-  selective_scan_forward(a.scan, a.u, a.delta, w.dt_proj_b, w.A_log, a.Bm, a.Cm, w.D,
-                         a.proj + p.z, p.width, ScanShape{B, S, E, N});
-
-  // Fusion: average of the two normalised branches, then out_proj onto the residual stream.
-  rmsnorm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E, eps);
-  rmsnorm_forward(a_.n_scan, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E, eps);
+  if (spec.has_mamba) {
+    rmsnorm_forward(both ? a_.n_scan : a.fused, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E, eps);
+  }
+  if (both) {
 #pragma omp parallel for schedule(static) if (BS * E >= kMinParallelWork)
-  for (int64_t i = 0; i < BS * E; ++i) a.fused[i] = (a.fused[i] + a_.n_scan[i]) * F(0.5);
+    for (int64_t i = 0; i < BS * E; ++i) a.fused[i] = (a.fused[i] + a_.n_scan[i]) * F(0.5);
+  }
   std::copy(x, x + BS * H, a.x_mid);
   linear_forward(a.x_mid, H, a.fused, E, w.out_proj, BS, E, H, /*accumulate=*/true);
 
@@ -154,6 +146,44 @@ void HymbaModel<F>::layer_forward(int64_t l) {
   F* x_out = a_.resid[l + 1];
   std::copy(a.x_mid, a.x_mid + BS * H, x_out);
   linear_forward(x_out, H, a.act, I, w.down, BS, I, H, /*accumulate=*/true);
+}
+
+// Attention heads: RoPE on q (and k), then attention over this layer's or the producer's k, v.
+template <class F>
+void HymbaModel<F>::attention_heads_forward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const LayerSpec& spec = plan_[l];
+  LayerActivations<F>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, spec);
+  rope_forward(a.q, a.proj + p.q, p.width, inv_freq_.data(), B, S, nh, hd);
+  if (spec.kv_role != KvRole::consumer) {
+    rope_forward(a.k, a.proj + p.k, p.width, inv_freq_.data(), B, S, nkv, hd);
+  }
+  const LayerActivations<F>& src = a_.layers[spec.kv_source];
+  const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
+  const AttentionShape shape{B, S, nh, nkv, hd, vd, spec.global, c.sliding_window,
+                             c.num_memory_tokens};
+  attention_forward(a.attn, a.lse, a.q, src.k, src.proj + sp.v, sp.width, shape);  // [BS, E]
+}
+
+// Mamba heads: causal conv + SiLU, x_proj, the dt/B/C norms, dt_proj, gated selective scan.
+template <class F>
+void HymbaModel<F>::mamba_heads_forward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const double eps = c.rms_norm_eps;
+  const LayerParams<F*>& w = w_.layers[l];
+  LayerActivations<F>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, plan_[l]);
+  conv_silu_forward(a.u, a.conv_pre, a.proj + p.x, p.width, w.conv_w, w.conv_b, B, S, E, K);
+  linear_forward(a.ssm, R + 2 * N, a.u, E, w.x_proj, BS, E, R + 2 * N);
+  rmsnorm_forward(a.dt, R, a.rstd_dt, a.ssm, R + 2 * N, w.dt_norm, BS, R, eps);
+  rmsnorm_forward(a.Bm, N, a.rstd_B, a.ssm + R, R + 2 * N, w.B_norm, BS, N, eps);
+  rmsnorm_forward(a.Cm, N, a.rstd_C, a.ssm + R + N, R + 2 * N, w.C_norm, BS, N, eps);
+  linear_forward(a.delta, E, a.dt, R, w.dt_proj_w, BS, R, E);  // bias goes inside the scan
+  selective_scan_forward(a.scan, a.u, a.delta, w.dt_proj_b, w.A_log, a.Bm, a.Cm, w.D,
+                         a.proj + p.z, p.width, ScanShape{B, S, E, N});  // [BS, E]
 }
 
 // On entry a_.s.dres holds dL/d(a_.resid[l+1]); on exit dL/d(a_.resid[l]).
@@ -176,16 +206,41 @@ void HymbaModel<F>::layer_backward(int64_t l) {
   rmsnorm_backward(s.dres, H, g.mlp_norm, s.dh, H, a.x_mid, H, w.mlp_norm, a.rstd_mid, BS, H,
                    /*accumulate_dx=*/true);
 
-  // out_proj and the fusion average (each branch's norm output gets half the gradient).
+  // out_proj and the fusion average (each of two branches' norm outputs gets half the gradient).
   linear_backward(s.dfused, E, g.out_proj, s.dres, H, a.fused, E, w.out_proj, BS, E, H);
+  if (spec.has_attention && spec.has_mamba) {
 #pragma omp parallel for schedule(static) if (BS * E >= kMinParallelWork)
-  for (int64_t i = 0; i < BS * E; ++i) s.dfused[i] *= F(0.5);
-  rmsnorm_backward(s.dattn, E, g.attn_norm, s.dfused, E, a.attn, E, w.attn_norm, a.rstd_attn,
-                   BS, E);
-  rmsnorm_backward(s.dscan, E, g.ssm_norm, s.dfused, E, a.scan, E, w.ssm_norm, a.rstd_scan, BS,
-                   E);
+    for (int64_t i = 0; i < BS * E; ++i) s.dfused[i] *= F(0.5);
+  }
+  if (spec.has_attention) {
+    rmsnorm_backward(s.dattn, E, g.attn_norm, s.dfused, E, a.attn, E, w.attn_norm, a.rstd_attn,
+                     BS, E);
+  }
+  if (spec.has_mamba) {
+    rmsnorm_backward(s.dscan, E, g.ssm_norm, s.dfused, E, a.scan, E, w.ssm_norm, a.rstd_scan, BS,
+                     E);
+  }
 
-  // Mamba heads, last op first. dz lands directly in its slice of dproj.
+  // Each branch writes its own columns of dproj.
+  if (spec.has_mamba) mamba_heads_backward(l);
+  if (spec.has_attention) attention_heads_backward(l);
+
+  // Shared input projection and its norm, onto the residual gradient.
+  linear_backward(s.dh, H, g.in_proj, s.dproj, p.width, a.h1, H, w.in_proj, BS, H, p.width);
+  rmsnorm_backward(s.dres, H, g.input_norm, s.dh, H, a_.resid[l], H, w.input_norm, a.rstd_in, BS,
+                   H, /*accumulate_dx=*/true);
+}
+
+// From dscan [BS, E] to the x | z columns of dproj, last op first. dz lands directly in its slice.
+template <class F>
+void HymbaModel<F>::mamba_heads_backward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const LayerParams<F*>& w = w_.layers[l];
+  const LayerParams<F*>& g = g_.layers[l];
+  const LayerActivations<F>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, plan_[l]);
+  BackwardScratch<F>& s = a_.s;
   selective_scan_backward(s.du, s.ddelta, s.dproj + p.z, p.width, s.dBm, s.dCm, g.dt_proj_b,
                           g.A_log, g.D, s.dscan, a.u, a.delta, w.dt_proj_b, w.A_log, a.Bm, a.Cm,
                           w.D, a.proj + p.z, p.width, ScanShape{B, S, E, N});
@@ -199,10 +254,20 @@ void HymbaModel<F>::layer_backward(int64_t l) {
   linear_backward(s.du, E, g.x_proj, s.dssm, R + 2 * N, a.u, E, w.x_proj, BS, E, R + 2 * N,
                   /*accumulate_dx=*/true);  // u feeds both x_proj and the scan
   conv_silu_backward(s.dproj + p.x, p.width, g.conv_w, g.conv_b, s.du, a.proj + p.x, p.width,
-                     a.conv_pre, w.conv_w, B, S, E, c.mamba_d_conv);
+                     a.conv_pre, w.conv_w, B, S, E, K);
+}
 
-  // Attention heads. A KV group's dK/dV sum over all its layers: the last layer of the group
-  // (the first to run backward) starts the sum, the producer finishes it.
+// From dattn [BS, E] to the q | k | v columns of dproj. A KV group's dK/dV sum over all its
+// layers: the last layer of the group (the first to run backward) starts the sum, the producer
+// finishes it.
+template <class F>
+void HymbaModel<F>::attention_heads_backward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const LayerSpec& spec = plan_[l];
+  const LayerActivations<F>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, spec);
+  BackwardScratch<F>& s = a_.s;
   if (spec.kv_group_last) {
     std::fill(s.dk, s.dk + BS * nkv * hd, F(0));
     std::fill(s.dv, s.dv + BS * nkv * vd, F(0));
@@ -218,11 +283,6 @@ void HymbaModel<F>::layer_backward(int64_t l) {
     rope_backward(s.dproj + p.k, p.width, s.dk, inv_freq_.data(), B, S, nkv, hd);
     copy_rows(s.dproj + p.v, p.width, s.dv, nkv * vd, BS, nkv * vd);
   }
-
-  // Shared input projection and its norm, onto the residual gradient.
-  linear_backward(s.dh, H, g.in_proj, s.dproj, p.width, a.h1, H, w.in_proj, BS, H, p.width);
-  rmsnorm_backward(s.dres, H, g.input_norm, s.dh, H, a_.resid[l], H, w.input_norm, a.rstd_in, BS,
-                   H, /*accumulate_dx=*/true);
 }
 
 // Final norm on the text rows only (meta rows are dropped right after it, HYMBA_SPEC §2.1), tied

@@ -53,8 +53,14 @@ class HymbaModel {
  private:
   double run_forward(const int32_t* ids, const int32_t* targets, double grad_scale,
                      bool want_grad);
+  // A layer runs the branches its LayerSpec names (model.mixer); each branch reads and writes
+  // its own columns of the in_proj output and of its gradient.
   void layer_forward(int64_t l);
+  void attention_heads_forward(int64_t l);
+  void mamba_heads_forward(int64_t l);
   void layer_backward(int64_t l);
+  void attention_heads_backward(int64_t l);
+  void mamba_heads_backward(int64_t l);
   double head_forward(const int32_t* targets, double grad_scale, bool want_grad);
   void head_backward();
 

@@ -1,5 +1,5 @@
-// Per-layer roles derived from the config (HYMBA_SPEC §2.5): global or sliding-window attention,
-// and the cross-layer KV-sharing role.
+// Per-layer roles derived from the config (HYMBA_SPEC §2.5): which heads the layer runs
+// (model.mixer), global or sliding-window attention, and the cross-layer KV-sharing role.
 #pragma once
 
 #include <cstdint>
@@ -16,16 +16,22 @@ enum class KvRole {
 };
 
 struct LayerSpec {
+  // The heads this layer runs: both in the official hybrid model; one of them in the
+  // model.mixer ablations, whose block output is then that branch's normalised output alone.
+  bool has_attention = true;
+  bool has_mamba = true;
   bool global = false;       // plain causal attention, else sliding window + meta tokens
   KvRole kv_role = KvRole::standalone;
   int64_t kv_source = 0;     // layer whose k, v this layer attends over (itself unless consumer)
   bool kv_group_last = true; // last layer reading kv_source's k, v: its backward starts the
                              // group's dK/dV accumulation (layers run backward in reverse)
-  int64_t in_proj_rows = 0;  // D_in: 2E + H + nkv·hd + nkv·vd, or 2E + H for a consumer
+  int64_t in_proj_rows = 0;  // D_in: q | k | v (attention; a consumer has only q) + x | z (Mamba)
 };
 
 // Requires a validated config. KV-reuse groups must be runs of consecutive layers (checked
-// by validation), so one dK/dV accumulator serves every group in turn.
+// by validation), so one dK/dV accumulator serves every group in turn. Without attention heads
+// (mixer mamba) no layer is global (global_attn_idx is ignored) and validation requires
+// kv_reuse_group to be empty.
 std::vector<LayerSpec> plan_layers(const ModelConfig& c);
 
 }  // namespace hymba

@@ -46,13 +46,16 @@ ModelInfo describe_model(const ModelConfig& c, int64_t seq_len) {
   for (const LayerSpec& s : plan) {
     info.global_layers += s.global;
     info.kv_consumers += s.kv_role == KvRole::consumer;
-    const double macs = double(s.in_proj_rows) * H + double(R + 2 * N) * E + double(R) * E +
-                        double(E) * H + 3.0 * H * I;
+    // in_proj, out_proj and the MLP; x_proj and dt_proj with Mamba heads
+    const double mamba_macs = s.has_mamba ? double(R + 2 * N) * E + double(R) * E : 0.0;
+    const double macs = double(s.in_proj_rows) * H + mamba_macs + double(E) * H + 3.0 * H * I;
     info.matmul_flops += 2 * macs * per_text_token;
-    info.attention_flops += 2.0 * c.num_attention_heads * (c.head_dim() + c.v_head_dim()) *
-                            double(attention_pairs(s.global, S, c.sliding_window,
-                                                   c.num_memory_tokens)) /
-                            double(seq_len);
+    if (s.has_attention) {
+      info.attention_flops += 2.0 * c.num_attention_heads * (c.head_dim() + c.v_head_dim()) *
+                              double(attention_pairs(s.global, S, c.sliding_window,
+                                                     c.num_memory_tokens)) /
+                              double(seq_len);
+    }
   }
   info.matmul_flops += 2.0 * V * H;  // tied lm_head, text positions only
   return info;
@@ -84,7 +87,7 @@ std::string scaled(double v, double base, const char* const (&prefixes)[5]) {
   return buf;
 }
 
-std::string si(double v) { return scaled(v, 1000, {"", " k", " M", " G", " T"}); }
+std::string si(double v) { return scaled(v, 1000, {" ", " k", " M", " G", " T"}); }
 std::string bytes(double v) { return scaled(v, 1024, {" B", " KiB", " MiB", " GiB", " TiB"}); }
 
 }  // namespace

@@ -51,18 +51,24 @@ ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec
     o.input_norm = b.add(p + "input_layernorm.weight", {H}, K_::norm, I_::ones);
     o.in_proj = b.add(m + "in_proj.weight", {layers[l].in_proj_rows, H}, K_::matrix, I_::normal);
     o.out_proj = b.add(m + "out_proj.weight", {H, E}, K_::matrix, I_::normal);
-    o.conv_w = b.add(m + "conv1d.weight", {E, 1, K}, K_::conv, I_::normal);
-    o.conv_b = b.add(m + "conv1d.bias", {E}, K_::bias, I_::zeros);
-    o.x_proj = b.add(m + "x_proj.0.weight", {R + 2 * N, E}, K_::matrix, I_::normal);
-    o.dt_proj_w = b.add(m + "dt_proj.0.weight", {E, R}, K_::matrix, I_::normal);
-    o.dt_proj_b = b.add(m + "dt_proj.0.bias", {E}, K_::bias, I_::dt_bias);
-    o.A_log = b.add(m + "A_log.0", {E, N}, K_::ssm, I_::a_log);
-    o.D = b.add(m + "D.0", {E}, K_::ssm, I_::ones);
-    o.dt_norm = b.add(m + "dt_layernorm.weight", {R}, K_::norm, I_::ones);
-    o.B_norm = b.add(m + "B_layernorm.weight", {N}, K_::norm, I_::ones);
-    o.C_norm = b.add(m + "C_layernorm.weight", {N}, K_::norm, I_::ones);
-    o.attn_norm = b.add(m + "pre_avg_layernorm1.weight", {E}, K_::norm, I_::ones);
-    o.ssm_norm = b.add(m + "pre_avg_layernorm2.weight", {E}, K_::norm, I_::ones);
+    if (layers[l].has_mamba) {
+      o.conv_w = b.add(m + "conv1d.weight", {E, 1, K}, K_::conv, I_::normal);
+      o.conv_b = b.add(m + "conv1d.bias", {E}, K_::bias, I_::zeros);
+      o.x_proj = b.add(m + "x_proj.0.weight", {R + 2 * N, E}, K_::matrix, I_::normal);
+      o.dt_proj_w = b.add(m + "dt_proj.0.weight", {E, R}, K_::matrix, I_::normal);
+      o.dt_proj_b = b.add(m + "dt_proj.0.bias", {E}, K_::bias, I_::dt_bias);
+      o.A_log = b.add(m + "A_log.0", {E, N}, K_::ssm, I_::a_log);
+      o.D = b.add(m + "D.0", {E}, K_::ssm, I_::ones);
+      o.dt_norm = b.add(m + "dt_layernorm.weight", {R}, K_::norm, I_::ones);
+      o.B_norm = b.add(m + "B_layernorm.weight", {N}, K_::norm, I_::ones);
+      o.C_norm = b.add(m + "C_layernorm.weight", {N}, K_::norm, I_::ones);
+    }
+    if (layers[l].has_attention) {  // the fusion norms, in HF order: attention's first
+      o.attn_norm = b.add(m + "pre_avg_layernorm1.weight", {E}, K_::norm, I_::ones);
+    }
+    if (layers[l].has_mamba) {
+      o.ssm_norm = b.add(m + "pre_avg_layernorm2.weight", {E}, K_::norm, I_::ones);
+    }
     o.mlp_norm = b.add(p + "pre_moe_layernorm.weight", {H}, K_::norm, I_::ones);
     o.gate = b.add(p + "moe.experts.0.gate_proj.weight", {I, H}, K_::matrix, I_::normal);
     o.up = b.add(p + "moe.experts.0.up_proj.weight", {I, H}, K_::matrix, I_::normal);
@@ -75,14 +81,14 @@ ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec
 
 template <class T>
 ModelParams<T*> param_views(const ParamLayout& layout, T* base) {
+  const auto at = [base](int64_t offset) { return offset == kAbsent ? nullptr : base + offset; };
   const ModelParams<int64_t>& o = layout.offsets;
-  ModelParams<T*> v{base + o.embed, base + o.meta, base + o.final_norm, {}};
+  ModelParams<T*> v{at(o.embed), at(o.meta), at(o.final_norm), {}};
   for (const LayerParams<int64_t>& l : o.layers) {
-    v.layers.push_back({base + l.input_norm, base + l.in_proj, base + l.conv_w, base + l.conv_b,
-                        base + l.x_proj, base + l.dt_proj_w, base + l.dt_proj_b, base + l.A_log,
-                        base + l.D, base + l.dt_norm, base + l.B_norm, base + l.C_norm,
-                        base + l.attn_norm, base + l.ssm_norm, base + l.out_proj, base + l.mlp_norm,
-                        base + l.gate, base + l.up, base + l.down});
+    v.layers.push_back({at(l.input_norm), at(l.in_proj), at(l.conv_w), at(l.conv_b), at(l.x_proj),
+                        at(l.dt_proj_w), at(l.dt_proj_b), at(l.A_log), at(l.D), at(l.dt_norm),
+                        at(l.B_norm), at(l.C_norm), at(l.attn_norm), at(l.ssm_norm),
+                        at(l.out_proj), at(l.mlp_norm), at(l.gate), at(l.up), at(l.down)});
   }
   return v;
 }

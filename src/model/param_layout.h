@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "config/config.h"
@@ -36,28 +37,37 @@ struct ParamTensor {
   InitRule init = InitRule::normal;
 };
 
+// Offset of a tensor the layer does not have (its branch is off, model.mixer); its view is null.
+inline constexpr int64_t kAbsent = -1;
+
 // Offsets of one decoder layer's tensors. P = int64_t (offsets) or T* (views into a buffer).
+// Those that start out absent exist only with Mamba heads (conv_w .. C_norm, ssm_norm) or only
+// with attention heads (attn_norm): LayerSpec::has_mamba / has_attention.
 template <class P>
 struct LayerParams {
-  P input_norm;   // [H]            input_layernorm
-  P in_proj;      // [D_in, H]      rows: q | k | v | x | z (consumers: q | x | z)
-  P conv_w;       // [E, 1, K]
-  P conv_b;       // [E]
-  P x_proj;       // [R + 2N, E]    rows: dt | B | C
-  P dt_proj_w;    // [E, R]
-  P dt_proj_b;    // [E]
-  P A_log;        // [E, N]
-  P D;            // [E]
-  P dt_norm;      // [R]
-  P B_norm;       // [N]
-  P C_norm;       // [N]
-  P attn_norm;    // [E]            pre_avg_layernorm1 (β₁)
-  P ssm_norm;     // [E]            pre_avg_layernorm2 (β₂)
-  P out_proj;     // [H, E]
-  P mlp_norm;     // [H]            pre_moe_layernorm
-  P gate;         // [I, H]
-  P up;           // [I, H]
-  P down;         // [H, I]
+  static constexpr P absent() {
+    if constexpr (std::is_pointer_v<P>) return nullptr;
+    else return kAbsent;
+  }
+  P input_norm;                // [H]            input_layernorm
+  P in_proj;                   // [D_in, H]      rows: q | k | v | x | z (LayerSpec::in_proj_rows)
+  P conv_w = absent();         // [E, 1, K]
+  P conv_b = absent();         // [E]
+  P x_proj = absent();         // [R + 2N, E]    rows: dt | B | C
+  P dt_proj_w = absent();      // [E, R]
+  P dt_proj_b = absent();      // [E]
+  P A_log = absent();          // [E, N]
+  P D = absent();              // [E]
+  P dt_norm = absent();        // [R]
+  P B_norm = absent();         // [N]
+  P C_norm = absent();         // [N]
+  P attn_norm = absent();      // [E]            pre_avg_layernorm1 (β₁)
+  P ssm_norm = absent();       // [E]            pre_avg_layernorm2 (β₂)
+  P out_proj;                  // [H, E]
+  P mlp_norm;                  // [H]            pre_moe_layernorm
+  P gate;                      // [I, H]
+  P up;                        // [I, H]
+  P down;                      // [H, I]
 };
 
 template <class P>

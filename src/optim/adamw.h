@@ -27,6 +27,8 @@ class AdamW {
   void step(T* params, const T* grads, double lr, double grad_factor);
 
   int64_t steps_taken() const { return t_; }
+  // Resuming from a checkpoint: the step count sets the bias correction of the next update.
+  void set_steps_taken(int64_t t) { t_ = t; }
   std::vector<T>& first_moment() { return m_; }
   std::vector<T>& second_moment() { return v_; }
 

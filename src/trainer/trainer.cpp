@@ -8,17 +8,18 @@
 #include <filesystem>
 #include <fstream>
 #include <ostream>
-#include <vector>
 
 #include "core/device.h"
 #include "core/error.h"
 #include "core/files.h"
-#include "data/dataset.h"
-#include "data/loader.h"
+#include "eval/perplexity.h"
+#include "eval/recall.h"
 #include "model/hymba_model.h"
 #include "model/model_info.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
+#include "trainer/batches.h"
+#include "trainer/run_state.h"
 
 namespace hymba {
 
@@ -58,24 +59,109 @@ struct MetricsFile {
   }
 };
 
-// Mean loss over the first `batches` batches of the validation rows, in order (no shuffling).
-double evaluate(HymbaModel<float>& model, const DatasetShards& shards, int64_t max_vocab,
-                int64_t batches) {
-  LoaderOptions o;
-  o.shards = shards.val;
-  o.seq_len = model.seq_len();
-  o.batch_size = model.batch();
-  o.shuffle = false;
-  o.max_vocab = max_vocab;
-  o.tokenizer = shards.tokenizer;
-  DataLoader val(o);
-  batches = std::min<int64_t>(batches, val.rows_per_epoch() / model.batch());
-  double sum = 0;
-  for (int64_t i = 0; i < batches; ++i) {
-    const Batch& b = val.next();
-    sum += model.forward(b.ids, b.targets);
+// Validation after `step` steps, logged and recorded: the loss on the validation corpus, or for
+// the recall task the accuracy (and loss) on held-out sequences of the evaluation seed.
+struct Validation {
+  double loss = -1, recall_accuracy = -1;
+};
+
+Validation validate(const Config& cfg, HymbaModel<float>& model, const TrainingBatches& data,
+                    int64_t step, MetricsFile& metrics, std::ostream& log) {
+  char line[160], json[160];
+  Validation v;
+  double& loss = v.loss;
+  if (data.recall()) {
+    const RecallResult r = evaluate_recall(model, data.recall_task(), cfg.eval.batches, kRecallEvalSeed);
+    loss = r.loss();
+    v.recall_accuracy = r.accuracy();
+    std::snprintf(line, sizeof line, "step %6lld/%lld | val loss %.4f | recall accuracy %.4f",
+                  static_cast<long long>(step), static_cast<long long>(cfg.train.steps), loss, r.accuracy());
+    std::snprintf(json, sizeof json, "{\"step\": %lld, \"val_loss\": %.9g, \"recall_accuracy\": %.9g}",
+                  static_cast<long long>(step), loss, r.accuracy());
+  } else {
+    loss = evaluate_perplexity(model, data.shards().val, cfg.eval.batches, data.shards().tokenizer).loss;
+    std::snprintf(line, sizeof line, "step %6lld/%lld | val loss %.4f", static_cast<long long>(step),
+                  static_cast<long long>(cfg.train.steps), loss);
+    std::snprintf(json, sizeof json, "{\"step\": %lld, \"val_loss\": %.9g}", static_cast<long long>(step), loss);
   }
-  return sum / double(batches * model.batch() * model.seq_len());
+  log << line << std::endl;
+  metrics.write(json);
+  return v;
+}
+
+struct StepResult {
+  double loss = 0, lr = 0, grad_norm = 0;
+};
+
+// Optimizer step `step` (from 0): grad_accum micro-batches, the global norm, AdamW.
+StepResult train_step(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
+                      TrainingBatches& data, int64_t step) {
+  const TrainConfig& tc = cfg.train;
+  const int64_t counted = tc.grad_accum * data.counted_targets_per_batch();
+  const double grad_scale = 1.0 / double(counted);  // the mean over the whole step
+  model.zero_grads();
+  double loss_sum = 0;
+  for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
+    const Batch& batch = data.next();
+    loss_sum += model.forward_backward(batch.ids, batch.targets, grad_scale);
+  }
+  StepResult r;
+  r.loss = loss_sum / double(counted);
+  r.grad_norm = global_grad_norm(model.grads.data(), model.layout());
+  r.lr = learning_rate(cfg.optim, step, tc.steps);
+  opt.step(model.params.data(), model.grads.data(), r.lr, clip_factor(r.grad_norm, cfg.optim.grad_clip));
+  return r;
+}
+
+// The progress line and the metrics JSON line. Throughput counts training steps only, not the
+// validation and checkpoint time between them.
+class Progress {
+ public:
+  Progress(const Config& cfg, MetricsFile& metrics, std::ostream& log)
+      : cfg_(cfg), metrics_(metrics), log_(log),
+        tokens_per_step_(cfg.train.grad_accum * cfg.train.batch_size * cfg.train.seq_len) {}
+
+  void count_step(double seconds) {
+    interval_tokens_ += tokens_per_step_;
+    interval_seconds_ += seconds;
+  }
+
+  void report(int64_t done, const StepResult& r) {
+    const double tok_s = double(interval_tokens_) / interval_seconds_;
+    char line[256];
+    std::snprintf(line, sizeof line, "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s",
+                  static_cast<long long>(done), static_cast<long long>(cfg_.train.steps), r.loss, r.lr,
+                  r.grad_norm, tok_s);
+    log_ << line << std::endl;
+    char json[320];
+    std::snprintf(json, sizeof json,
+                  "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                  "\"tokens_per_sec\": %.9g, \"tokens\": %lld, \"elapsed_s\": %.6g}",
+                  static_cast<long long>(done), r.loss, r.lr, r.grad_norm, tok_s,
+                  static_cast<long long>(done * tokens_per_step_), seconds_since(start_));
+    metrics_.write(json);
+    interval_tokens_ = 0;
+    interval_seconds_ = 0;
+  }
+
+ private:
+  const Config& cfg_;
+  MetricsFile& metrics_;
+  std::ostream& log_;
+  const int64_t tokens_per_step_;
+  const Clock::time_point start_ = Clock::now();
+  int64_t interval_tokens_ = 0;
+  double interval_seconds_ = 0;
+};
+
+void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint& from, std::ostream& log) {
+  const TrainConfig& tc = cfg.train;
+  const ModelInfo info = describe_model(cfg.model, tc.seq_len);
+  log << "model: " << info.parameters << " parameters, " << cfg.model.num_hidden_layers
+      << " layers; data: " << data.describe() << "\n";
+  log << "batch: " << tc.grad_accum << " x " << tc.batch_size << " rows x " << tc.seq_len
+      << " tokens = " << tc.grad_accum * tc.batch_size * tc.seq_len << " tokens per step; steps "
+      << from.step + 1 << ".." << tc.steps << "; run.dir " << cfg.run.dir << "\n";
 }
 
 }  // namespace
@@ -84,95 +170,64 @@ TrainSummary train(const Config& cfg, std::ostream& log) {
   const TrainConfig& tc = cfg.train;
   choose_device(cfg, log);
 
-  const fs::path dir = cfg.run.dir;
-  if (fs::exists(dir / "metrics.jsonl")) {
-    fail("run.dir ", dir.string(), " already holds a run (metrics.jsonl); choose another run.dir",
-         " or remove that folder");
-  }
-  fs::create_directories(dir);
-  write_file_atomically((dir / "config.yaml").string(), cfg.resolved);
-
-  const DatasetShards shards = dataset_shards(cfg.data, log);
-  const int64_t B = tc.batch_size, T = tc.seq_len;
-  LoaderOptions lo;
-  lo.shards = shards.train;
-  lo.seq_len = T;
-  lo.batch_size = B;
-  lo.seed = tc.seed;
-  lo.max_vocab = cfg.model.vocab_size;
-  lo.tokenizer = shards.tokenizer;
-  DataLoader data(lo);
-  HymbaModel<float> model(cfg.model, B, T);
-  model.init(tc.seed);
+  HymbaModel<float> model(cfg.model, tc.batch_size, tc.seq_len);
   AdamW<float> opt(model.layout(), cfg.optim);
-  const ModelInfo info = describe_model(cfg.model, T);
-  log << "model: " << info.parameters << " parameters, " << cfg.model.num_hidden_layers
-      << " layers; data: " << data.tokens() << " tokens, " << data.rows_per_epoch()
-      << " rows of " << T + 1 << " per epoch\n";
-  log << "batch: " << tc.grad_accum << " x " << B << " rows x " << T << " tokens = "
-      << tc.grad_accum * B * T << " tokens per step; " << tc.steps << " steps; run.dir "
-      << dir.string() << "\n";
+  const ResumePoint from = restore_state(cfg, model, opt, log);
+  if (from.checkpoint.empty()) model.init(tc.seed);
+  TrainSummary summary;
+  summary.resumed_from_step = from.step;
+  if (from.step == tc.steps) {
+    log << "done: " << from.checkpoint << " is already at the last step, " << tc.steps << "\n";
+    return summary;
+  }
 
+  TrainingBatches data(cfg, from.cursor, log);
+  log_plan(cfg, data, from, log);
+  const bool validation = data.recall() || !data.shards().val.empty();
+
+  const fs::path dir = cfg.run.dir;
+  fs::create_directories(dir);
+  set_aside_later_steps(cfg.run.dir, from.step, log);
+  write_file_atomically((dir / "config.yaml").string(), cfg.resolved);
   MetricsFile metrics{std::ofstream(dir / "metrics.jsonl", std::ios::app)};
   if (!metrics.out) fail((dir / "metrics.jsonl").string(), ": cannot open for writing");
 
-  const int64_t tokens_per_step = tc.grad_accum * B * T;
-  const double grad_scale = 1.0 / double(tokens_per_step);  // mean over the whole step
-  TrainSummary summary;
   const auto start = Clock::now();
-  auto interval_start = start;
-  int64_t interval_tokens = 0;
-  for (int64_t step = 0; step < tc.steps; ++step) {
-    model.zero_grads();
-    double loss_sum = 0;
-    for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
-      const Batch& batch = data.next();
-      loss_sum += model.forward_backward(batch.ids, batch.targets, grad_scale);
-    }
-    const double loss = loss_sum / double(tokens_per_step);
-    const double grad_norm = global_grad_norm(model.grads.data(), model.layout());
-    const double lr = learning_rate(cfg.optim, step, tc.steps);
-    opt.step(model.params.data(), model.grads.data(), lr,
-             clip_factor(grad_norm, cfg.optim.grad_clip));
-    interval_tokens += tokens_per_step;
-
+  double step_seconds = 0;  // training steps only, for the summary's throughput
+  Progress progress(cfg, metrics, log);
+  for (int64_t step = from.step; step < tc.steps; ++step) {
+    const auto step_start = Clock::now();
+    const StepResult r = train_step(cfg, model, opt, data, step);
+    const double seconds = seconds_since(step_start);
+    progress.count_step(seconds);
+    step_seconds += seconds;
     const int64_t done = step + 1;
-    if (step == 0) summary.first_loss = loss;
-    summary.final_loss = loss;
-    if (done == 1 || done % tc.log_every == 0 || done == tc.steps) {
-      const double tok_s = double(interval_tokens) / seconds_since(interval_start);
-      char line[256];
-      std::snprintf(line, sizeof line,
-                    "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s",
-                    static_cast<long long>(done), static_cast<long long>(tc.steps), loss, lr,
-                    grad_norm, tok_s);
-      log << line << std::endl;
-      char json[320];
-      std::snprintf(json, sizeof json,
-                    "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-                    "\"tokens_per_sec\": %.9g, \"tokens\": %lld, \"elapsed_s\": %.6g}",
-                    static_cast<long long>(done), loss, lr, grad_norm, tok_s,
-                    static_cast<long long>(done * tokens_per_step), seconds_since(start));
-      metrics.write(json);
-      interval_start = Clock::now();
-      interval_tokens = 0;
+    if (step == from.step) summary.first_loss = r.loss;
+    summary.final_loss = r.loss;
+    if (step == from.step || done % tc.log_every == 0 || done == tc.steps) progress.report(done, r);
+    // The last step's validation is the one after training, below.
+    if (cfg.eval.every > 0 && done % cfg.eval.every == 0 && done < tc.steps) {
+      validate(cfg, model, data, done, metrics, log);
+    }
+    if (cfg.checkpoint.every > 0 && (done % cfg.checkpoint.every == 0 || done == tc.steps)) {
+      write_checkpoint(cfg, model, opt, done, data.cursor(), log);
     }
   }
-  summary.steps = tc.steps;
+  summary.steps = tc.steps - from.step;
   summary.seconds = seconds_since(start);
-  if (!shards.val.empty()) {
-    summary.val_loss = evaluate(model, shards, cfg.model.vocab_size, 8);
-    char json[128];
-    std::snprintf(json, sizeof json, "{\"step\": %lld, \"val_loss\": %.9g}",
-                  static_cast<long long>(tc.steps), summary.val_loss);
-    metrics.write(json);
+  summary.tokens_per_sec = double(summary.steps * tc.grad_accum * tc.batch_size * tc.seq_len) / step_seconds;
+  if (validation) {
+    const Validation v = validate(cfg, model, data, tc.steps, metrics, log);
+    summary.val_loss = v.loss;
+    summary.recall_accuracy = v.recall_accuracy;
   }
   char line[256];
   std::snprintf(line, sizeof line, "done: %lld steps in %.1f s; loss %.4f -> %.4f",
                 static_cast<long long>(summary.steps), summary.seconds, summary.first_loss,
                 summary.final_loss);
   log << line;
-  if (!shards.val.empty()) log << "; validation loss " << summary.val_loss;
+  if (from.step > 0) log << " (resumed after step " << from.step << ")";
+  if (validation) log << "; validation loss " << summary.val_loss;
   log << std::endl;
   return summary;
 }

@@ -1,0 +1,45 @@
+// Where training batches come from: the shard loader (data.format text or shards) or the
+// synthetic associative-recall task (data.format recall, src/eval/recall.h), behind one interface
+// so the training step does not care.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "eval/recall.h"
+
+namespace hymba {
+
+class TrainingBatches {
+ public:
+  // Prepares the corpus if needed (text) and positions the stream at `start`.
+  TrainingBatches(const Config& cfg, LoaderCursor start, std::ostream& log);
+
+  const Batch& next();
+  LoaderCursor cursor() const;  // rows consumed, as checkpoints store it
+
+  // Targets that count in every batch: B·T for text, B·queries for the recall task (the other
+  // targets are ignored). The loss is a mean over these.
+  int64_t counted_targets_per_batch() const;
+
+  bool recall() const { return loader_ == nullptr; }
+  const RecallTask& recall_task() const { return task_; }  // the task at this row length
+  const DatasetShards& shards() const { return shards_; }  // train and val (empty for recall)
+  std::string describe() const;                             // for the run's opening lines
+
+ private:
+  const Config& cfg_;
+  DatasetShards shards_;
+  std::unique_ptr<DataLoader> loader_;
+  RecallTask task_;
+  uint64_t recall_rows_ = 0;
+  std::vector<int32_t> ids_, targets_;  // [B, T] the recall batch
+  Batch recall_batch_;
+};
+
+}  // namespace hymba

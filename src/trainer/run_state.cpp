@@ -1,0 +1,248 @@
+#include "trainer/run_state.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/json.h"
+#include "io/checkpoint.h"
+
+namespace hymba {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- does a checkpoint fit this config -------------------------------------------------------
+
+// Keys whose value fixes what a checkpoint's state means: the model's tensors, and the training
+// stream (rows, batches, order) the loader cursor counts rows of. data.cache_dir only says where
+// a corpus is prepared. Every other key (steps, lr, logging, ...) may change between sessions.
+bool fixes_state(const std::string& section, const std::string& key) {
+  if (section == "model") return true;
+  if (section == "data") return key != "cache_dir";
+  return section == "train" &&
+         (key == "batch_size" || key == "seq_len" || key == "grad_accum" || key == "seed");
+}
+
+std::string show(const YAML::Node& n) { return n.IsDefined() ? YAML::Dump(n) : "(absent)"; }
+
+// "section.key (checkpoint: X, now: Y)" for every state-fixing key on which the two resolved
+// configs differ. Keys are compared by value, so either side may lack one the other has (a
+// config written by an older build).
+std::vector<std::string> state_differences(const YAML::Node& saved, const YAML::Node& now) {
+  std::vector<std::string> out;
+  for (const std::string section : {"model", "data", "train"}) {
+    std::set<std::string> keys;
+    for (const YAML::Node& side : {saved[section], now[section]}) {
+      for (const auto& kv : side) keys.insert(kv.first.Scalar());
+    }
+    for (const std::string& key : keys) {
+      if (!fixes_state(section, key)) continue;
+      const std::string a = show(saved[section][key]), b = show(now[section][key]);
+      if (a != b) out.push_back(section + "." + key + " (checkpoint: " + a + ", now: " + b + ")");
+    }
+  }
+  return out;
+}
+
+void check_compatible(const Config& cfg, const std::string& path, const CheckpointMeta& meta) {
+  YAML::Node saved;
+  try {
+    saved = YAML::Load(meta.config);
+  } catch (const YAML::Exception& e) {
+    fail(path, ": the stored config is not YAML (", e.what(), ")");
+  }
+  const std::vector<std::string> diffs = state_differences(saved, YAML::Load(cfg.resolved));
+  if (diffs.empty()) return;
+  std::string list;
+  for (const std::string& d : diffs) list += (list.empty() ? "" : "; ") + d;
+  fail(path, ": cannot resume with ", cfg.path, ": it changes ", list,
+       ". A resumed run must keep every model.* and data.* key and train.batch_size, seq_len, "
+       "grad_accum and seed (start a new run.dir to change them)");
+}
+
+// ---- loading -------------------------------------------------------------------------------
+
+// Loads `path` whole into the model and the optimizer; an Error when any of it cannot be read.
+ResumePoint load_state(const std::string& path, HymbaModel<float>& model, AdamW<float>& opt,
+                       std::ostream& log) {
+  const LoadedCheckpoint c = load_checkpoint(path, model.layout(), model.params.data(),
+                                             opt.first_moment().data(), opt.second_moment().data());
+  opt.set_steps_taken(c.has_optimizer_state ? c.meta.adam_steps : 0);
+  if (!c.has_optimizer_state) {
+    log << "resume: " << path << " holds no optimizer state; AdamW starts from zero moments\n";
+  }
+  return {path, c.meta.step, LoaderCursor{c.meta.loader_rows}};
+}
+
+ResumePoint resume_from(const Config& cfg, const std::string& path, HymbaModel<float>& model,
+                        AdamW<float>& opt, std::ostream& log) {
+  check_compatible(cfg, path, read_checkpoint_meta(path));
+  return load_state(path, model, opt, log);
+}
+
+// Runs `read`; an Error is a checkpoint that cannot be used, logged and added to `reasons`.
+template <class F>
+bool readable(F&& read, std::vector<std::string>& reasons, std::ostream& log) {
+  try {
+    read();
+    return true;
+  } catch (const Error& e) {
+    log << "resume: skipping a checkpoint that does not load: " << e.what() << "\n";
+    reasons.push_back(e.what());
+    return false;
+  }
+}
+
+// train.resume: auto. A config that does not fit is not a reason to go back to an older
+// checkpoint (it would not fit either): that error stops the run.
+ResumePoint resume_newest(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
+                          std::ostream& log) {
+  const std::vector<std::string> found = list_checkpoints(cfg.run.dir);
+  if (found.empty()) {
+    log << "resume: no checkpoint in " << cfg.run.dir << "; starting fresh\n";
+    return {};
+  }
+  std::vector<std::string> reasons;
+  for (auto it = found.rbegin(); it != found.rend(); ++it) {
+    CheckpointMeta meta;
+    if (!readable([&] { meta = read_checkpoint_meta(*it); }, reasons, log)) continue;
+    check_compatible(cfg, *it, meta);
+    ResumePoint point;
+    if (readable([&] { point = load_state(*it, model, opt, log); }, reasons, log)) return point;
+  }
+  std::string list;
+  for (const std::string& r : reasons) list += "\n  " + r;
+  fail("run.dir ", cfg.run.dir, ": none of its ", found.size(),
+       " checkpoints loads, so the run cannot resume (and will not start over next to them; "
+       "move them aside to start fresh):",
+       list);
+}
+
+// train.resume: none.
+void refuse_existing_run(const std::string& run_dir) {
+  if (fs::exists(fs::path(run_dir) / "metrics.jsonl") || !list_checkpoints(run_dir).empty()) {
+    fail("run.dir ", run_dir, " already holds a run (metrics.jsonl or checkpoints); choose another",
+         " run.dir, remove that folder, or continue it with train.resume=auto");
+  }
+}
+
+// ---- the steps after the resume point ------------------------------------------------------
+
+// The step of a metrics line; -1 for a line that is not a JSON object with an integer step.
+int64_t metrics_step(const std::string& line, const std::string& path, int64_t line_number) {
+  try {
+    const JsonValue v = parse_json(line, JsonSource{path, line_number, 0});
+    const JsonValue* step = v.find("step");
+    return step && step->is_integer() ? step->as_int() : -1;
+  } catch (const Error&) {
+    return -1;
+  }
+}
+
+void append_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::app | std::ios::binary);
+  out << text;
+  out.flush();
+  if (!out) fail(path.string(), ": cannot append");
+}
+
+// The orphaned lines are safe in their file before metrics.jsonl is replaced: a crash in
+// between leaves them twice, never nowhere.
+void set_aside_metrics(const fs::path& dir, int64_t step, std::ostream& log) {
+  const fs::path path = dir / "metrics.jsonl";
+  if (!fs::exists(path)) return;
+  std::istringstream in(read_all_text(path.string()));
+  std::string kept, later;
+  int64_t line_number = 0, moved = 0;
+  for (std::string line; std::getline(in, line);) {
+    const int64_t s = metrics_step(line, path.string(), ++line_number);
+    const bool keep = s >= 0 && s <= step;
+    (keep ? kept : later) += line + "\n";
+    moved += !keep;
+  }
+  if (moved == 0) return;
+  const fs::path aside = dir / ("metrics.orphaned-" + std::to_string(step) + ".jsonl");
+  append_text(aside, later);
+  write_file_atomically(path.string(), kept);
+  log << "resume: moved " << moved << " metrics lines of steps after " << step << " to "
+      << aside.string() << "\n";
+}
+
+// checkpoint-N.orphaned-<step>.h5, or with -2, -3, ... added while that name is taken (the same
+// step orphaned twice), so no file is ever overwritten.
+fs::path orphan_name(const fs::path& checkpoint, int64_t step) {
+  const std::string base = checkpoint.stem().string() + ".orphaned-" + std::to_string(step);
+  fs::path name = checkpoint.parent_path() / (base + ".h5");
+  for (int n = 2; fs::exists(name); ++n) {
+    name = checkpoint.parent_path() / (base + "-" + std::to_string(n) + ".h5");
+  }
+  return name;
+}
+
+void set_aside_checkpoints(const std::string& run_dir, int64_t step, std::ostream& log) {
+  for (const std::string& path : list_checkpoints(run_dir)) {
+    // list_checkpoints only returns names checkpoint-<digits>.h5.
+    const int64_t n = std::stoll(fs::path(path).stem().string().substr(sizeof "checkpoint-" - 1));
+    if (n <= step) continue;
+    const fs::path aside = orphan_name(path, step);
+    std::error_code ec;
+    fs::rename(path, aside, ec);
+    if (ec) fail(path, ": cannot move aside to ", aside.string(), " (", ec.message(), ")");
+    log << "resume: moved " << path << " (after step " << step << ") to " << aside.string()
+        << "\n";
+  }
+}
+
+}  // namespace
+
+ResumePoint restore_state(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
+                          std::ostream& log) {
+  const std::string& resume = cfg.train.resume;
+  if (resume == "none") {
+    refuse_existing_run(cfg.run.dir);
+    return {};
+  }
+  const ResumePoint point = resume == "auto" ? resume_newest(cfg, model, opt, log)
+                                             : resume_from(cfg, resume, model, opt, log);
+  if (point.step > cfg.train.steps) {
+    fail(cfg.path, ": train.steps: ", cfg.train.steps, " is below step ", point.step, " of ",
+         point.checkpoint, " (a resumed run can only go on)");
+  }
+  if (!point.checkpoint.empty()) {
+    log << "resume: " << point.checkpoint << ": continuing after step " << point.step << "\n";
+  }
+  return point;
+}
+
+void set_aside_later_steps(const std::string& run_dir, int64_t step, std::ostream& log) {
+  set_aside_metrics(run_dir, step, log);
+  set_aside_checkpoints(run_dir, step, log);
+}
+
+void write_checkpoint(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
+                      int64_t step, LoaderCursor cursor, std::ostream& log) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string path = checkpoint_path(cfg.run.dir, step);
+  const CheckpointMeta meta{step, opt.steps_taken(), cursor.rows, cfg.train.seed, cfg.resolved};
+  save_checkpoint(path, model.layout(),
+                  {model.params.data(), opt.first_moment().data(), opt.second_moment().data()},
+                  meta);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  char line[96];
+  std::snprintf(line, sizeof line, " (%.1f MiB, %.2f s)",
+                double(fs::file_size(path)) / double(1 << 20), seconds);
+  log << "checkpoint: " << path << line << std::endl;
+  prune_checkpoints(cfg.run.dir, cfg.checkpoint.keep, cfg.checkpoint.keep_every);
+}
+
+}  // namespace hymba

@@ -1,0 +1,49 @@
+// Checkpoints and resume for the training loop (train.resume, checkpoint.*): which saved state a
+// run continues from, and what run.dir keeps of the steps after it.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "config/config.h"
+#include "data/loader.h"
+#include "model/hymba_model.h"
+#include "optim/adamw.h"
+
+namespace hymba {
+
+// Where a run continues: the state restored into the model and the optimizer.
+struct ResumePoint {
+  std::string checkpoint;  // the file it came from; empty for a fresh start
+  int64_t step = 0;        // optimizer steps already done
+  LoaderCursor cursor;     // where the training data stream continues
+};
+
+// Restores what train.resume names into the model's parameters and the optimizer:
+//   none: nothing (a fresh start); a run.dir that already holds a run is refused.
+//   auto: the newest checkpoint in run.dir that loads completely. One that does not (truncated,
+//         corrupt) is logged and the one before it tried. No checkpoint at all: a fresh start.
+//         Checkpoints that exist but none of which loads: an Error (starting over next to them
+//         would let pruning delete the new run's checkpoints in favour of the broken ones).
+//   else: the checkpoint file at that path (relative to the working directory).
+// The checkpoint's config must agree with cfg on every model.* and data.* key (data.cache_dir
+// excepted) and on train.batch_size, seq_len, grad_accum and seed; otherwise an Error names the
+// checkpoint, the config file and each key that differs. train.steps may not be below the
+// checkpoint's step.
+ResumePoint restore_state(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
+                          std::ostream& log);
+
+// Moves aside what run.dir holds of steps after `step`: a timeline that died with its process.
+// metrics.jsonl lines with a later step (or none: a line the crash cut short) go to
+// metrics.orphaned-<step>.jsonl (appended); checkpoint-N.h5 with N > step is renamed
+// checkpoint-N.orphaned-<step>.h5, which neither resume nor pruning looks at. Nothing is deleted.
+void set_aside_later_steps(const std::string& run_dir, int64_t step, std::ostream& log);
+
+// Writes run.dir/checkpoint-<step>.h5 (parameters, AdamW moments and step count, the loader
+// cursor, the resolved config), then prunes old checkpoints (checkpoint.keep, keep_every).
+// Logs the path, the size and the seconds taken.
+void write_checkpoint(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
+                      int64_t step, LoaderCursor cursor, std::ostream& log);
+
+}  // namespace hymba
