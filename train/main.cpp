@@ -1,13 +1,13 @@
 // hymba-train CONFIG [section.key=value ...] [--info]
 //   Trains the model a YAML config describes (see configs/ and README.md), or with --info prints
 //   the model summary: parameters per tensor kind, activation memory and FLOPs per token.
-#include <cstring>
 #include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "core/cli.h"
 #include "core/error.h"
 #include "model/model_info.h"
 #include "trainer/trainer.h"
@@ -26,26 +26,19 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   bool info = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
+  hymba::CommandLine cl(argc, argv, kUsage);
+  for (std::string arg; cl.next(arg);) {
     if (arg == "--info") {
       info = true;
-    } else if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
-      return 0;
-    } else if (arg.rfind("--", 0) == 0) {
-      std::cerr << "error: unknown option " << arg << "\n" << kUsage;
-      return 2;
+    } else if (arg.starts_with("--")) {
+      cl.unknown(arg);
     } else if (config_path.empty()) {
       config_path = arg;
     } else {
       overrides.push_back(arg);
     }
   }
-  if (config_path.empty()) {
-    std::cerr << kUsage;
-    return 2;
-  }
+  if (config_path.empty()) cl.usage_error("CONFIG is required");
   try {
     const hymba::Config cfg = hymba::load_config(config_path, overrides);
     if (info) {

@@ -1,11 +1,11 @@
 // hymba-prepare --tokenizer DIR --out DIR [options] INPUT...
 //   Tokenizes text or JSONL inputs (files, folders, "-" for stdin; plain, gzip or xz) into HDF5
 //   shards for training. See data/prepare.h for the output folder and how resuming works.
-#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
 
+#include "core/cli.h"
 #include "data/prepare.h"
 
 namespace {
@@ -24,55 +24,41 @@ const char* kUsage =
     "Text inputs: a line holding only <|endoftext|> separates documents. An interrupted run\n"
     "resumes where it stopped when started again with the same arguments.\n";
 
-[[noreturn]] void usage_error(const std::string& what) {
-  std::cerr << "error: " << what << "\n" << kUsage;
-  std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   hymba::PrepareOptions o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(arg + " needs a value");
-      return argv[++i];
-    };
-    try {
-      if (arg == "-h" || arg == "--help") {
-        std::cout << kUsage;
-        return 0;
-      } else if (arg == "--tokenizer") {
-        o.tokenizer = value();
-      } else if (arg == "--out") {
-        o.out = value();
-      } else if (arg == "--format") {
-        const std::string f = value();
-        if (f == "auto") o.format = hymba::InputFormat::automatic;
-        else if (f == "text") o.format = hymba::InputFormat::text;
-        else if (f == "jsonl") o.format = hymba::InputFormat::jsonl;
-        else usage_error("--format " + f + ": must be auto, text or jsonl");
-      } else if (arg == "--field") {
-        o.jsonl_field = value();
-      } else if (arg == "--split") {
-        o.split = value();
-      } else if (arg == "--val-fraction") {
-        o.val_fraction = std::stod(value());
-      } else if (arg == "--shard-tokens") {
-        o.shard_tokens = std::stoll(value());
-      } else if (arg == "--threads") {
-        o.threads = std::stoi(value());
-      } else if (arg.size() > 1 && arg.rfind("--", 0) == 0) {
-        usage_error("unknown option " + arg);
-      } else {
-        o.inputs.push_back(arg);
-      }
-    } catch (const std::logic_error&) {  // stod / stoll / stoi on a non-number
-      usage_error(arg + ": not a number: " + argv[i]);
+  hymba::CommandLine cl(argc, argv, kUsage);
+  for (std::string arg; cl.next(arg);) {
+    if (arg == "--tokenizer") {
+      o.tokenizer = cl.value();
+    } else if (arg == "--out") {
+      o.out = cl.value();
+    } else if (arg == "--format") {
+      const std::string f = cl.value();
+      if (f == "auto") o.format = hymba::InputFormat::automatic;
+      else if (f == "text") o.format = hymba::InputFormat::text;
+      else if (f == "jsonl") o.format = hymba::InputFormat::jsonl;
+      else cl.usage_error("--format " + f + ": must be auto, text or jsonl");
+    } else if (arg == "--field") {
+      o.jsonl_field = cl.value();
+    } else if (arg == "--split") {
+      o.split = cl.value();
+    } else if (arg == "--val-fraction") {
+      o.val_fraction = cl.number<double>(0.0);
+    } else if (arg == "--shard-tokens") {
+      o.shard_tokens = cl.number<int64_t>(1);
+    } else if (arg == "--threads") {
+      o.threads = cl.number<int>(1);
+    } else if (arg.size() > 1 && arg.starts_with("--")) {
+      cl.unknown(arg);
+    } else {
+      o.inputs.push_back(arg);
     }
   }
-  if (o.tokenizer.empty() || o.out.empty() || o.inputs.empty()) usage_error("--tokenizer, --out and at least one INPUT are required");
+  if (o.tokenizer.empty() || o.out.empty() || o.inputs.empty()) {
+    cl.usage_error("--tokenizer, --out and at least one INPUT are required");
+  }
   try {
     const hymba::PrepareSummary s = hymba::prepare(o, &std::cerr);
     if (s.already_done) {

@@ -1,12 +1,11 @@
 // hymba-tokenize: encode or decode standard input with a tokenizer, or train one.
 #include <algorithm>
-#include <charconv>
-#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "core/cli.h"
 #include "core/error.h"
 #include "data/text_file.h"
 #include "data/tokenizer.h"
@@ -37,58 +36,37 @@ struct Args {
   std::vector<std::string> files;
 };
 
-[[noreturn]] void usage_error(const std::string& what) {
-  std::cerr << "error: " << what << "\n" << kUsage;
-  std::exit(2);
-}
-
-int64_t parse_count(const std::string& option, const std::string& value) {
-  int64_t v = 0;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (ec != std::errc() || end != value.data() + value.size() || v < 1) {
-    usage_error(option + " needs a positive integer, not \"" + value + "\"");
-  }
-  return v;
-}
-
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (arg == "--tokenizer") {
-      a.tokenizer = value();
+  hymba::CommandLine cl(argc, argv, kUsage);
+  for (std::string arg; cl.next(arg);) {
+    if (arg == "--tokenizer") {
+      a.tokenizer = cl.value();
     } else if (arg == "--decode") {
       a.decode = true;
     } else if (arg == "--train") {
       a.train = true;
     } else if (arg == "--vocab-size") {
-      a.vocab_size = parse_count(arg, value());
+      a.vocab_size = cl.number<int64_t>(1);
     } else if (arg == "--out") {
-      a.out = value();
+      a.out = cl.value();
     } else if (arg == "--threads") {
-      a.threads = int(parse_count(arg, value()));
+      a.threads = cl.number<int>(1);
     } else if (arg.starts_with("--")) {
-      usage_error("unknown option " + arg);
+      cl.unknown(arg);
     } else {
       a.files.push_back(arg);
     }
   }
   if (a.train) {
-    if (!a.tokenizer.empty() || a.decode) usage_error("--train does not take --tokenizer or --decode");
+    if (!a.tokenizer.empty() || a.decode) cl.usage_error("--train does not take --tokenizer or --decode");
     if (a.vocab_size == 0 || a.out.empty() || a.files.empty()) {
-      usage_error("--train needs --vocab-size, --out and at least one FILE");
+      cl.usage_error("--train needs --vocab-size, --out and at least one FILE");
     }
   } else {
-    if (a.tokenizer.empty()) usage_error("--tokenizer DIR (or --train) is required");
+    if (a.tokenizer.empty()) cl.usage_error("--tokenizer DIR (or --train) is required");
     if (!a.files.empty() || !a.out.empty() || a.vocab_size || a.threads) {
-      usage_error("files, --out, --vocab-size and --threads go with --train");
+      cl.usage_error("files, --out, --vocab-size and --threads go with --train");
     }
   }
   return a;

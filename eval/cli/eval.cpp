@@ -5,9 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <iostream>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/cli.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/json.h"
@@ -80,26 +79,11 @@ struct Args {
   int threads = 0;
 };
 
-[[noreturn]] void usage_error(const std::string& what) {
-  std::cerr << "error: " << what << "\n" << kUsage;
-  std::exit(2);
-}
-
-template <class T>
-T parse_number(const std::string& option, const std::string& text, T lowest) {
-  T v{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || v < lowest) {
-    usage_error(option + " needs a number >= " + std::to_string(lowest) + ", not \"" + text + "\"");
-  }
-  return v;
-}
-
-std::vector<int64_t> parse_lengths(const std::string& option, const std::string& text) {
+std::vector<int64_t> parse_lengths(const CommandLine& cl, const std::string& option, const std::string& text) {
   std::vector<int64_t> lengths;
   for (size_t pos = 0; pos <= text.size();) {
     const size_t end = std::min(text.find(',', pos), text.size());
-    lengths.push_back(parse_number<int64_t>(option, text.substr(pos, end - pos), 1));
+    lengths.push_back(cl.parse<int64_t>(option, text.substr(pos, end - pos), 1));
     pos = end + 1;
   }
   return lengths;
@@ -107,66 +91,59 @@ std::vector<int64_t> parse_lengths(const std::string& option, const std::string&
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (arg == "--val") {
-      a.val = value();
+  CommandLine cl(argc, argv, kUsage);
+  for (std::string arg; cl.next(arg);) {
+    if (arg == "--val") {
+      a.val = cl.value();
     } else if (arg == "--batches") {
-      a.batches = parse_number<int64_t>(arg, value(), 1);
+      a.batches = cl.number<int64_t>(1);
     } else if (arg == "--batch-size") {
-      a.batch_size = parse_number<int64_t>(arg, value(), 1);
+      a.batch_size = cl.number<int64_t>(1);
     } else if (arg == "--recall") {
       a.recall = true;
     } else if (arg == "--recall-lengths") {
       a.recall = true;
-      a.recall_lengths = parse_lengths(arg, value());
+      a.recall_lengths = parse_lengths(cl, arg, cl.value());
     } else if (arg == "--recall-keys") {
-      a.recall_task.num_keys = parse_number<int64_t>(arg, value(), 1);
+      a.recall_task.num_keys = cl.number<int64_t>(1);
     } else if (arg == "--recall-values") {
-      a.recall_task.num_values = parse_number<int64_t>(arg, value(), 1);
+      a.recall_task.num_values = cl.number<int64_t>(1);
     } else if (arg == "--recall-queries") {
-      a.recall_task.queries = parse_number<int64_t>(arg, value(), 1);
+      a.recall_task.queries = cl.number<int64_t>(1);
     } else if (arg == "--recall-batches") {
-      a.recall_batches = parse_number<int64_t>(arg, value(), 1);
+      a.recall_batches = cl.number<int64_t>(1);
     } else if (arg == "--recall-seed") {
-      a.recall_seed = parse_number<uint64_t>(arg, value(), 0);
+      a.recall_seed = cl.number<uint64_t>(0);
     } else if (arg == "--generate") {
-      a.prompt = value();
+      a.prompt = cl.value();
     } else if (arg == "--tokenizer") {
-      a.tokenizer = value();
+      a.tokenizer = cl.value();
     } else if (arg == "--max-new") {
-      a.gen.max_new_tokens = parse_number<int64_t>(arg, value(), 1);
+      a.gen.max_new_tokens = cl.number<int64_t>(1);
     } else if (arg == "--temperature") {
-      a.gen.sampling.temperature = parse_number<double>(arg, value(), 0.0);
+      a.gen.sampling.temperature = cl.number<double>(0.0);
     } else if (arg == "--top-k") {
-      a.gen.sampling.top_k = parse_number<int64_t>(arg, value(), 0);
+      a.gen.sampling.top_k = cl.number<int64_t>(0);
     } else if (arg == "--top-p") {
-      a.gen.sampling.top_p = parse_number<double>(arg, value(), 0.0);
+      a.gen.sampling.top_p = cl.number<double>(0.0);
     } else if (arg == "--seed") {
-      a.gen.seed = parse_number<uint64_t>(arg, value(), 0);
+      a.gen.seed = cl.number<uint64_t>(0);
     } else if (arg == "--threads") {
-      a.threads = parse_number<int>(arg, value(), 1);
+      a.threads = cl.number<int>(1);
     } else if (arg == "--json") {
       a.json = true;
     } else if (arg.starts_with("--")) {
-      usage_error("unknown option " + arg);
+      cl.usage_error("unknown option " + arg);
     } else if (a.checkpoint.empty()) {
       a.checkpoint = arg;
     } else {
-      usage_error("one CHECKPOINT only; unexpected \"" + arg + "\"");
+      cl.usage_error("one CHECKPOINT only; unexpected \"" + arg + "\"");
     }
   }
-  if (a.checkpoint.empty()) usage_error("CHECKPOINT is required");
+  if (a.checkpoint.empty()) cl.usage_error("CHECKPOINT is required");
   a.recall_task.value_base = a.recall_task.key_base + a.recall_task.num_keys;
   if (a.val.empty() && !a.recall && !a.prompt) {
-    usage_error("nothing to do: give --val, --recall and/or --generate");
+    cl.usage_error("nothing to do: give --val, --recall and/or --generate");
   }
   return a;
 }

@@ -3,13 +3,13 @@
 //   parameter under its HF name and shape; lm_head is tied and left out, as in the release) and
 //   OUT_DIR/config.json (the official keys and values). See io/hf_model.h.
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "core/cli.h"
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
 #include "model/layer_plan.h"
@@ -27,34 +27,25 @@ const char* kUsage =
     "copied into OUT_DIR (they are not shipped here), then\n"
     "AutoModelForCausalLM.from_pretrained(OUT_DIR, trust_remote_code=True).\n";
 
-[[noreturn]] void usage_error(const std::string& what) {
-  std::cerr << "error: " << what << "\n" << kUsage;
-  std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> positional;
   hymba::StDtype dtype = hymba::StDtype::bf16;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
-      return 0;
-    } else if (arg == "--dtype") {
-      if (i + 1 >= argc) usage_error("--dtype needs a value");
-      const std::string d = argv[++i];
+  hymba::CommandLine cl(argc, argv, kUsage);
+  for (std::string arg; cl.next(arg);) {
+    if (arg == "--dtype") {
+      const std::string d = cl.value();
       if (d == "bf16") dtype = hymba::StDtype::bf16;
       else if (d == "fp32") dtype = hymba::StDtype::f32;
-      else usage_error("--dtype " + d + ": must be bf16 or fp32");
-    } else if (arg.size() > 1 && arg.rfind("--", 0) == 0) {
-      usage_error("unknown option " + arg);
+      else cl.usage_error("--dtype " + d + ": must be bf16 or fp32");
+    } else if (arg.size() > 1 && arg.starts_with("--")) {
+      cl.unknown(arg);
     } else {
       positional.push_back(arg);
     }
   }
-  if (positional.size() != 2) usage_error("expected CHECKPOINT and OUT_DIR");
+  if (positional.size() != 2) cl.usage_error("expected CHECKPOINT and OUT_DIR");
   const std::string& checkpoint = positional[0];
   const std::string& out_dir = positional[1];
   try {

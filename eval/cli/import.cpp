@@ -3,7 +3,6 @@
 //   or BF16) into a checkpoint at step 0 without optimizer state, which hymba-train
 //   (train.resume=OUT_CHECKPOINT) and hymba-eval take like any other. See io/hf_model.h.
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <iostream>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/cli.h"
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
 #include "model/layer_plan.h"
@@ -27,27 +27,16 @@ const char* kUsage =
     "                  and data.train names HF_DIR as a placeholder to override before training.\n"
     "To train on: hymba-train CONFIG train.resume=OUT_CHECKPOINT (CONFIG's model must match).\n";
 
-[[noreturn]] void usage_error(const std::string& what) {
-  std::cerr << "error: " << what << "\n" << kUsage;
-  std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
-      return 0;
-    } else if (arg.size() > 1 && arg.rfind("--", 0) == 0) {
-      usage_error("unknown option " + arg);
-    } else {
-      positional.push_back(arg);
-    }
+  hymba::CommandLine cl(argc, argv, kUsage);
+  for (std::string arg; cl.next(arg);) {
+    if (arg.size() > 1 && arg.starts_with("--")) cl.unknown(arg);
+    positional.push_back(arg);
   }
-  if (positional.size() < 2 || positional.size() > 3) usage_error("expected HF_DIR OUT_CHECKPOINT [CONFIG]");
+  if (positional.size() < 2 || positional.size() > 3) cl.usage_error("expected HF_DIR OUT_CHECKPOINT [CONFIG]");
   const std::string& hf_dir = positional[0];
   const std::string& out = positional[1];
   const std::string recipe = positional.size() == 3 ? positional[2] : "";

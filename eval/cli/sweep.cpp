@@ -5,7 +5,6 @@
 //   accuracy. Runs live in DIR/<config name> and DIR/<config name>-recall. The table is rewritten
 //   after every config, so an interrupted sweep keeps what it finished.
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <iostream>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/cli.h"
 #include "core/files.h"
 #include "model/model_info.h"
 #include "trainer/trainer.h"
@@ -60,42 +60,27 @@ void write_tables(const fs::path& out, const std::vector<Row>& rows) {
   hymba::write_file_atomically((out / "table.csv").string(), csv.str());
 }
 
-[[noreturn]] void usage_error(const std::string& what) {
-  std::cerr << "error: " << what << "\n" << kUsage;
-  std::exit(2);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string out;
   std::vector<std::string> sets, configs;
-  long long recall_steps = -1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
-      return 0;
-    } else if (arg == "--out") {
-      out = value();
+  int64_t recall_steps = -1;  // −1: each config's own train.steps
+  hymba::CommandLine cl(argc, argv, kUsage);
+  for (std::string arg; cl.next(arg);) {
+    if (arg == "--out") {
+      out = cl.value();
     } else if (arg == "--set") {
-      sets.push_back(value());
+      sets.push_back(cl.value());
     } else if (arg == "--recall-steps") {
-      const std::string v = value();
-      char* end = nullptr;
-      recall_steps = std::strtoll(v.c_str(), &end, 10);
-      if (*end != '\0' || recall_steps < 0) usage_error("--recall-steps " + v + ": not a count");
-    } else if (arg.rfind("--", 0) == 0) {
-      usage_error("unknown option " + arg);
+      recall_steps = cl.number<int64_t>(0);
+    } else if (arg.starts_with("--")) {
+      cl.unknown(arg);
     } else {
       configs.push_back(arg);
     }
   }
-  if (out.empty() || configs.empty()) usage_error("--out and at least one CONFIG are required");
+  if (out.empty() || configs.empty()) cl.usage_error("--out and at least one CONFIG are required");
 
   try {
     fs::create_directories(out);
@@ -113,7 +98,7 @@ int main(int argc, char** argv) {
       row.train_loss = lm.final_loss;
       row.val_loss = lm.val_loss;
 
-      const long long steps = recall_steps >= 0 ? recall_steps : cfg.train.steps;
+      const int64_t steps = recall_steps >= 0 ? recall_steps : cfg.train.steps;
       if (steps > 0) {
         std::cout << "=== " << row.name << ": associative recall\n" << std::flush;
         std::vector<std::string> recall = sets;
