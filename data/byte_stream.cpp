@@ -1,7 +1,9 @@
 #include "data/byte_stream.h"
 
-#include <lzma.h>
 #include <zlib.h>
+#ifdef HYMBA_HAVE_LZMA
+#include <lzma.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -130,6 +132,7 @@ struct GzipDecoder : ByteStream::Decoder {
   bool finished = false;
 };
 
+#ifdef HYMBA_HAVE_LZMA
 struct XzDecoder : ByteStream::Decoder {
   XzDecoder(std::string path, std::unique_ptr<RawFile> f, std::vector<unsigned char> head)
       : Decoder(std::move(path), std::move(f), std::move(head)), in(kChunk) {
@@ -166,6 +169,8 @@ struct XzDecoder : ByteStream::Decoder {
   bool finished = false, input_done = false;
 };
 
+#endif  // HYMBA_HAVE_LZMA
+
 }  // namespace
 
 ByteStream::ByteStream(const std::string& path) : path_(path) {
@@ -177,7 +182,11 @@ ByteStream::ByteStream(const std::string& path) : path_(path) {
   if (gzip) {
     decoder_ = std::make_unique<GzipDecoder>(path, std::move(file), std::move(head));
   } else if (xz) {
+#ifdef HYMBA_HAVE_LZMA
     decoder_ = std::make_unique<XzDecoder>(path, std::move(file), std::move(head));
+#else
+    fail(path, ": xz-compressed, but this build has no xz support (install liblzma-dev and rebuild)");
+#endif
   } else {
     decoder_ = std::make_unique<PlainDecoder>(path, std::move(file), std::move(head));
   }
