@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "io/checkpoint.h"
 #include "model/layer_plan.h"
 #include "model/param_layout.h"
@@ -30,7 +31,7 @@ const std::string kTiny = std::string(HYMBA_SOURCE_DIR) + "/configs/tiny.yaml";
 
 // Prepared corpora are shared by every test (and by concurrent test processes: preparation
 // holds a file lock), outside the source tree.
-const std::string kCache = "data.cache_dir=" + (fs::temp_directory_path() / "hymba_test_cache").string();
+const std::string kCache = "data.cache_dir=" + test_cache_dir();
 
 // A small, fast training shape that still runs every code path of the tiny model.
 const std::vector<std::string> kSmallRun = {"train.batch_size=4", "train.seq_len=32", "train.log_every=1",

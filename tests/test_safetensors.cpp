@@ -590,18 +590,8 @@ TEST_F(HfFolder, ImportRefusesTensorsThatDoNotFit) {
 
 // ---- the command lines --------------------------------------------------------------------------------
 
-// Runs a shell command, returning its exit status and (stdout + stderr).
-std::pair<int, std::string> run(const std::string& command) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
-
 const std::string kBin = std::string(HYMBA_BINARY_DIR) + "/bin/";
-const std::string kCache = "data.cache_dir=" + (fs::temp_directory_path() / "hymba_test_cache").string();
+const std::string kCache = "data.cache_dir=" + test_cache_dir();
 
 struct Loaded {
   Config cfg;
@@ -624,18 +614,18 @@ class HfCli : public TempDirTest {};
 
 TEST_F(HfCli, TrainExportImportAndTrainOn) {
   const std::string run_dir = path("run");
-  auto [status, out] = run(kBin + "hymba-train " + kTiny +
+  auto [status, out] = run_command(kBin + "hymba-train " + kTiny +
                            " train.steps=2 train.log_every=1 checkpoint.every=2 run.dir=" + run_dir + " " + kCache);
   ASSERT_EQ(status, 0) << out;
   const std::string trained = checkpoint_path(run_dir, 2);
   ASSERT_TRUE(fs::exists(trained)) << out;
 
-  std::tie(status, out) = run(kBin + "hymba-export " + trained + " " + path("hf32") + " --dtype fp32");
+  std::tie(status, out) = run_command(kBin + "hymba-export " + trained + " " + path("hf32") + " --dtype fp32");
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("79 tensors"), std::string::npos) << out;
   EXPECT_NE(out.find("in F32"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(path("hf32/config.json")));
-  std::tie(status, out) = run(kBin + "hymba-export " + trained + " " + path("hf16"));
+  std::tie(status, out) = run_command(kBin + "hymba-export " + trained + " " + path("hf16"));
   ASSERT_EQ(status, 0) << out;
   const Loaded original = load(trained);
   const ParamLayout layout = layout_of(original.cfg.model);
@@ -644,7 +634,7 @@ TEST_F(HfCli, TrainExportImportAndTrainOn) {
   EXPECT_EQ(fs::file_size(path("hf16/model.safetensors")), 8 + header + 2 * uint64_t(layout.count));
 
   const std::string imported = path("imported.h5");
-  std::tie(status, out) = run(kBin + "hymba-import " + path("hf32") + " " + imported + " " + kTiny);
+  std::tie(status, out) = run_command(kBin + "hymba-import " + path("hf32") + " " + imported + " " + kTiny);
   ASSERT_EQ(status, 0) << out;
   const Loaded back = load(imported);
   EXPECT_EQ(back.meta.step, 0);
@@ -654,15 +644,15 @@ TEST_F(HfCli, TrainExportImportAndTrainOn) {
       << "an fp32 export and import give the trained parameters bit for bit";
 
   // The trainer takes the imported checkpoint like its own (same recipe, so the configs agree).
-  std::tie(status, out) = run(kBin + "hymba-train " + kTiny + " train.steps=1 train.resume=" + imported +
+  std::tie(status, out) = run_command(kBin + "hymba-train " + kTiny + " train.steps=1 train.resume=" + imported +
                               " run.dir=" + path("run2") + " " + kCache);
   EXPECT_EQ(status, 0) << out;
 
-  std::tie(status, out) = run(kBin + "hymba-import " + path("hf16") + " " + path("bad.h5") + " " + kTiny +
+  std::tie(status, out) = run_command(kBin + "hymba-import " + path("hf16") + " " + path("bad.h5") + " " + kTiny +
                               " extra");
   EXPECT_EQ(status, 2) << out;
   fs::remove(path("hf32/model.safetensors"));
-  std::tie(status, out) = run(kBin + "hymba-import " + path("hf32") + " " + path("bad.h5"));
+  std::tie(status, out) = run_command(kBin + "hymba-import " + path("hf32") + " " + path("bad.h5"));
   EXPECT_EQ(status, 1) << out;
   EXPECT_NE(out.find("model.safetensors"), std::string::npos) << out;
 }

@@ -24,7 +24,7 @@ TEST_F(Sweep, TinyAblationsRunEndToEndIntoOneTable) {
                                           "no-meta-tokens", "all-global",     "no-kv-reuse"};
   std::string command = std::string(HYMBA_BINARY_DIR) + "/bin/hymba-sweep --out " + path("sweep") +
                         " --set train.steps=12 --set train.log_every=12 --set eval.batches=2 --recall-steps 6" +
-                        " --set data.cache_dir=" + (fs::temp_directory_path() / "hymba_test_cache").string();
+                        " --set data.cache_dir=" + test_cache_dir();
   for (const std::string& n : names) command += " " + src + "/configs/ablations/tiny/" + n + ".yaml";
   const int status = std::system((command + " > " + path("log.txt") + " 2>&1").c_str());
   std::ifstream log_file(path("log.txt"));

@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "trainer/trainer.h"
 
 namespace hymba::test {
@@ -20,7 +21,7 @@ const std::string kTiny = std::string(HYMBA_SOURCE_DIR) + "/configs/tiny.yaml";
 
 // Prepared corpora are shared by every test here (and by concurrent test processes: preparation
 // holds a file lock), outside the source tree.
-const std::string kCache = "data.cache_dir=" + (std::filesystem::temp_directory_path() / "hymba_test_cache").string();
+const std::string kCache = "data.cache_dir=" + test_cache_dir();
 
 fs::path fresh_dir(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("hymba_test_" + name + "_" + std::to_string(::getpid()));
@@ -33,16 +34,6 @@ std::vector<std::string> read_lines(const fs::path& path) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(f, line);) lines.push_back(line);
   return lines;
-}
-
-// Runs a shell command, returning its exit status and (stdout + stderr).
-std::pair<int, std::string> run(const std::string& command) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
 }
 
 const std::string kTrainBinary = std::string(HYMBA_BINARY_DIR) + "/bin/hymba-train";
@@ -126,7 +117,7 @@ TEST(Trainer, RefusesToOverwriteAFinishedRun) {
 }
 
 TEST(TrainerCli, InfoReportsTheOfficialParameterCount) {
-  const auto [status, out] = run(kTrainBinary + " " + HYMBA_SOURCE_DIR + "/configs/hymba-1.5b.yaml --info");
+  const auto [status, out] = run_command(kTrainBinary + " " + HYMBA_SOURCE_DIR + "/configs/hymba-1.5b.yaml --info");
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("parameters: 1522797824"), std::string::npos) << out;
   EXPECT_NE(out.find("activation memory per token"), std::string::npos) << out;
@@ -135,22 +126,22 @@ TEST(TrainerCli, InfoReportsTheOfficialParameterCount) {
 
 TEST(TrainerCli, BadInputGetsAClearErrorAndExitCode) {
   {
-    const auto [status, out] = run(kTrainBinary + " " + kTiny + " model.hiden_size=3 --info");
+    const auto [status, out] = run_command(kTrainBinary + " " + kTiny + " model.hiden_size=3 --info");
     EXPECT_EQ(status, 1);
     EXPECT_NE(out.find("command line: model.hiden_size"), std::string::npos) << out;
   }
   {
-    const auto [status, out] = run(kTrainBinary + " /nonexistent/config.yaml");
+    const auto [status, out] = run_command(kTrainBinary + " /nonexistent/config.yaml");
     EXPECT_EQ(status, 1);
     EXPECT_NE(out.find("/nonexistent/config.yaml"), std::string::npos) << out;
   }
   {
-    const auto [status, out] = run(kTrainBinary + " " + kTiny + " --bogus");
+    const auto [status, out] = run_command(kTrainBinary + " " + kTiny + " --bogus");
     EXPECT_EQ(status, 2);
     EXPECT_NE(out.find("unknown option --bogus"), std::string::npos) << out;
   }
   {
-    const auto [status, out] = run(kTrainBinary + " " + kTiny + " data.train=/nonexistent/corpus.txt " + kCache +
+    const auto [status, out] = run_command(kTrainBinary + " " + kTiny + " data.train=/nonexistent/corpus.txt " + kCache +
                                    " run.dir=" + fresh_dir("nodata").string());
     EXPECT_EQ(status, 1);
     EXPECT_NE(out.find("/nonexistent/corpus.txt: no such file or folder"), std::string::npos) << out;

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <utility>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -25,6 +28,22 @@ inline void expect_error(const std::function<void()>& f, std::initializer_list<s
       EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
     }
   }
+}
+
+// Runs a shell command; returns its exit status and its stdout + stderr.
+inline std::pair<int, std::string> run_command(const std::string& command) {
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+// Where training tests prepare the bundled corpus: one folder shared by every test and test
+// process (preparation holds a file lock), outside the source tree.
+inline std::string test_cache_dir() {
+  return (std::filesystem::temp_directory_path() / "hymba_test_cache").string();
 }
 
 // A fresh folder per test (named after the test and the process), removed afterwards.
