@@ -116,6 +116,17 @@ TEST(Trainer, RefusesToOverwriteAFinishedRun) {
   fs::remove_all(dir);
 }
 
+TEST(Trainer, ADivergedRunStopsWithAClearError) {
+  // A learning rate of 1e30 turns every weight into ±1e30 after the first update, so the second
+  // step's loss overflows.
+  const fs::path dir = fresh_dir("diverge");
+  const Config cfg = load_config(kTiny, {"train.steps=5", "optim.lr=1e30", "optim.min_lr=0", "optim.warmup_steps=0",
+                                         "optim.grad_clip=0", "run.dir=" + dir.string(), kCache});
+  std::ostringstream log;
+  expect_error([&] { train(cfg, log); }, {"step 2: the training loss", "the run diverged"});
+  fs::remove_all(dir);
+}
+
 TEST(TrainerCli, InfoReportsTheOfficialParameterCount) {
   const auto [status, out] = run_command(kTrainBinary + " " + HYMBA_SOURCE_DIR + "/configs/hymba-1.5b.yaml --info");
   EXPECT_EQ(status, 0) << out;

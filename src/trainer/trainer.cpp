@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -108,6 +109,12 @@ StepResult train_step(const Config& cfg, HymbaModel<float>& model, AdamW<float>&
   StepResult r;
   r.loss = loss_sum / double(counted);
   r.grad_norm = global_grad_norm(model.grads.data(), model.layout());
+  // A diverged run stops here, before the update spreads the damage into the weights (and into
+  // the next checkpoint).
+  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
+    fail("step ", step + 1, ": the training loss (", r.loss, ") or gradient norm (", r.grad_norm,
+         ") is not finite: the run diverged; lower optim.lr, raise optim.warmup_steps or check the data");
+  }
   r.lr = learning_rate(cfg.optim, step, tc.steps);
   opt.step(model.params.data(), model.grads.data(), r.lr, clip_factor(r.grad_norm, cfg.optim.grad_clip));
   return r;
