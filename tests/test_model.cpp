@@ -8,36 +8,13 @@
 
 #include "config/config.h"
 #include "core/rng.h"
+#include "eval_test_model.h"
 #include "gradcheck.h"
 #include "model/hymba_model.h"
 #include "model/model_info.h"
 
 namespace hymba::test {
 namespace {
-
-// Small enough that a double forward takes microseconds, with every code path on: meta tokens,
-// global and sliding-window layers, a KV producer with a consumer, GQA (nh = 2·nkv), hd != vd.
-ModelConfig small_config(int64_t window, int64_t meta) {
-  ModelConfig c;
-  c.hidden_size = 16;
-  c.num_hidden_layers = 4;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.intermediate_size = 24;
-  c.vocab_size = 11;
-  c.mamba_expand = 2;
-  c.mamba_d_state = 4;
-  c.mamba_d_conv = 3;
-  c.mamba_dt_rank = 2;
-  c.num_memory_tokens = meta;
-  c.sliding_window = window;
-  c.global_attn_idx = {0, 3};
-  c.kv_reuse_group = {{1, 2}};
-  c.initializer_range = 0.3;  // large enough that every path carries signal in the check
-  c.dt_init = DtInit::zero;   // Δ ≈ softplus(0): the scan's state matters (with Δ ≈ 0.01 the
-                              // A_log gradients are so small that rounding noise dominates)
-  return c;
-}
 
 // Token ids in [1, V): id 0 is the padding row, whose lookup gradient is zero by definition
 // (nn.Embedding padding_idx) and so differs from the finite difference on purpose.
