@@ -8,14 +8,18 @@
 
 namespace hymba::cpu {
 
-template <class T>
-double cross_entropy(T* dlogits, const T* logits, const int32_t* targets, int64_t rows,
-                     int64_t V, double grad_scale) {
+void check_targets(const int32_t* targets, int64_t rows, int64_t V) {
   for (int64_t r = 0; r < rows; ++r) {
     if (targets[r] != kIgnoreIndex && (targets[r] < 0 || targets[r] >= V)) {
       fail("target id ", targets[r], " at row ", r, " is outside the vocabulary [0, ", V, ")");
     }
   }
+}
+
+template <class T>
+double cross_entropy(T* dlogits, const T* logits, const int32_t* targets, int64_t rows,
+                     int64_t V, double grad_scale) {
+  check_targets(targets, rows, V);
   double total = 0;  // a reproducible sum: see parallel.h
   parallel_for_reduce(rows, 1, &total, rows * V, [&](int64_t r, double* row_loss) {
     const T* z = logits + r * V;  // [V]

@@ -13,6 +13,10 @@ inline constexpr int32_t kIgnoreIndex = -100;
 // in double. If dlogits is not null it receives (softmax − onehot(target)) · grad_scale
 // ([rows, V], may alias logits): grad_scale = 1 / (number of counted targets in the whole step)
 // gives the gradient of the mean loss. A target outside [0, V) is an error naming its row.
+// A target outside [0, V) (other than kIgnoreIndex) is an Error naming its row. The CUDA path
+// calls this on the host before it uploads the targets.
+void check_targets(const int32_t* targets, int64_t rows, int64_t V);
+
 template <class T>
 double cross_entropy(T* dlogits, const T* logits, const int32_t* targets, int64_t rows,
                      int64_t V, double grad_scale);

@@ -7,15 +7,19 @@
 
 namespace hymba::cpu {
 
-template <class T>
-void embedding_forward(T* x, const int32_t* ids, const T* table, const T* meta, int64_t B,
-                       int64_t Tlen, int64_t M, int64_t H, int64_t V) {
+void check_token_ids(const int32_t* ids, int64_t B, int64_t Tlen, int64_t V) {
   for (int64_t i = 0; i < B * Tlen; ++i) {
     if (ids[i] < 0 || ids[i] >= V) {
       fail("token id ", ids[i], " at offset ", i, " (row ", i / Tlen, ", position ", i % Tlen,
            ") is outside the vocabulary [0, ", V, ")");
     }
   }
+}
+
+template <class T>
+void embedding_forward(T* x, const int32_t* ids, const T* table, const T* meta, int64_t B,
+                       int64_t Tlen, int64_t M, int64_t H, int64_t V) {
+  check_token_ids(ids, B, Tlen, V);
   const int64_t S = M + Tlen;
 #pragma omp parallel for schedule(static) if (B * S * H >= kMinParallelWork)
   for (int64_t r = 0; r < B * S; ++r) {

@@ -7,7 +7,9 @@
 namespace hymba::cpu {
 
 // ids [B, T]; table [V, H]; meta [M, H]; x [B, M+T, H].
-// An id outside [0, V) is an error naming its offset in ids.
+// An id outside [0, V) is an error naming its offset in ids (check_token_ids, which the CUDA
+// path calls on the host before it uploads the ids).
+void check_token_ids(const int32_t* ids, int64_t B, int64_t Tlen, int64_t V);
 template <class T>
 void embedding_forward(T* x, const int32_t* ids, const T* table, const T* meta, int64_t B,
                        int64_t Tlen, int64_t M, int64_t H, int64_t V);

@@ -53,8 +53,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   for (int64_t i0 = 0; i0 < M; i0 += R) {
     const int64_t rows = std::min(R, M - i0);
     std::vector<T> acc(static_cast<size_t>(rows * N), T(0));  // [rows, N]
-    T* c[R];
-    const T* a[R];
+    T* c[R] = {};  // initialised: gcc 13 cannot see that only rows < R are read
+    const T* a[R] = {};
     for (int64_t r = 0; r < rows; ++r) {
       c[r] = acc.data() + r * N;
       a[r] = A + (i0 + r) * a_row;

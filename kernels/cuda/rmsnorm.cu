@@ -1,11 +1,13 @@
-// fp32 RMSNorm kernels, the simple correct versions: one block per row, a block-wide reduction
-// of the row's statistics. The fast fused kernels (residual add, bf16, vectorised) come with the
-// end-to-end speed work; these are what the GPU model is first checked with.
+// RMSNorm kernels, the simple correct versions: one block per row, a block-wide reduction of the
+// row's statistics, fp32 arithmetic for float and bf16 activations alike. The fast fused kernels
+// (residual add, vectorised) come with the end-to-end speed work; these are what the GPU model is
+// first checked with.
 #include "cuda/rmsnorm.h"
 
 #include <algorithm>
 
 #include "core/cuda_check.h"
+#include "cuda/dtype.cuh"
 
 namespace hymba::cuda {
 
@@ -31,39 +33,46 @@ __device__ float block_sum(float v) {
   return total;
 }
 
-__global__ void forward_kernel(float* y, int64_t ldy, float* rstd, const float* x, int64_t ldx,
+template <class T>
+__global__ void forward_kernel(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx,
                                const float* w, int64_t dim, float eps) {
   const int64_t row = blockIdx.x;
-  const float* xr = x + row * ldx;  // [dim]
-  float* yr = y + row * ldy;        // [dim]
+  const T* xr = x + row * ldx;  // [dim]
+  T* yr = y + row * ldy;        // [dim]
   float ss = 0;
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) ss += xr[i] * xr[i];
+  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
+    const float v = to_float(xr[i]);
+    ss += v * v;
+  }
   const float rs = rsqrtf(block_sum(ss) / float(dim) + eps);
   if (threadIdx.x == 0) rstd[row] = rs;
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) yr[i] = w[i] * (xr[i] * rs);
+  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
+    yr[i] = from_float<T>(w[i] * (to_float(xr[i]) * rs));
+  }
 }
 
 // Block b handles rows b, b + gridDim.x, ...; its dw partial sums go to partial[b, :].
-__global__ void backward_kernel(float* dx, int64_t lddx, float* partial, const float* dy,
-                                int64_t lddy, const float* x, int64_t ldx, const float* w,
-                                const float* rstd, int64_t rows, int64_t dim, bool accumulate_dx) {
+template <class T>
+__global__ void backward_kernel(T* dx, int64_t lddx, float* partial, const T* dy, int64_t lddy,
+                                const T* x, int64_t ldx, const float* w, const float* rstd,
+                                int64_t rows, int64_t dim, bool accumulate_dx) {
   extern __shared__ float dw_acc[];  // [dim]: column i is only ever touched by thread i % kThreads
   for (int64_t i = threadIdx.x; i < dim; i += kThreads) dw_acc[i] = 0;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const float* xr = x + row * ldx;
-    const float* dyr = dy + row * lddy;
-    float* dxr = dx + row * lddx;
+    const T* xr = x + row * ldx;     // [dim]
+    const T* dyr = dy + row * lddy;  // [dim]
+    T* dxr = dx + row * lddx;        // [dim]
     const float rs = rstd[row];
     float dot = 0;  // Σ (w⊙dy) ⊙ x̂ over the row
     for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-      const float xhat = xr[i] * rs;
-      dot += w[i] * dyr[i] * xhat;
-      dw_acc[i] += dyr[i] * xhat;
+      const float xhat = to_float(xr[i]) * rs, g = to_float(dyr[i]);
+      dot += w[i] * g * xhat;
+      dw_acc[i] += g * xhat;
     }
     const float mean = block_sum(dot) / float(dim);
     for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-      const float g = rs * (w[i] * dyr[i] - xr[i] * rs * mean);
-      dxr[i] = accumulate_dx ? dxr[i] + g : g;
+      const float g = rs * (w[i] * to_float(dyr[i]) - to_float(xr[i]) * rs * mean);
+      dxr[i] = from_float<T>(accumulate_dx ? to_float(dxr[i]) + g : g);
     }
   }
   for (int64_t i = threadIdx.x; i < dim; i += kThreads) partial[blockIdx.x * dim + i] = dw_acc[i];
@@ -82,32 +91,45 @@ int backward_blocks(int64_t rows) { return int(std::min<int64_t>(rows, kBackward
 
 }  // namespace
 
-void rmsnorm_forward(float* y, int64_t ldy, float* rstd, const float* x, int64_t ldx,
-                     const float* w, int64_t rows, int64_t dim, double eps, cudaStream_t stream) {
+template <class T>
+void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
+                     int64_t rows, int64_t dim, double eps, cudaStream_t stream) {
   if (rows == 0) return;
-  forward_kernel<<<unsigned(rows), kThreads, 0, stream>>>(y, ldy, rstd, x, ldx, w, dim, float(eps));
+  forward_kernel<T><<<unsigned(rows), kThreads, 0, stream>>>(y, ldy, rstd, x, ldx, w, dim, float(eps));
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
 int64_t rmsnorm_backward_workspace(int64_t rows, int64_t dim) { return backward_blocks(rows) * dim; }
 
-void rmsnorm_backward(float* dx, int64_t lddx, float* dw, const float* dy, int64_t lddy,
-                      const float* x, int64_t ldx, const float* w, const float* rstd, int64_t rows,
-                      int64_t dim, bool accumulate_dx, float* workspace, cudaStream_t stream) {
+template <class T>
+void rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
+                      int64_t ldx, const float* w, const float* rstd, int64_t rows, int64_t dim,
+                      bool accumulate_dx, float* workspace, cudaStream_t stream) {
   if (rows == 0) return;
   if (dim > kMaxDim) fail("rmsnorm_backward: dim ", dim, " is above the supported ", kMaxDim);
   const int blocks = backward_blocks(rows);
   const size_t smem = size_t(dim) * sizeof(float);
   if (smem > 48 * 1024) {
-    HYMBA_CUDA_CHECK(cudaFuncSetAttribute(backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    HYMBA_CUDA_CHECK(cudaFuncSetAttribute(backward_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           int(smem)));
   }
-  backward_kernel<<<blocks, kThreads, smem, stream>>>(dx, lddx, workspace, dy, lddy, x, ldx, w, rstd,
-                                                      rows, dim, accumulate_dx);
+  backward_kernel<T><<<blocks, kThreads, smem, stream>>>(dx, lddx, workspace, dy, lddy, x, ldx, w, rstd,
+                                                         rows, dim, accumulate_dx);
   HYMBA_CUDA_CHECK_LAUNCH();
   reduce_partials_kernel<<<unsigned((dim + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
       dw, workspace, blocks, dim);
   HYMBA_CUDA_CHECK_LAUNCH();
 }
+
+template void rmsnorm_forward<float>(float*, int64_t, float*, const float*, int64_t, const float*,
+                                     int64_t, int64_t, double, cudaStream_t);
+template void rmsnorm_forward<bf16>(bf16*, int64_t, float*, const bf16*, int64_t, const float*,
+                                    int64_t, int64_t, double, cudaStream_t);
+template void rmsnorm_backward<float>(float*, int64_t, float*, const float*, int64_t, const float*,
+                                      int64_t, const float*, const float*, int64_t, int64_t, bool,
+                                      float*, cudaStream_t);
+template void rmsnorm_backward<bf16>(bf16*, int64_t, float*, const bf16*, int64_t, const bf16*,
+                                     int64_t, const float*, const float*, int64_t, int64_t, bool,
+                                     float*, cudaStream_t);
 
 }  // namespace hymba::cuda

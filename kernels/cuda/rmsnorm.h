@@ -1,7 +1,10 @@
 // RMSNorm on the GPU: the same contract as kernels/cpu/rmsnorm.h (strided rows, dx written or
-// accumulated, dw accumulated), on device pointers, fp32, asynchronous on `stream`.
+// accumulated, dw accumulated), on device pointers, asynchronous on `stream`. T is the activation
+// type, float or __nv_bfloat16: x, y, dy and dx are T; the weight w, its gradient dw and the
+// statistics rstd are float in both. All arithmetic is fp32; y and dx are rounded to T once.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -9,16 +12,20 @@
 namespace hymba::cuda {
 
 // x [rows, dim] at row stride ldx; y [rows, dim] at stride ldy; w [dim]; rstd [rows].
-void rmsnorm_forward(float* y, int64_t ldy, float* rstd, const float* x, int64_t ldx,
-                     const float* w, int64_t rows, int64_t dim, double eps, cudaStream_t stream);
+template <class T>
+void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
+                     int64_t rows, int64_t dim, double eps, cudaStream_t stream);
 
 // Floats of scratch rmsnorm_backward needs: per-block partial sums of dw, reduced in a fixed
-// order afterwards so the result is the same on every run.
+// order afterwards so the result is the same on every run. The same for both T.
 int64_t rmsnorm_backward_workspace(int64_t rows, int64_t dim);
 
-// dx [rows, dim] (= or += when accumulate_dx); dw [dim] +=. workspace: the size above.
-void rmsnorm_backward(float* dx, int64_t lddx, float* dw, const float* dy, int64_t lddy,
-                      const float* x, int64_t ldx, const float* w, const float* rstd, int64_t rows,
-                      int64_t dim, bool accumulate_dx, float* workspace, cudaStream_t stream);
+// dx [rows, dim] at stride lddx (= or += when accumulate_dx); dy [rows, dim] at stride lddy;
+// x [rows, dim] at stride ldx; w [dim]; rstd [rows] from the forward; dw [dim] +=.
+// workspace: the size above.
+template <class T>
+void rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
+                      int64_t ldx, const float* w, const float* rstd, int64_t rows, int64_t dim,
+                      bool accumulate_dx, float* workspace, cudaStream_t stream);
 
 }  // namespace hymba::cuda

@@ -32,4 +32,14 @@ std::string cuda_device_name(int device) {
   return "";
 }
 
+GpuMemory gpu_memory() {
+#ifdef HYMBA_HAVE_CUDA
+  size_t free = 0, total = 0;
+  if (cuda_device_count() > 0 && cudaMemGetInfo(&free, &total) == cudaSuccess) {
+    return {double(total - free), double(total)};
+  }
+#endif
+  return {};
+}
+
 }  // namespace hymba

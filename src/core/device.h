@@ -6,7 +6,24 @@
 
 namespace hymba {
 
+#ifdef HYMBA_HAVE_CUDA
+inline constexpr bool kHaveCuda = true;
+#else
+inline constexpr bool kHaveCuda = false;
+#endif
+
+// The dense bf16 tensor-core peak of an H100 SXM, the figure MFU is reported against.
+inline constexpr double kPeakFlops = 989e12;
+inline constexpr const char* kPeakFlopsName = "989 TFLOP/s, H100 SXM dense bf16";
+
 int cuda_device_count();
 std::string cuda_device_name(int device);  // "" when there is none
+
+// Device memory of the current GPU: bytes in use (by every process; the training process is
+// normally alone) and the total. {0, 0} without a GPU.
+struct GpuMemory {
+  double used = 0, total = 0;
+};
+GpuMemory gpu_memory();
 
 }  // namespace hymba

@@ -4,14 +4,17 @@
 #include <cmath>
 
 #include "data/loader.h"
+#ifdef HYMBA_HAVE_CUDA
+#include "model/cuda_model.h"
+#endif
 
 namespace hymba {
 
 double PerplexityResult::perplexity() const { return std::exp(loss); }
 
-PerplexityResult evaluate_perplexity(HymbaModel<float>& model,
-                                     const std::vector<std::string>& shards, int64_t batches,
-                                     const std::string& tokenizer) {
+template <class Model>
+PerplexityResult evaluate_perplexity(Model& model, const std::vector<std::string>& shards,
+                                     int64_t batches, const std::string& tokenizer) {
   LoaderOptions o;
   o.shards = shards;
   o.seq_len = model.seq_len();
@@ -33,5 +36,14 @@ PerplexityResult evaluate_perplexity(HymbaModel<float>& model,
   r.loss = sum / double(r.tokens);
   return r;
 }
+
+template PerplexityResult evaluate_perplexity(HymbaModel<float>&, const std::vector<std::string>&,
+                                              int64_t, const std::string&);
+#ifdef HYMBA_HAVE_CUDA
+template PerplexityResult evaluate_perplexity(CudaHymbaModel&, const std::vector<std::string>&,
+                                              int64_t, const std::string&);
+template PerplexityResult evaluate_perplexity(CudaBf16HymbaModel&, const std::vector<std::string>&,
+                                              int64_t, const std::string&);
+#endif
 
 }  // namespace hymba

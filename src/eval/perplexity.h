@@ -22,7 +22,9 @@ struct PerplexityResult {
 // tokens from `shards` (batches ≤ 0, or more than the shards hold: every full batch). Shards of a
 // vocabulary larger than the model's, or made with another tokenizer than `tokenizer` (an
 // identity; empty = not checked), are refused by the loader with an error naming the file.
-PerplexityResult evaluate_perplexity(HymbaModel<float>& model,
+// Model: HymbaModel<float> or (built with CUDA) CudaHymbaModel, CudaBf16HymbaModel.
+template <class Model>
+PerplexityResult evaluate_perplexity(Model& model,
                                      const std::vector<std::string>& shards, int64_t batches,
                                      const std::string& tokenizer = "");
 

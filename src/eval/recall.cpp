@@ -8,6 +8,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "cpu/cross_entropy.h"
+#ifdef HYMBA_HAVE_CUDA
+#include "model/cuda_model.h"
+#endif
 
 namespace hymba {
 
@@ -141,8 +144,8 @@ void score_recall(const float* logits, const int32_t* targets, int64_t rows, int
   }
 }
 
-RecallResult evaluate_recall(HymbaModel<float>& model, const RecallTask& task, int64_t batches,
-                             uint64_t seed) {
+template <class Model>
+RecallResult evaluate_recall(Model& model, const RecallTask& task, int64_t batches, uint64_t seed) {
   check_recall_task(task, model.config().vocab_size);
   const int64_t B = model.batch(), T = model.seq_len(), V = model.config().vocab_size;
   RecallResult result;
@@ -150,9 +153,15 @@ RecallResult evaluate_recall(HymbaModel<float>& model, const RecallTask& task, i
   for (int64_t i = 0; i < batches; ++i) {
     recall_batch(task, B, T, seed, static_cast<uint64_t>(i), ids, targets);
     model.forward(ids.data(), nullptr);
-    score_recall(model.logits(), targets.data(), B * T, V, result);
+    score_recall(model.host_logits(), targets.data(), B * T, V, result);
   }
   return result;
 }
+
+template RecallResult evaluate_recall(HymbaModel<float>&, const RecallTask&, int64_t, uint64_t);
+#ifdef HYMBA_HAVE_CUDA
+template RecallResult evaluate_recall(CudaHymbaModel&, const RecallTask&, int64_t, uint64_t);
+template RecallResult evaluate_recall(CudaBf16HymbaModel&, const RecallTask&, int64_t, uint64_t);
+#endif
 
 }  // namespace hymba

@@ -75,7 +75,8 @@ void score_recall(const float* logits, const int32_t* targets, int64_t rows, int
 // Scores `model` on batches 0 .. batches − 1 of recall_batch(task, model.batch(),
 // model.seq_len(), seed, ...). The task may be shorter than the model's row: the forward is
 // causal, so the padding after a sequence does not change its logits.
-RecallResult evaluate_recall(HymbaModel<float>& model, const RecallTask& task, int64_t batches,
-                             uint64_t seed);
+// Model: HymbaModel<float> or (built with CUDA) CudaHymbaModel, CudaBf16HymbaModel.
+template <class Model>
+RecallResult evaluate_recall(Model& model, const RecallTask& task, int64_t batches, uint64_t seed);
 
 }  // namespace hymba

@@ -12,32 +12,33 @@ namespace hymba {
 
 // What one decoder layer keeps from forward for its backward. Shapes use BS = B·S rows. The
 // buffers of a branch the layer does not run (LayerSpec::has_attention / has_mamba) are null.
-template <class F>
+// F: the activation type; S: the statistics' type (rstd, lse), float where F is bf16.
+template <class F, class S = F>
 struct LayerActivations {
-  F* rstd_in;    // [BS]            input_layernorm statistics
+  S* rstd_in;    // [BS]            input_layernorm statistics
   F* h1;         // [BS, H]         normalised input (in_proj's input)
   F* proj;       // [BS, D_in]      in_proj output: q | k | v | x | z
   F* q;          // [B, S, nh, hd]  rotated queries
   F* k;          // [B, S, nkv, hd] rotated keys (null for a consumer: it reads its producer's)
   F* attn;       // [BS, E]         attention output, heads concatenated
-  F* lse;        // [B, nh, S]      attention log-sum-exp
+  S* lse;        // [B, nh, S]      attention log-sum-exp
   F* conv_pre;   // [BS, E]         conv output before SiLU
   F* u;          // [BS, E]         SiLU(conv): scan input
   F* ssm;        // [BS, R + 2N]    x_proj output: dt | B | C before their norms
-  F* rstd_dt;    // [BS]
-  F* rstd_B;     // [BS]
-  F* rstd_C;     // [BS]
+  S* rstd_dt;    // [BS]
+  S* rstd_B;     // [BS]
+  S* rstd_C;     // [BS]
   F* dt;         // [BS, R]         normalised dt
   F* Bm;         // [BS, N]         normalised B
   F* Cm;         // [BS, N]         normalised C
   F* delta;      // [BS, E]         dt_proj output (bias not yet added)
   F* scan;       // [BS, E]         gated scan output
-  F* rstd_attn;  // [BS]            fusion norm statistics
-  F* rstd_scan;  // [BS]
+  S* rstd_attn;  // [BS]            fusion norm statistics
+  S* rstd_scan;  // [BS]
   F* fused;      // [BS, E]         (norm(attn) + norm(scan)) / 2, or the one branch's norm:
                  //                 out_proj's input
   F* x_mid;      // [BS, H]         residual stream after the block
-  F* rstd_mid;   // [BS]            pre_moe_layernorm statistics
+  S* rstd_mid;   // [BS]            pre_moe_layernorm statistics
   F* h2;         // [BS, H]         normalised x_mid (MLP input)
   F* gate;       // [BS, I]
   F* up;         // [BS, I]
@@ -68,24 +69,24 @@ struct BackwardScratch {
   F* dhf;     // [B, T, H]
 };
 
-template <class F>
+template <class F, class S = F>
 struct Activations {
   std::vector<F*> resid;  // L + 1 residual streams [B, S, H]: resid[l] enters layer l
-  std::vector<LayerActivations<F>> layers;
-  F* rstd_final;          // [B·T]
+  std::vector<LayerActivations<F, S>> layers;
+  S* rstd_final;          // [B·T]
   F* hf;                  // [B, T, H]  final-normalised text rows (lm_head input)
   F* n_scan;              // [BS, E]    forward scratch: norm(scan) before the average (hybrid)
   F* logits;              // [B, T, V]  (dlogits after a backward pass)
   BackwardScratch<F> s;
-  int64_t saved = 0;      // elements kept from forward for backward
-  int64_t total = 0;      // all elements, scratch and logits included
+  int64_t saved = 0;      // bytes kept from forward for backward (alignment padding excluded)
+  int64_t total = 0;      // all bytes, scratch and logits included
 };
 
-// Places every buffer of `a` consecutively from `base`, or only counts them when base is null
-// (then the pointers are null). Returns the number of elements needed.
-template <class F>
-int64_t place_activations(Activations<F>& a, const ModelConfig& c,
+// Places every buffer of `a` one after the other from `base` (each on a 256-byte boundary), or
+// only counts them when base is null (then the pointers are null). Returns the bytes needed.
+template <class F, class S>
+int64_t place_activations(Activations<F, S>& a, const ModelConfig& c,
                           const std::vector<LayerSpec>& plan, int64_t batch, int64_t seq_len,
-                          F* base);
+                          void* base);
 
 }  // namespace hymba

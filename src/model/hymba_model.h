@@ -1,45 +1,59 @@
-// The Hymba model on the CPU reference backend (HYMBA_SPEC §2): a fixed list of layers, each
-// with a hand-written forward and backward (tape-free, DESIGN.md §3).
+// The Hymba model (HYMBA_SPEC §2): a fixed list of layers, each with a hand-written forward and
+// backward (tape-free, DESIGN.md §3), written once over a backend that supplies the kernels and
+// the memory: HymbaModel<F> runs on the CPU reference kernels (cpu_backend.h), CudaHymbaModel on
+// the GPU (cuda_model.h).
 //
 // Memory is planned up front: the constructor sizes every buffer from the config and the batch
 // shape (B rows of T text tokens) and allocates once; forward and backward allocate nothing
-// beyond small per-call scratch inside kernels.
+// beyond small per-call scratch inside the CPU kernels.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "config/config.h"
 #include "model/activations.h"
+#include "model/cpu_backend.h"
 #include "model/dims.h"
 #include "model/layer_plan.h"
 #include "model/param_layout.h"
 
 namespace hymba {
 
-// F: float (training) or double (gradient checks).
-template <class F>
-class HymbaModel {
+template <class Backend>
+class HymbaModelOn {
  public:
+  using F = typename Backend::Act;    // activations: float, double (CPU checks) or bf16 (GPU)
+  using P = typename Backend::Param;  // parameters, gradients: F, or float where F is bf16
+  using Stat = typename Backend::Stat;  // norm and attention statistics: like P
+  template <class T>
+  using Array = typename Backend::template Array<T>;
+
   // Plans and allocates parameters, gradients and activations for batches of `batch` rows of
   // `seq_len` text tokens. The config must be validated.
-  HymbaModel(const ModelConfig& config, int64_t batch, int64_t seq_len);
-  HymbaModel(const HymbaModel&) = delete;  // the views below point into this object's buffers
-  HymbaModel& operator=(const HymbaModel&) = delete;
+  HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len);
+  HymbaModelOn(const HymbaModelOn&) = delete;  // the views below point into this object's buffers
+  HymbaModelOn& operator=(const HymbaModelOn&) = delete;
 
   const ModelConfig& config() const { return cfg_; }
   const std::vector<LayerSpec>& layer_plan() const { return plan_; }
   const ParamLayout& layout() const { return layout_; }
   int64_t batch() const { return d_.B; }
   int64_t seq_len() const { return d_.T; }
+  Backend& backend() { return ops_; }
 
-  std::vector<F> params;  // [layout().storage]
-  std::vector<F> grads;   // [layout().storage]; backward accumulates (+=)
+  Array<P> params;  // [layout().storage] master weights
+  Array<P> grads;   // [layout().storage]; backward accumulates (+=)
 
   void init(uint64_t seed);
+  // Call after anything writes params (an optimizer step, a checkpoint load): with bf16
+  // activations the GEMMs read a bf16 copy of the weights, which this refreshes.
+  void params_updated();
   void zero_grads();
+  double grad_norm() { return ops_.grad_norm(grads, layout_); }  // sqrt(Σ g²) over every tensor
 
-  // ids [B, T]. With targets [B, T] (kIgnoreIndex rows skipped) returns the summed
+  // ids [B, T] (host memory). With targets [B, T] (kIgnoreIndex rows skipped) returns the summed
   // cross-entropy over counted targets; without, returns 0. logits() then holds [B, T, V].
   double forward(const int32_t* ids, const int32_t* targets);
 
@@ -47,8 +61,10 @@ class HymbaModel {
   // turned into dlogits in the same pass as the loss (fused softmax/cross-entropy).
   double forward_backward(const int32_t* ids, const int32_t* targets, double grad_scale);
 
-  const F* logits() const { return a_.logits; }  // [B, T, V]
-  const Activations<F>& activations() const { return a_; }
+  const F* logits() const { return a_.logits; }  // [B, T, V] in the backend's memory
+  // The logits as floats in host memory (evaluation, generation).
+  const float* host_logits() { return ops_.host_floats(a_.logits, d_.B * d_.T * d_.V, logits_host_); }
+  const Activations<F, Stat>& activations() const { return a_; }
 
  private:
   double run_forward(const int32_t* ids, const int32_t* targets, double grad_scale,
@@ -68,12 +84,22 @@ class HymbaModel {
   std::vector<LayerSpec> plan_;
   ParamLayout layout_;
   Dims d_;                       // sizes for this batch shape
-  std::vector<float> inv_freq_;  // [hd/2] RoPE frequencies
-  ModelParams<F*> w_, g_;        // views into params / grads
+  Backend ops_;
+  Array<float> inv_freq_;        // [hd/2] RoPE frequencies
+  ModelParams<P*> w_, g_;        // views into params / grads
+  Array<F> compute_weights_;     // [layout().storage] the weights in F, where F is not P
+  ModelParams<F*> wc_;           // what the GEMMs read: views into params or compute_weights_
 
-  std::vector<F> arena_;         // every activation buffer, placed by place_activations
-  Activations<F> a_;
+  Array<std::byte> arena_;       // every activation buffer, placed by place_activations
+  Activations<F, Stat> a_;
   std::vector<int32_t> ids_;     // [B, T] the batch being processed (backward needs it)
+  std::vector<float> logits_host_;  // host_logits() staging
 };
+
+template <class F>
+using HymbaModel = HymbaModelOn<CpuBackend<F>>;
+
+extern template class HymbaModelOn<CpuBackend<float>>;
+extern template class HymbaModelOn<CpuBackend<double>>;
 
 }  // namespace hymba

@@ -35,9 +35,9 @@ ModelInfo describe_model(const ModelConfig& c, int64_t seq_len) {
   for (const auto& [kind, n] : by_kind) info.params_by_kind.emplace_back(param_kind_name(kind), n);
 
   Activations<float> sizes;
-  place_activations<float>(sizes, c, plan, 1, seq_len, nullptr);
-  info.saved_bytes_per_token = double(sizes.saved) * sizeof(float) / double(seq_len);
-  info.scratch_bytes_per_token = double(sizes.total - sizes.saved) * sizeof(float) / double(seq_len);
+  place_activations(sizes, c, plan, 1, seq_len, nullptr);
+  info.saved_bytes_per_token = double(sizes.saved) / double(seq_len);
+  info.scratch_bytes_per_token = double(sizes.total - sizes.saved) / double(seq_len);
 
   const int64_t H = c.hidden_size, E = c.inner_size(), I = c.intermediate_size;
   const int64_t R = c.mamba_dt_rank, N = c.mamba_d_state, V = c.vocab_size;

@@ -1,5 +1,9 @@
 #include "model/param_layout.h"
 
+#ifdef HYMBA_HAVE_CUDA
+#include <cuda_bf16.h>
+#endif
+
 namespace hymba {
 
 const char* param_kind_name(ParamKind k) {
@@ -95,5 +99,8 @@ ModelParams<T*> param_views(const ParamLayout& layout, T* base) {
 
 template ModelParams<float*> param_views<float>(const ParamLayout&, float*);
 template ModelParams<double*> param_views<double>(const ParamLayout&, double*);
+#ifdef HYMBA_HAVE_CUDA
+template ModelParams<__nv_bfloat16*> param_views<__nv_bfloat16>(const ParamLayout&, __nv_bfloat16*);
+#endif
 
 }  // namespace hymba

@@ -23,15 +23,23 @@ double clip_factor(double grad_norm, double max_norm) {
   return max_norm / (grad_norm + 1e-6);
 }
 
-template <class T>
-AdamW<T>::AdamW(const ParamLayout& layout, const OptimConfig& config)
-    : layout_(layout), cfg_(config), m_(layout.storage, T(0)), v_(layout.storage, T(0)) {
+std::vector<bool> decaying_tensors(const ParamLayout& layout, const OptimConfig& config) {
+  std::vector<bool> decays;
   for (const ParamTensor& t : layout.tensors) {
     const char* kind = param_kind_name(t.kind);
-    const bool exempt = std::find(cfg_.no_decay.begin(), cfg_.no_decay.end(), kind) != cfg_.no_decay.end();
-    decays_.push_back(!exempt && cfg_.weight_decay > 0);
+    const bool exempt = std::find(config.no_decay.begin(), config.no_decay.end(), kind) != config.no_decay.end();
+    decays.push_back(!exempt && config.weight_decay > 0);
   }
+  return decays;
 }
+
+template <class T>
+AdamW<T>::AdamW(const ParamLayout& layout, const OptimConfig& config)
+    : layout_(layout),
+      cfg_(config),
+      decays_(decaying_tensors(layout, config)),
+      m_(layout.storage, T(0)),
+      v_(layout.storage, T(0)) {}
 
 template <class T>
 void AdamW<T>::step(T* params, const T* grads, double lr, double grad_factor) {

@@ -18,6 +18,10 @@ double global_grad_norm(const T* grads, const ParamLayout& layout);
 // Factor that brings the gradient norm down to max_norm (1 when already below, or max_norm = 0).
 double clip_factor(double grad_norm, double max_norm);
 
+// Per tensor of `layout`: whether weight decay applies (optim.weight_decay > 0 and the tensor's
+// kind not listed in optim.no_decay).
+std::vector<bool> decaying_tensors(const ParamLayout& layout, const OptimConfig& config);
+
 template <class T>
 class AdamW {
  public:

@@ -14,6 +14,13 @@
 #include "core/files.h"
 #include "core/json.h"
 #include "io/checkpoint.h"
+#include "model/host_access.h"
+#include "model/hymba_model.h"
+#include "optim/adamw.h"
+#ifdef HYMBA_HAVE_CUDA
+#include "model/cuda_model.h"
+#include "optim/cuda_adamw.h"
+#endif
 
 namespace hymba {
 namespace {
@@ -72,10 +79,16 @@ void check_compatible(const Config& cfg, const std::string& path, const Checkpoi
 // ---- loading -------------------------------------------------------------------------------
 
 // Loads `path` whole into the model and the optimizer; an Error when any of it cannot be read.
-ResumePoint load_state(const std::string& path, HymbaModel<float>& model, AdamW<float>& opt,
-                       std::ostream& log) {
-  const LoadedCheckpoint c = load_checkpoint(path, model.layout(), model.params.data(),
-                                             opt.first_moment().data(), opt.second_moment().data());
+template <class Model, class Optimizer>
+ResumePoint load_state(const std::string& path, Model& model, Optimizer& opt, std::ostream& log) {
+  std::vector<float> params, m, v;  // host staging where the state lives in device memory
+  const LoadedCheckpoint c =
+      load_checkpoint(path, model.layout(), host_buffer(model.params, params),
+                      host_buffer(opt.first_moment(), m), host_buffer(opt.second_moment(), v));
+  commit_host_buffer(model.params, params);
+  model.params_updated();
+  commit_host_buffer(opt.first_moment(), m);
+  commit_host_buffer(opt.second_moment(), v);
   opt.set_steps_taken(c.has_optimizer_state ? c.meta.adam_steps : 0);
   if (!c.has_optimizer_state) {
     log << "resume: " << path << " holds no optimizer state; AdamW starts from zero moments\n";
@@ -83,8 +96,9 @@ ResumePoint load_state(const std::string& path, HymbaModel<float>& model, AdamW<
   return {path, c.meta.step, LoaderCursor{c.meta.loader_rows}};
 }
 
-ResumePoint resume_from(const Config& cfg, const std::string& path, HymbaModel<float>& model,
-                        AdamW<float>& opt, std::ostream& log) {
+template <class Model, class Optimizer>
+ResumePoint resume_from(const Config& cfg, const std::string& path, Model& model, Optimizer& opt,
+                        std::ostream& log) {
   check_compatible(cfg, path, read_checkpoint_meta(path));
   return load_state(path, model, opt, log);
 }
@@ -104,8 +118,8 @@ bool readable(F&& read, std::vector<std::string>& reasons, std::ostream& log) {
 
 // train.resume: auto. A config that does not fit is not a reason to go back to an older
 // checkpoint (it would not fit either): that error stops the run.
-ResumePoint resume_newest(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
-                          std::ostream& log) {
+template <class Model, class Optimizer>
+ResumePoint resume_newest(const Config& cfg, Model& model, Optimizer& opt, std::ostream& log) {
   const std::vector<std::string> found = list_checkpoints(cfg.run.dir);
   if (found.empty()) {
     log << "resume: no checkpoint in " << cfg.run.dir << "; starting fresh\n";
@@ -204,8 +218,8 @@ void set_aside_checkpoints(const std::string& run_dir, int64_t step, std::ostrea
 
 }  // namespace
 
-ResumePoint restore_state(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
-                          std::ostream& log) {
+template <class Model, class Optimizer>
+ResumePoint restore_state(const Config& cfg, Model& model, Optimizer& opt, std::ostream& log) {
   const std::string& resume = cfg.train.resume;
   if (resume == "none") {
     refuse_existing_run(cfg.run.dir);
@@ -228,13 +242,16 @@ void set_aside_later_steps(const std::string& run_dir, int64_t step, std::ostrea
   set_aside_checkpoints(run_dir, step, log);
 }
 
-void write_checkpoint(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
-                      int64_t step, LoaderCursor cursor, std::ostream& log) {
+template <class Model, class Optimizer>
+void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, int64_t step,
+                      LoaderCursor cursor, std::ostream& log) {
   const auto start = std::chrono::steady_clock::now();
   const std::string path = checkpoint_path(cfg.run.dir, step);
   const CheckpointMeta meta{step, opt.steps_taken(), cursor.rows, cfg.train.seed, cfg.resolved};
+  std::vector<float> params, m, v;  // host staging where the state lives in device memory
   save_checkpoint(path, model.layout(),
-                  {model.params.data(), opt.first_moment().data(), opt.second_moment().data()},
+                  {host_buffer(model.params, params), host_buffer(opt.first_moment(), m),
+                   host_buffer(opt.second_moment(), v)},
                   meta);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -244,5 +261,17 @@ void write_checkpoint(const Config& cfg, HymbaModel<float>& model, AdamW<float>&
   log << "checkpoint: " << path << line << std::endl;
   prune_checkpoints(cfg.run.dir, cfg.checkpoint.keep, cfg.checkpoint.keep_every);
 }
+
+#define HYMBA_INSTANTIATE(Model, Optimizer)                                                    \
+  template ResumePoint restore_state<Model, Optimizer>(const Config&, Model&, Optimizer&,      \
+                                                       std::ostream&);                         \
+  template void write_checkpoint<Model, Optimizer>(const Config&, Model&, Optimizer&, int64_t, \
+                                                   LoaderCursor, std::ostream&);
+HYMBA_INSTANTIATE(HymbaModel<float>, AdamW<float>)
+#ifdef HYMBA_HAVE_CUDA
+HYMBA_INSTANTIATE(CudaHymbaModel, CudaAdamW)
+HYMBA_INSTANTIATE(CudaBf16HymbaModel, CudaAdamW)
+#endif
+#undef HYMBA_INSTANTIATE
 
 }  // namespace hymba

@@ -8,8 +8,6 @@
 
 #include "config/config.h"
 #include "data/loader.h"
-#include "model/hymba_model.h"
-#include "optim/adamw.h"
 
 namespace hymba {
 
@@ -31,8 +29,9 @@ struct ResumePoint {
 // excepted) and on train.batch_size, seq_len, grad_accum and seed; otherwise an Error names the
 // checkpoint, the config file and each key that differs. train.steps may not be below the
 // checkpoint's step.
-ResumePoint restore_state(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
-                          std::ostream& log);
+// Model/Optimizer: HymbaModel<float> + AdamW<float>, or a CUDA model (cuda_model.h) + CudaAdamW.
+template <class Model, class Optimizer>
+ResumePoint restore_state(const Config& cfg, Model& model, Optimizer& opt, std::ostream& log);
 
 // Moves aside what run.dir holds of steps after `step`: a timeline that died with its process.
 // metrics.jsonl lines with a later step (or none: a line the crash cut short) go to
@@ -43,7 +42,8 @@ void set_aside_later_steps(const std::string& run_dir, int64_t step, std::ostrea
 // Writes run.dir/checkpoint-<step>.h5 (parameters, AdamW moments and step count, the loader
 // cursor, the resolved config), then prunes old checkpoints (checkpoint.keep, keep_every).
 // Logs the path, the size and the seconds taken.
-void write_checkpoint(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
-                      int64_t step, LoaderCursor cursor, std::ostream& log);
+template <class Model, class Optimizer>
+void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, int64_t step,
+                      LoaderCursor cursor, std::ostream& log);
 
 }  // namespace hymba

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <ostream>
+#include <type_traits>
 
 #include "core/device.h"
 #include "core/error.h"
@@ -19,6 +20,10 @@
 #include "model/model_info.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
+#ifdef HYMBA_HAVE_CUDA
+#include "model/cuda_model.h"
+#include "optim/cuda_adamw.h"
+#endif
 #include "trainer/batches.h"
 #include "trainer/run_state.h"
 
@@ -34,22 +39,25 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Picks where to run. The CUDA training path is not built yet (GPU issue), so a GPU is only
-// reported; `train.device: cuda` is refused rather than silently run on the CPU.
-void choose_device(const Config& cfg, std::ostream& log) {
+// Where to run: train.device cuda, or auto with a GPU present (and a build with CUDA), runs on
+// GPU 0; otherwise the CPU. A request that cannot be met is refused, never silently moved.
+bool use_gpu(const Config& cfg, std::ostream& log) {
   const int gpus = cuda_device_count();
-  if (cfg.train.device == "cuda") {
-    fail(cfg.path, ": train.device: cuda: this build has no CUDA training path yet; use auto or cpu");
+  const bool gpu = cfg.train.device == "cuda" || (cfg.train.device == "auto" && gpus > 0);
+  if (gpu && gpus == 0) {
+    fail(cfg.path, ": train.device: cuda: ", kHaveCuda ? "no GPU is visible to this process" : "this build has no CUDA backend",
+         "; use auto or cpu");
   }
-  if (cfg.train.precision != "fp32") {
-    fail(cfg.path, ": train.precision: ", cfg.train.precision, " needs the CUDA training path; the CPU trains in fp32");
+  if (!gpu && cfg.train.precision != "fp32") {
+    fail(cfg.path, ": train.precision: ", cfg.train.precision, " needs the GPU; the CPU trains in fp32");
+  }
+  if (gpu) {
+    log << "device: cuda, " << cuda_device_name(0) << ", " << cfg.train.precision << "\n";
+    return true;
   }
   if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
-  log << "device: cpu, " << omp_get_max_threads() << " threads";
-  if (gpus > 0 && cfg.train.device == "auto") {
-    log << " (GPU found: " << cuda_device_name(0) << "; the CUDA training path is not built yet)";
-  }
-  log << "\n";
+  log << "device: cpu, " << omp_get_max_threads() << " threads, fp32\n";
+  return false;
 }
 
 struct MetricsFile {
@@ -66,7 +74,8 @@ struct Validation {
   double loss = -1, recall_accuracy = -1;
 };
 
-Validation validate(const Config& cfg, HymbaModel<float>& model, const TrainingBatches& data,
+template <class Model>
+Validation validate(const Config& cfg, Model& model, const TrainingBatches& data,
                     int64_t step, MetricsFile& metrics, std::ostream& log) {
   char line[160], json[160];
   Validation v;
@@ -95,8 +104,9 @@ struct StepResult {
 };
 
 // Optimizer step `step` (from 0): grad_accum micro-batches, the global norm, AdamW.
-StepResult train_step(const Config& cfg, HymbaModel<float>& model, AdamW<float>& opt,
-                      TrainingBatches& data, int64_t step) {
+template <class Model, class Optimizer>
+StepResult train_step(const Config& cfg, Model& model, Optimizer& opt, TrainingBatches& data,
+                      int64_t step) {
   const TrainConfig& tc = cfg.train;
   const int64_t counted = tc.grad_accum * data.counted_targets_per_batch();
   const double grad_scale = 1.0 / double(counted);  // the mean over the whole step
@@ -108,7 +118,7 @@ StepResult train_step(const Config& cfg, HymbaModel<float>& model, AdamW<float>&
   }
   StepResult r;
   r.loss = loss_sum / double(counted);
-  r.grad_norm = global_grad_norm(model.grads.data(), model.layout());
+  r.grad_norm = model.grad_norm();
   // A diverged run stops here, before the update spreads the damage into the weights (and into
   // the next checkpoint).
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
@@ -117,16 +127,21 @@ StepResult train_step(const Config& cfg, HymbaModel<float>& model, AdamW<float>&
   }
   r.lr = learning_rate(cfg.optim, step, tc.steps);
   opt.step(model.params.data(), model.grads.data(), r.lr, clip_factor(r.grad_norm, cfg.optim.grad_clip));
+  model.params_updated();
   return r;
 }
 
 // The progress line and the metrics JSON line. Throughput counts training steps only, not the
-// validation and checkpoint time between them.
+// validation and checkpoint time between them. On the GPU the line adds the model FLOPs
+// utilisation (model FLOPs per token of `--info` × tokens/s against kPeakFlops) and the GPU
+// memory in use, whose largest value is the run's peak (everything is allocated before step 1,
+// cuBLAS's plans during it).
 class Progress {
  public:
-  Progress(const Config& cfg, MetricsFile& metrics, std::ostream& log)
-      : cfg_(cfg), metrics_(metrics), log_(log),
-        tokens_per_step_(cfg.train.grad_accum * cfg.train.batch_size * cfg.train.seq_len) {}
+  Progress(const Config& cfg, bool gpu, MetricsFile& metrics, std::ostream& log)
+      : cfg_(cfg), gpu_(gpu), metrics_(metrics), log_(log),
+        tokens_per_step_(cfg.train.grad_accum * cfg.train.batch_size * cfg.train.seq_len),
+        flops_per_token_(describe_model(cfg.model, cfg.train.seq_len).train_flops()) {}
 
   void count_step(double seconds) {
     interval_tokens_ += tokens_per_step_;
@@ -135,30 +150,45 @@ class Progress {
 
   void report(int64_t done, const StepResult& r) {
     const double tok_s = double(interval_tokens_) / interval_seconds_;
-    char line[256];
-    std::snprintf(line, sizeof line, "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s",
-                  static_cast<long long>(done), static_cast<long long>(cfg_.train.steps), r.loss, r.lr,
-                  r.grad_norm, tok_s);
+    char line[320];
+    int n = std::snprintf(line, sizeof line, "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s",
+                          static_cast<long long>(done), static_cast<long long>(cfg_.train.steps), r.loss, r.lr,
+                          r.grad_norm, tok_s);
+    char json[400];
+    int j = std::snprintf(json, sizeof json,
+                          "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                          "\"tokens_per_sec\": %.9g, \"tokens\": %lld, \"elapsed_s\": %.6g",
+                          static_cast<long long>(done), r.loss, r.lr, r.grad_norm, tok_s,
+                          static_cast<long long>(done * tokens_per_step_), seconds_since(start_));
+    if (gpu_) {
+      const double mfu = tok_s * flops_per_token_ / kPeakFlops;
+      const GpuMemory mem = gpu_memory();
+      peak_memory_ = std::max(peak_memory_, mem.used);
+      std::snprintf(line + n, sizeof line - size_t(n), " | MFU %.1f%% | GPU memory %.1f GiB", 100 * mfu,
+                    mem.used / double(1 << 30));
+      j += std::snprintf(json + j, sizeof json - size_t(j), ", \"mfu\": %.6g, \"gpu_memory_bytes\": %.0f", mfu,
+                         mem.used);
+    }
+    std::snprintf(json + j, sizeof json - size_t(j), "}");
     log_ << line << std::endl;
-    char json[320];
-    std::snprintf(json, sizeof json,
-                  "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-                  "\"tokens_per_sec\": %.9g, \"tokens\": %lld, \"elapsed_s\": %.6g}",
-                  static_cast<long long>(done), r.loss, r.lr, r.grad_norm, tok_s,
-                  static_cast<long long>(done * tokens_per_step_), seconds_since(start_));
     metrics_.write(json);
     interval_tokens_ = 0;
     interval_seconds_ = 0;
   }
 
+  double peak_memory() const { return peak_memory_; }
+
  private:
   const Config& cfg_;
+  const bool gpu_;
   MetricsFile& metrics_;
   std::ostream& log_;
   const int64_t tokens_per_step_;
+  const double flops_per_token_;
   const Clock::time_point start_ = Clock::now();
   int64_t interval_tokens_ = 0;
   double interval_seconds_ = 0;
+  double peak_memory_ = 0;
 };
 
 void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint& from, std::ostream& log) {
@@ -171,14 +201,11 @@ void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint&
       << from.step + 1 << ".." << tc.steps << "; run.dir " << cfg.run.dir << "\n";
 }
 
-}  // namespace
-
-TrainSummary train(const Config& cfg, std::ostream& log) {
+template <class Model, class Optimizer>
+TrainSummary run_training(const Config& cfg, std::ostream& log) {
   const TrainConfig& tc = cfg.train;
-  choose_device(cfg, log);
-
-  HymbaModel<float> model(cfg.model, tc.batch_size, tc.seq_len);
-  AdamW<float> opt(model.layout(), cfg.optim);
+  Model model(cfg.model, tc.batch_size, tc.seq_len);
+  Optimizer opt(model.layout(), cfg.optim);
   const ResumePoint from = restore_state(cfg, model, opt, log);
   if (from.checkpoint.empty()) model.init(tc.seed);
   TrainSummary summary;
@@ -201,7 +228,9 @@ TrainSummary train(const Config& cfg, std::ostream& log) {
 
   const auto start = Clock::now();
   double step_seconds = 0;  // training steps only, for the summary's throughput
-  Progress progress(cfg, metrics, log);
+  constexpr bool gpu = !std::is_same_v<Model, HymbaModel<float>>;
+  Progress progress(cfg, gpu, metrics, log);
+  if (gpu) log << "MFU is reported against " << kPeakFlopsName << "\n";
   for (int64_t step = from.step; step < tc.steps; ++step) {
     const auto step_start = Clock::now();
     const StepResult r = train_step(cfg, model, opt, data, step);
@@ -235,8 +264,28 @@ TrainSummary train(const Config& cfg, std::ostream& log) {
   log << line;
   if (from.step > 0) log << " (resumed after step " << from.step << ")";
   if (validation) log << "; validation loss " << summary.val_loss;
+  std::snprintf(line, sizeof line, "; %.0f tok/s", summary.tokens_per_sec);
+  log << line;
+  if (gpu) {
+    const double mfu = summary.tokens_per_sec * describe_model(cfg.model, tc.seq_len).train_flops() / kPeakFlops;
+    std::snprintf(line, sizeof line, ", MFU %.1f%%, peak GPU memory %.2f GiB", 100 * mfu,
+                  progress.peak_memory() / double(1 << 30));
+    log << line;
+  }
   log << std::endl;
   return summary;
+}
+
+}  // namespace
+
+TrainSummary train(const Config& cfg, std::ostream& log) {
+  if (use_gpu(cfg, log)) {
+#ifdef HYMBA_HAVE_CUDA
+    if (cfg.train.precision == "bf16") return run_training<CudaBf16HymbaModel, CudaAdamW>(cfg, log);
+    return run_training<CudaHymbaModel, CudaAdamW>(cfg, log);
+#endif
+  }
+  return run_training<HymbaModel<float>, AdamW<float>>(cfg, log);
 }
 
 }  // namespace hymba

@@ -1,10 +1,12 @@
-// bench-rmsnorm: times the fp32 CUDA RMSNorm forward and backward at the Hymba widths and prints
-// the effective bandwidth (each tensor read or written once) against the measured copy bandwidth.
-// A benchmark program, not a test: it checks nothing but CUDA return codes.
+// bench-rmsnorm: times the CUDA RMSNorm forward and backward, fp32 and bf16 activations, at the
+// Hymba widths and prints the effective bandwidth (each tensor read or written once) against the
+// measured copy bandwidth. A benchmark program, not a test: it checks nothing but CUDA return codes.
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <type_traits>
 #include <vector>
 
 #include "core/cuda_check.h"
@@ -14,12 +16,23 @@
 
 namespace {
 
-float* device_random(int64_t n, uint64_t seed) {
-  std::vector<float> h(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) h[i] = float(2 * hymba::uniform01(seed, 1, i) - 1);
-  float* d = nullptr;
-  HYMBA_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&d), n * sizeof(float)));
-  HYMBA_CUDA_CHECK(cudaMemcpy(d, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+using bf16 = __nv_bfloat16;
+
+// n values uniform in [-1, 1), rounded to T, on the device.
+template <class T>
+T* device_random(int64_t n, uint64_t seed) {
+  std::vector<T> h(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = float(2 * hymba::uniform01(seed, 1, i) - 1);
+    if constexpr (std::is_same_v<T, float>) {
+      h[i] = v;
+    } else {
+      h[i] = __float2bfloat16_rn(v);
+    }
+  }
+  T* d = nullptr;
+  HYMBA_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&d), n * sizeof(T)));
+  HYMBA_CUDA_CHECK(cudaMemcpy(d, h.data(), n * sizeof(T), cudaMemcpyHostToDevice));
   return d;
 }
 
@@ -40,8 +53,45 @@ float median_ms(F f, int reps = 50) {
     HYMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
     t.push_back(ms);
   }
+  HYMBA_CUDA_CHECK(cudaEventDestroy(a));
+  HYMBA_CUDA_CHECK(cudaEventDestroy(b));
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+constexpr double kCopyTBs = 3.0;  // measured device-to-device copy on the H100 (bytes read + written)
+
+// One line per width for activations of type T.
+template <class T>
+void bench(const char* dtype, int64_t rows) {
+  for (const int64_t dim : {1600, 3200}) {
+    T* x = device_random<T>(rows * dim, 1);
+    T* dy = device_random<T>(rows * dim, 2);
+    T* y = device_random<T>(rows * dim, 4);
+    T* dx = device_random<T>(rows * dim, 5);
+    float* w = device_random<float>(dim, 3);
+    float* dw = device_random<float>(dim, 6);
+    float* rstd = device_random<float>(rows, 7);
+    float* work = device_random<float>(hymba::cuda::rmsnorm_backward_workspace(rows, dim), 8);
+    auto fwd = [&] { hymba::cuda::rmsnorm_forward<T>(y, dim, rstd, x, dim, w, rows, dim, 1e-6, nullptr); };
+    auto bwd = [&] {
+      hymba::cuda::rmsnorm_backward<T>(dx, dim, dw, dy, dim, x, dim, w, rstd, rows, dim, false, work, nullptr);
+    };
+    const float f_ms = median_ms(fwd);
+    const float fb_ms = median_ms([&] { fwd(); bwd(); });
+    // Bytes per row, each [rows, dim] tensor counted once at sizeof(T) per element. Forward: read
+    // x, write y. Backward: read x and dy, write dx. (w, rstd, dw and the dw partials are small.)
+    const double f_row = 2.0 * dim * sizeof(T), fb_row = 5.0 * dim * sizeof(T);
+    const double f_tbs = f_row * rows / (f_ms * 1e-3) / 1e12;
+    const double fb_tbs = fb_row * rows / (fb_ms * 1e-3) / 1e12;
+    std::printf("%5s %6lld %9.0f %9.4f %9.2f %11.0f %11.4f %11.2f   (%.0f%% / %.0f%% of %.1f TB/s)\n", dtype,
+                static_cast<long long>(dim), f_row, f_ms, f_tbs, fb_row, fb_ms, fb_tbs, 100 * f_tbs / kCopyTBs,
+                100 * fb_tbs / kCopyTBs, kCopyTBs);
+    for (void* p : {static_cast<void*>(x), static_cast<void*>(dy), static_cast<void*>(y), static_cast<void*>(dx),
+                    static_cast<void*>(w), static_cast<void*>(dw), static_cast<void*>(rstd), static_cast<void*>(work)}) {
+      HYMBA_CUDA_CHECK(cudaFree(p));
+    }
+  }
 }
 
 }  // namespace
@@ -51,32 +101,11 @@ int main() {
     std::fprintf(stderr, "bench-rmsnorm: no GPU found\n");
     return 1;
   }
-  constexpr double kCopyTBs = 3.0;  // measured device-to-device copy on the H100 (bytes read + written)
-  const int64_t rows = 8 * 2176;    // batch 8 of 128 meta + 2048 text tokens
-  std::printf("fp32 RMSNorm, rows %lld (8 x 2176), times are medians of 50 runs\n", static_cast<long long>(rows));
-  std::printf("%6s %10s %10s %12s %12s\n", "dim", "fwd ms", "fwd TB/s", "fwd+bwd ms", "fwd+bwd TB/s");
-  for (const int64_t dim : {1600, 3200}) {
-    float* x = device_random(rows * dim, 1);
-    float* dy = device_random(rows * dim, 2);
-    float* w = device_random(dim, 3);
-    float* y = device_random(rows * dim, 4);
-    float* dx = device_random(rows * dim, 5);
-    float* dw = device_random(dim, 6);
-    float* rstd = device_random(rows, 7);
-    float* work = device_random(hymba::cuda::rmsnorm_backward_workspace(rows, dim), 8);
-    auto fwd = [&] { hymba::cuda::rmsnorm_forward(y, dim, rstd, x, dim, w, rows, dim, 1e-6, nullptr); };
-    auto bwd = [&] {
-      hymba::cuda::rmsnorm_backward(dx, dim, dw, dy, dim, x, dim, w, rstd, rows, dim, false, work, nullptr);
-    };
-    const double tensor = double(rows) * dim * sizeof(float);
-    const float f_ms = median_ms(fwd);
-    const float fb_ms = median_ms([&] { fwd(); bwd(); });
-    // Forward: read x, write y. Backward: read x and dy, write dx. (w, rstd, dw are small.)
-    const double f_tbs = 2 * tensor / (f_ms * 1e-3) / 1e12;
-    const double fb_tbs = 5 * tensor / (fb_ms * 1e-3) / 1e12;
-    std::printf("%6lld %10.4f %10.2f %12.4f %12.2f   (%.0f%% / %.0f%% of %.1f TB/s)\n", static_cast<long long>(dim),
-                f_ms, f_tbs, fb_ms, fb_tbs, 100 * f_tbs / kCopyTBs, 100 * fb_tbs / kCopyTBs, kCopyTBs);
-    for (float* p : {x, dy, w, y, dx, dw, rstd, work}) HYMBA_CUDA_CHECK(cudaFree(p));
-  }
+  const int64_t rows = 8 * 2176;  // batch 8 of 128 meta + 2048 text tokens
+  std::printf("RMSNorm, rows %lld (8 x 2176), times are medians of 50 runs\n", static_cast<long long>(rows));
+  std::printf("%5s %6s %9s %9s %9s %11s %11s %11s\n", "dtype", "dim", "fwd B/row", "fwd ms", "fwd TB/s",
+              "f+b B/row", "fwd+bwd ms", "f+b TB/s");
+  bench<float>("fp32", rows);
+  bench<bf16>("bf16", rows);
   return 0;
 }

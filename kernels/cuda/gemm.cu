@@ -1,0 +1,136 @@
+#include "cuda/gemm.h"
+
+#include <cuda_bf16.h>
+
+#include "core/cuda_check.h"
+
+namespace hymba::cuda {
+
+namespace {
+
+#define HYMBA_CUBLAS_CHECK(call)                                                        \
+  do {                                                                                  \
+    const cublasStatus_t hymba_cublas_status_ = (call);                                 \
+    if (hymba_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                \
+      ::hymba::fail(__FILE__, ":", __LINE__, ": ", #call, ": ",                         \
+                    cublasLtGetStatusString(hymba_cublas_status_));                       \
+    }                                                                                   \
+  } while (0)
+
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what cuBLAS recommends for Hopper
+
+template <class T>
+cudaDataType_t data_type();
+template <>
+cudaDataType_t data_type<float>() { return CUDA_R_32F; }
+template <>
+cudaDataType_t data_type<__nv_bfloat16>() { return CUDA_R_16BF; }
+
+}  // namespace
+
+// Descriptors in cuBLASLt's column-major terms. A row-major [r, c] matrix with leading dimension
+// ld is the column-major [c, r] matrix with the same ld, so row-major C = op(A)·op(B) is computed
+// as column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: B's storage goes first.
+struct Gemm::Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  ~Plan() {
+    if (desc) cublasLtMatmulDescDestroy(desc);
+    if (first) cublasLtMatrixLayoutDestroy(first);
+    if (second) cublasLtMatrixLayoutDestroy(second);
+    if (out) cublasLtMatrixLayoutDestroy(out);
+  }
+};
+
+Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
+  HYMBA_CUBLAS_CHECK(cublasLtCreate(&handle_));
+  HYMBA_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
+}
+
+Gemm::~Gemm() {
+  for (auto& [key, p] : plans_) delete p;
+  if (workspace_) cudaFree(workspace_);
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+Gemm::Plan& Gemm::plan(const Key& key) {
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+  const auto [trans_a, trans_b, M, N, K, lda, ldb, ldc, type_ab, type_c, beta_nonzero] = key;
+  const auto ab = cudaDataType_t(type_ab), c = cudaDataType_t(type_c);
+  auto* p = new Plan;
+  plans_[key] = p;
+  HYMBA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_first = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_second = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  HYMBA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof op_first));
+  HYMBA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second));
+  // Column-major shapes: the result is [N, M]; the first operand is op⁻¹ of [N, K], the second of [K, M].
+  HYMBA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->first, ab, trans_b ? K : N, trans_b ? N : K, ldb));
+  HYMBA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->second, ab, trans_a ? M : K, trans_a ? K : M, lda));
+  HYMBA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->out, c, N, M, ldc));
+
+  cublasLtMatmulPreference_t pref;
+  HYMBA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t bytes = kWorkspaceBytes;
+  HYMBA_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof bytes));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->first, p->second, p->out,
+                                                               p->out, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  HYMBA_CUBLAS_CHECK(status);
+  if (found == 0) {
+    fail("cuBLASLt has no algorithm for the GEMM M=", M, " N=", N, " K=", K, " lda=", lda, " ldb=", ldb,
+         " ldc=", ldc, " (beta ", beta_nonzero ? "nonzero" : "zero", ")");
+  }
+  p->algo = result.algo;
+  return *p;
+}
+
+template <class TA, class TC>
+void Gemm::run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TA* A,
+               int64_t lda, const TA* B, int64_t ldb, float beta, TC* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) fail("Gemm::run: K = 0 is not supported");  // nothing in the model has it
+  const Key key{trans_a, trans_b, M, N, K, lda, ldb, ldc, int(data_type<TA>()), int(data_type<TC>()), beta != 0.0f};
+  Plan& p = plan(key);
+  HYMBA_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, B, p.first, A, p.second, &beta, C, p.out, C, p.out,
+                                    &p.algo, workspace_, kWorkspaceBytes, stream_));
+}
+
+template <class T>
+void linear_forward(Gemm& gemm, T* y, int64_t ldy, const T* x, int64_t ldx, const T* w, int64_t rows,
+                    int64_t in, int64_t out, bool accumulate) {
+  gemm.run<T, T>(false, true, rows, out, in, 1.0f, x, ldx, w, in, accumulate ? 1.0f : 0.0f, y, ldy);
+}
+
+template <class T>
+void linear_backward(Gemm& gemm, T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
+                     int64_t ldx, const T* w, int64_t rows, int64_t in, int64_t out, bool accumulate_dx) {
+  if (dx) {
+    gemm.run<T, T>(false, false, rows, in, out, 1.0f, dy, lddy, w, in, accumulate_dx ? 1.0f : 0.0f, dx,
+                   lddx);  // [rows, in] = [rows, out] · [out, in]
+  }
+  gemm.run<T, float>(true, false, out, in, rows, 1.0f, dy, lddy, x, ldx, 1.0f, dw,
+                     in);  // [out, in] += [rows, out]ᵀ · [rows, in]
+}
+
+template void Gemm::run<float, float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                                      const float*, int64_t, float, float*, int64_t);
+template void Gemm::run<__nv_bfloat16, __nv_bfloat16>(bool, bool, int64_t, int64_t, int64_t, float,
+                                                      const __nv_bfloat16*, int64_t, const __nv_bfloat16*,
+                                                      int64_t, float, __nv_bfloat16*, int64_t);
+template void Gemm::run<__nv_bfloat16, float>(bool, bool, int64_t, int64_t, int64_t, float, const __nv_bfloat16*,
+                                              int64_t, const __nv_bfloat16*, int64_t, float, float*, int64_t);
+#define HYMBA_INSTANTIATE(T)                                                                          \
+  template void linear_forward<T>(Gemm&, T*, int64_t, const T*, int64_t, const T*, int64_t, int64_t, \
+                                  int64_t, bool);                                                     \
+  template void linear_backward<T>(Gemm&, T*, int64_t, float*, const T*, int64_t, const T*, int64_t,  \
+                                   const T*, int64_t, int64_t, int64_t, bool);
+HYMBA_INSTANTIATE(float)
+HYMBA_INSTANTIATE(__nv_bfloat16)
+#undef HYMBA_INSTANTIATE
+
+}  // namespace hymba::cuda

@@ -1,0 +1,52 @@
+// Mamba-1 selective scan on the GPU: the same contract as kernels/cpu/selective_scan.h, on device
+// pointers, asynchronous on `stream`:
+//   Δ[t,e]   = softplus(delta[t,e] + dt_bias[e])          (softplus(x) = x for x > 20)
+//   A[e,n]   = −exp(A_log[e,n])
+//   h[t,e,n] = exp(Δ[t,e]·A[e,n]) · h[t−1,e,n] + Δ[t,e] · Bm[t,n] · u[t,e]     (h[−1] = 0)
+//   y[t,e]   = Σ_n Cm[t,n] · h[t,e,n] + D[e] · u[t,e]
+//   out[t,e] = y[t,e] · silu(z[t,e])
+// per batch row b; Bm and Cm are shared by all E channels of a batch row and token.
+// T is the activation type (float or __nv_bfloat16); dt_bias, A_log, D and their gradients are
+// float. All arithmetic is fp32; each T output is rounded once. N (the state size) is 0..32.
+// These are the simple kernels of the first GPU path: one thread per (b, e) channel, looping over
+// the tokens. The parallel chunked scan comes later.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "cpu/selective_scan.h"  // ScanShape
+
+namespace hymba::cuda {
+
+using cpu::ScanShape;
+
+// u, delta [B, S, E] contiguous; z [B, S, E] at token stride ldz (>= E); Bm, Cm [B, S, N]
+// contiguous; dt_bias [E]; A_log [E, N]; D [E]. out [B, S, E] contiguous (=). Nothing is saved:
+// the backward recomputes the states from the inputs.
+template <class T>
+void selective_scan_forward(T* out, const T* u, const T* delta, const float* dt_bias,
+                            const float* A_log, const T* Bm, const T* Cm, const float* D,
+                            const T* z, int64_t ldz, const ScanShape& s, cudaStream_t stream);
+
+// Floats of scratch selective_scan_backward needs: the states at every 64th token (the backward
+// recomputes each 64-token chunk from them), one chunk's recomputed states, the per-(b, e) partial
+// sums of the parameter gradients and the per-32-channel partial sums of dBm and dCm. The partial
+// sums are added in a fixed order afterwards, so the result is the same on every run.
+// About B·E·N·(S/64 + 66) + 2·B·S·N·E/32 floats: ~97 MB at B=2, S=2176, E=3200, N=16.
+int64_t selective_scan_backward_workspace(const ScanShape& s);
+
+// Written (=): du, ddelta [B, S, E] contiguous; dz [B, S, E] at token stride lddz (>= E);
+// dBm, dCm [B, S, N] contiguous. Accumulated (+=): ddt_bias [E], dA_log [E, N], dD [E].
+// dout [B, S, E] contiguous; the other inputs as in the forward. workspace: the size above. The
+// outputs must not overlap the inputs.
+template <class T>
+void selective_scan_backward(T* du, T* ddelta, T* dz, int64_t lddz, T* dBm, T* dCm,
+                             float* ddt_bias, float* dA_log, float* dD, const T* dout, const T* u,
+                             const T* delta, const float* dt_bias, const float* A_log,
+                             const T* Bm, const T* Cm, const float* D, const T* z, int64_t ldz,
+                             const ScanShape& s, float* workspace, cudaStream_t stream);
+
+}  // namespace hymba::cuda

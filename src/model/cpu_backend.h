@@ -1,0 +1,94 @@
+// The CPU backend of the model (HymbaModelOn<CpuBackend<F>> = HymbaModel<F>): the reference
+// kernels of kernels/cpu, in float (training) or double (gradient checks), on host memory. The
+// CUDA backend (cuda_backend.h) offers the same calls on device memory.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "cpu/attention.h"
+#include "cpu/conv_silu.h"
+#include "cpu/cross_entropy.h"
+#include "cpu/elementwise.h"
+#include "cpu/embedding.h"
+#include "cpu/gemm.h"
+#include "cpu/rmsnorm.h"
+#include "cpu/rope.h"
+#include "cpu/selective_scan.h"
+#include "cpu/swiglu.h"
+#include "model/dims.h"
+#include "model/param_layout.h"
+#include "optim/adamw.h"
+
+namespace hymba {
+
+// Each op of the model, forwarded to its reference kernel with the same arguments.
+#define HYMBA_CPU_OP(name)                                 \
+  template <class... Args>                                 \
+  auto name(Args&&... args) {                              \
+    return cpu::name(std::forward<Args>(args)...);         \
+  }
+
+template <class F>
+class CpuBackend {
+ public:
+  using Act = F;    // activations, parameters, gradients, statistics: one type on the CPU
+  using Param = F;
+  using Stat = F;
+  template <class T>
+  using Array = std::vector<T>;
+  static constexpr const char* kName = "cpu";
+
+  CpuBackend(const ModelConfig&, const Dims&) {}
+
+  template <class T>
+  static Array<T> make_array(int64_t n) { return Array<T>(size_t(n), T(0)); }
+  template <class T>
+  static Array<T> to_array(const std::vector<T>& host) { return host; }
+  // n values at p as floats: p itself, or a converted copy in `staging`.
+  const float* host_floats(const F* p, int64_t n, std::vector<float>& staging) {
+    if constexpr (std::is_same_v<F, float>) {
+      return p;
+    } else {
+      staging.assign(p, p + n);
+      return staging.data();
+    }
+  }
+  template <class T>
+  void zero(T* p, int64_t n) { std::fill(p, p + n, T(0)); }
+  template <class T>
+  void copy(T* dst, const T* src, int64_t n) { std::copy(src, src + n, dst); }
+  template <class T>
+  void upload(T* dst, const T* host, int64_t n) { copy(dst, host, n); }
+  double grad_norm(const Array<F>& grads, const ParamLayout& layout) {
+    return global_grad_norm(grads.data(), layout);
+  }
+
+  HYMBA_CPU_OP(copy_rows)
+  HYMBA_CPU_OP(average_into)
+  HYMBA_CPU_OP(scale)
+  HYMBA_CPU_OP(embedding_forward)
+  HYMBA_CPU_OP(embedding_backward)
+  HYMBA_CPU_OP(rmsnorm_forward)
+  HYMBA_CPU_OP(rmsnorm_backward)
+  HYMBA_CPU_OP(linear_forward)
+  HYMBA_CPU_OP(linear_backward)
+  HYMBA_CPU_OP(rope_forward)
+  HYMBA_CPU_OP(rope_backward)
+  HYMBA_CPU_OP(attention_forward)
+  HYMBA_CPU_OP(attention_backward)
+  HYMBA_CPU_OP(conv_silu_forward)
+  HYMBA_CPU_OP(conv_silu_backward)
+  HYMBA_CPU_OP(selective_scan_forward)
+  HYMBA_CPU_OP(selective_scan_backward)
+  HYMBA_CPU_OP(swiglu_forward)
+  HYMBA_CPU_OP(swiglu_backward)
+  HYMBA_CPU_OP(cross_entropy)
+};
+
+#undef HYMBA_CPU_OP
+
+}  // namespace hymba

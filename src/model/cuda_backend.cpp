@@ -1,0 +1,207 @@
+#ifdef HYMBA_HAVE_CUDA
+
+#include "model/cuda_backend.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "cpu/cross_entropy.h"
+#include "cpu/embedding.h"
+#include "cuda/adamw.h"
+#include "cuda/attention.h"
+#include "cuda/conv_silu.h"
+#include "cuda/cross_entropy.h"
+#include "cuda/elementwise.h"
+#include "cuda/embedding.h"
+#include "cuda/rmsnorm.h"
+#include "cuda/rope.h"
+#include "cuda/selective_scan.h"
+#include "cuda/swiglu.h"
+#include "model/layer_plan.h"
+
+namespace hymba {
+
+namespace {
+
+// Floats of scratch the largest kernel call of this model needs (each kernel uses the buffer
+// only while it runs, and calls are in stream order).
+int64_t workspace_floats(const ModelConfig& c, const Dims& d) {
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d;
+  const int64_t storage = build_param_layout(c, plan_layers(c)).storage;
+  const cpu::AttentionShape window{B, S, nh, nkv, hd, vd, false, c.sliding_window, M};
+  const cpu::AttentionShape global{B, S, nh, nkv, hd, vd, true, c.sliding_window, M};
+  return std::max({cuda::rmsnorm_backward_workspace(BS, std::max(H, E)),
+                   cuda::rmsnorm_backward_workspace(BS, std::max(R, N)),
+                   cuda::rmsnorm_backward_workspace(T, H),
+                   cuda::conv_silu_backward_workspace(B, S, E, K),
+                   cuda::selective_scan_backward_workspace(cpu::ScanShape{B, S, E, N}),
+                   cuda::attention_backward_workspace(window),
+                   cuda::attention_backward_workspace(global),
+                   cuda::cross_entropy_workspace(B * T),
+                   cuda::sum_of_squares_workspace(storage),
+                   int64_t(1)});
+}
+
+}  // namespace
+
+template <class T>
+CudaBackend<T>::CudaBackend(const ModelConfig& c, const Dims& d)
+    : gemm_(kStream),
+      workspace_(workspace_floats(c, d)),
+      ids_(d.B * d.T),
+      targets_(d.B * d.T),
+      embedding_workspace_(std::max<int64_t>(cuda::embedding_backward_workspace(d.B, d.T), 1)) {}
+
+template <class T>
+const float* CudaBackend<T>::host_floats(const T* p, int64_t n, std::vector<float>& staging) {
+  staging_.resize(size_t(n));
+  HYMBA_CUDA_CHECK(cudaMemcpy(staging_.data(), p, size_t(n) * sizeof(T), cudaMemcpyDeviceToHost));
+  staging.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) staging[size_t(i)] = float(staging_[size_t(i)]);
+  return staging.data();
+}
+
+template <class T>
+void CudaBackend<T>::cast(T* dst, const float* src, int64_t n) {
+  cuda::cast(dst, src, n, kStream);
+}
+
+template <class T>
+double CudaBackend<T>::grad_norm(const Array<float>& grads, const ParamLayout& layout) {
+  return std::sqrt(cuda::sum_of_squares(grads.data(), layout.storage, workspace_.data(), kStream));
+}
+
+template <class T>
+void CudaBackend<T>::copy_rows(T* dst, int64_t lddst, const T* src, int64_t ldsrc, int64_t rows,
+                            int64_t cols) {
+  cuda::copy_rows(dst, lddst, src, ldsrc, rows, cols, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::average_into(T* a, const T* b, int64_t n) { cuda::average_into(a, b, n, kStream); }
+
+template <class T>
+void CudaBackend<T>::scale(T* x, double s, int64_t n) { cuda::scale(x, float(s), n, kStream); }
+
+template <class T>
+void CudaBackend<T>::embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta,
+                                    int64_t B, int64_t Tlen, int64_t M, int64_t H, int64_t V) {
+  cpu::check_token_ids(ids, B, Tlen, V);
+  upload(ids_.data(), ids, B * Tlen);
+  cuda::embedding_forward(x, ids_.data(), table, meta, B, Tlen, M, H, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t* ids, int64_t B,
+                                     int64_t Tlen, int64_t M, int64_t H, int64_t pad_id) {
+  cuda::embedding_backward(dtable, dmeta, dx, ids, B, Tlen, M, H, pad_id, embedding_workspace_.data(), kStream);
+}
+
+template <class T>
+void CudaBackend<T>::rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
+                                  int64_t rows, int64_t dim, double eps) {
+  cuda::rmsnorm_forward(y, ldy, rstd, x, ldx, w, rows, dim, eps, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy,
+                                   const T* x, int64_t ldx, const float* w, const float* rstd, int64_t rows,
+                                   int64_t dim, bool accumulate_dx) {
+  cuda::rmsnorm_backward(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate_dx, workspace_.data(),
+                         kStream);
+}
+
+template <class T>
+void CudaBackend<T>::linear_forward(T* y, int64_t ldy, const T* x, int64_t ldx, const T* w,
+                                 int64_t rows, int64_t in, int64_t out, bool accumulate) {
+  cuda::linear_forward(gemm_, y, ldy, x, ldx, w, rows, in, out, accumulate);
+}
+
+template <class T>
+void CudaBackend<T>::linear_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy,
+                                  const T* x, int64_t ldx, const T* w, int64_t rows, int64_t in,
+                                  int64_t out, bool accumulate_dx) {
+  cuda::linear_backward(gemm_, dx, lddx, dw, dy, lddy, x, ldx, w, rows, in, out, accumulate_dx);
+}
+
+template <class T>
+void CudaBackend<T>::rope_forward(T* y, const T* x, int64_t ldx, const float* inv_freq, int64_t B,
+                               int64_t S, int64_t heads, int64_t hd) {
+  cuda::rope_forward(y, x, ldx, inv_freq, B, S, heads, hd, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::rope_backward(T* dx, int64_t lddx, const T* dy, const float* inv_freq, int64_t B,
+                                int64_t S, int64_t heads, int64_t hd) {
+  cuda::rope_backward(dx, lddx, dy, inv_freq, B, S, heads, hd, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::attention_forward(T* out, float* lse, const T* q, const T* k, const T* v,
+                                    int64_t ldv, const cpu::AttentionShape& s) {
+  cuda::attention_forward(out, lse, q, k, v, ldv, s, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q,
+                                     const T* k, const T* v, int64_t ldv, const T* out,
+                                     const float* lse, const cpu::AttentionShape& s) {
+  cuda::attention_backward(dq, dk, dv, dout, q, k, v, ldv, out, lse, s, workspace_.data(), kStream);
+}
+
+template <class T>
+void CudaBackend<T>::conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const float* w,
+                                    const float* bias, int64_t B, int64_t S, int64_t E, int64_t K) {
+  cuda::conv_silu_forward(u, pre, x, ldx, w, bias, B, S, E, K, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* du,
+                                     const T* x, int64_t ldx, const T* pre, const float* w, int64_t B,
+                                     int64_t S, int64_t E, int64_t K) {
+  cuda::conv_silu_backward(dx, lddx, dw, dbias, du, x, ldx, pre, w, B, S, E, K, workspace_.data(), kStream);
+}
+
+template <class T>
+void CudaBackend<T>::selective_scan_forward(T* out, const T* u, const T* delta, const float* dt_bias,
+                                         const float* A_log, const T* Bm, const T* Cm, const float* D,
+                                         const T* z, int64_t ldz, const cpu::ScanShape& s) {
+  cuda::selective_scan_forward(out, u, delta, dt_bias, A_log, Bm, Cm, D, z, ldz, s, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::selective_scan_backward(T* du, T* ddelta, T* dz, int64_t lddz, T* dBm,
+                                          T* dCm, float* ddt_bias, float* dA_log, float* dD,
+                                          const T* dout, const T* u, const T* delta,
+                                          const float* dt_bias, const float* A_log, const T* Bm,
+                                          const T* Cm, const float* D, const T* z, int64_t ldz,
+                                          const cpu::ScanShape& s) {
+  cuda::selective_scan_backward(du, ddelta, dz, lddz, dBm, dCm, ddt_bias, dA_log, dD, dout, u, delta, dt_bias,
+                                A_log, Bm, Cm, D, z, ldz, s, workspace_.data(), kStream);
+}
+
+template <class T>
+void CudaBackend<T>::swiglu_forward(T* a, const T* g, const T* up, int64_t n) {
+  cuda::swiglu_forward(a, g, up, n, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::swiglu_backward(T* dg, T* dup, const T* da, const T* g, const T* up,
+                                  int64_t n) {
+  cuda::swiglu_backward(dg, dup, da, g, up, n, kStream);
+}
+
+template <class T>
+double CudaBackend<T>::cross_entropy(T* dlogits, const T* logits, const int32_t* targets, int64_t rows,
+                                  int64_t V, double grad_scale) {
+  cpu::check_targets(targets, rows, V);
+  upload(targets_.data(), targets, rows);
+  return cuda::cross_entropy(dlogits, logits, targets_.data(), rows, V, grad_scale, workspace_.data(), kStream);
+}
+
+template class CudaBackend<float>;
+template class CudaBackend<__nv_bfloat16>;
+
+}  // namespace hymba
+
+#endif

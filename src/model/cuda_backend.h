@@ -1,0 +1,124 @@
+// The CUDA backend of the model (cuda_model.h): the kernels of kernels/cuda behind the same calls
+// as the CPU backend (cpu_backend.h), on device memory. Activations are T: float (the fp32 path)
+// or bf16 (mixed precision); parameters, gradients and statistics are float. It owns what the
+// kernels need besides their operands: the cuBLASLt plans, one scratch buffer sized up front for
+// the largest user, and device copies of the batch's ids and targets. Everything runs in order on
+// the default stream; calls that return a number (the loss, the gradient norm) wait for it.
+// Built only with CUDA.
+#pragma once
+
+#ifdef HYMBA_HAVE_CUDA
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "config/config.h"
+#include "cpu/attention.h"
+#include "cpu/selective_scan.h"
+#include "cuda/device_array.h"
+#include "cuda/gemm.h"
+#include "model/dims.h"
+#include "model/param_layout.h"
+
+namespace hymba {
+
+template <class T>
+class CudaBackend {
+ public:
+  using Act = T;
+  using Param = float;
+  using Stat = float;
+  template <class U>
+  using Array = cuda::DeviceArray<U>;
+  static constexpr const char* kName = "cuda";
+
+  CudaBackend(const ModelConfig& c, const Dims& d);
+
+  // Zero-filled device memory of n elements, and a device copy of a host vector.
+  template <class U>
+  static Array<U> make_array(int64_t n) {
+    Array<U> a(n);
+    HYMBA_CUDA_CHECK(cudaMemset(a.data(), 0, size_t(n) * sizeof(U)));
+    return a;
+  }
+  template <class U>
+  static Array<U> to_array(const std::vector<U>& host) { return Array<U>(host); }
+  template <class U>
+  void zero(U* p, int64_t n) { HYMBA_CUDA_CHECK(cudaMemsetAsync(p, 0, size_t(n) * sizeof(U), kStream)); }
+  template <class U>
+  void copy(U* dst, const U* src, int64_t n) {
+    HYMBA_CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(n) * sizeof(U), cudaMemcpyDeviceToDevice, kStream));
+  }
+  template <class U>
+  void upload(U* dst, const U* host, int64_t n) {
+    HYMBA_CUDA_CHECK(cudaMemcpy(dst, host, size_t(n) * sizeof(U), cudaMemcpyHostToDevice));
+  }
+  // The n activations at device pointer p as floats in `staging` (host memory).
+  const float* host_floats(const T* p, int64_t n, std::vector<float>& staging);
+  // dst = src rounded to T: the GEMMs' copy of the fp32 weights.
+  void cast(T* dst, const float* src, int64_t n);
+  double grad_norm(const Array<float>& grads, const ParamLayout& layout);
+
+  void copy_rows(T* dst, int64_t lddst, const T* src, int64_t ldsrc, int64_t rows, int64_t cols);
+  void average_into(T* a, const T* b, int64_t n);
+  void scale(T* x, double s, int64_t n);
+
+  // ids [B, T] and targets [B·T] are host memory (checked there, then copied to the device).
+  void embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta, int64_t B,
+                         int64_t Tlen, int64_t M, int64_t H, int64_t V);
+  void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t* ids, int64_t B,
+                          int64_t Tlen, int64_t M, int64_t H, int64_t pad_id);
+  void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
+                       int64_t rows, int64_t dim, double eps);
+  void rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
+                        int64_t ldx, const float* w, const float* rstd, int64_t rows, int64_t dim,
+                        bool accumulate_dx = false);
+  void linear_forward(T* y, int64_t ldy, const T* x, int64_t ldx, const T* w, int64_t rows,
+                      int64_t in, int64_t out, bool accumulate = false);
+  void linear_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
+                       int64_t ldx, const T* w, int64_t rows, int64_t in, int64_t out,
+                       bool accumulate_dx = false);
+  void rope_forward(T* y, const T* x, int64_t ldx, const float* inv_freq, int64_t B, int64_t S,
+                    int64_t heads, int64_t hd);
+  void rope_backward(T* dx, int64_t lddx, const T* dy, const float* inv_freq, int64_t B, int64_t S,
+                     int64_t heads, int64_t hd);
+  void attention_forward(T* out, float* lse, const T* q, const T* k, const T* v, int64_t ldv,
+                         const cpu::AttentionShape& s);
+  void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
+                          const T* v, int64_t ldv, const T* out, const float* lse,
+                          const cpu::AttentionShape& s);
+  void conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const float* w, const float* bias,
+                         int64_t B, int64_t S, int64_t E, int64_t K);
+  void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* du, const T* x,
+                          int64_t ldx, const T* pre, const float* w, int64_t B, int64_t S, int64_t E,
+                          int64_t K);
+  void selective_scan_forward(T* out, const T* u, const T* delta, const float* dt_bias,
+                              const float* A_log, const T* Bm, const T* Cm, const float* D,
+                              const T* z, int64_t ldz, const cpu::ScanShape& s);
+  void selective_scan_backward(T* du, T* ddelta, T* dz, int64_t lddz, T* dBm, T* dCm,
+                               float* ddt_bias, float* dA_log, float* dD, const T* dout, const T* u,
+                               const T* delta, const float* dt_bias, const float* A_log, const T* Bm,
+                               const T* Cm, const float* D, const T* z, int64_t ldz,
+                               const cpu::ScanShape& s);
+  void swiglu_forward(T* a, const T* g, const T* up, int64_t n);
+  void swiglu_backward(T* dg, T* dup, const T* da, const T* g, const T* up, int64_t n);
+  double cross_entropy(T* dlogits, const T* logits, const int32_t* targets, int64_t rows, int64_t V,
+                       double grad_scale);
+
+ private:
+  static constexpr cudaStream_t kStream = nullptr;  // the default stream: every call in order
+  cuda::Gemm gemm_;
+  cuda::DeviceArray<float> workspace_;      // scratch of the kernel running now
+  std::vector<T> staging_;                  // host_floats' download
+  cuda::DeviceArray<int32_t> ids_, targets_;  // [B·T] the batch's ids and targets
+  cuda::DeviceArray<int32_t> embedding_workspace_;
+};
+
+extern template class CudaBackend<float>;
+extern template class CudaBackend<__nv_bfloat16>;
+
+}  // namespace hymba
+
+#endif

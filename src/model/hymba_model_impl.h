@@ -1,0 +1,323 @@
+// The layer code of HymbaModelOn<Backend> (hymba_model.h), included by the file that
+// instantiates it for a backend: hymba_model.cpp (CPU), hymba_model_cuda.cpp (GPU). Every kernel
+// call goes through the backend object ops_.
+#pragma once
+
+#include <algorithm>
+#include <type_traits>
+
+#include "core/error.h"
+#include "model/hymba_model.h"
+#include "model/init.h"
+
+namespace hymba {
+
+namespace {
+
+// Column offsets of the in_proj output slices (HYMBA_SPEC §2.4): q | k | v | x | z. A layer has
+// q | k | v only with attention heads (a consumer: q alone), x | z only with Mamba heads; the
+// offsets of absent slices are unused.
+struct ProjSlices {
+  int64_t q = 0, k, v, x, z, width;
+};
+
+ProjSlices proj_slices(const ModelConfig& c, const LayerSpec& s) {
+  const int64_t H = c.hidden_size, E = c.inner_size();
+  ProjSlices p;
+  p.k = H;  // q is nh·hd = H wide
+  p.v = p.k + c.num_key_value_heads * c.head_dim();
+  const int64_t kv_end = p.v + c.num_key_value_heads * c.v_head_dim();
+  p.x = !s.has_attention ? 0 : s.kv_role == KvRole::consumer ? H : kv_end;
+  p.z = p.x + E;
+  p.width = s.has_mamba ? p.z + E : p.x;
+  HYMBA_ASSERT(p.width == s.in_proj_rows);
+  return p;
+}
+
+}  // namespace
+
+template <class Backend>
+HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len)
+    : cfg_(config),
+      plan_(plan_layers(config)),
+      layout_(build_param_layout(config, plan_)),
+      d_(make_dims(config, batch, seq_len)),
+      ops_(cfg_, d_) {
+  inv_freq_ = Backend::to_array(cpu::rope_inv_freq(cfg_.head_dim(), cfg_.rope_theta, cfg_.rope_type == "ntk",
+                                                   cfg_.max_position_embeddings, cfg_.orig_max_position_embeddings));
+  params = Backend::template make_array<P>(layout_.storage);
+  grads = Backend::template make_array<P>(layout_.storage);
+  w_ = param_views(layout_, params.data());
+  g_ = param_views(layout_, grads.data());
+  if constexpr (std::is_same_v<F, P>) {
+    wc_ = w_;
+  } else {
+    compute_weights_ = Backend::template make_array<F>(layout_.storage);
+    wc_ = param_views(layout_, compute_weights_.data());
+  }
+  arena_ = Backend::template make_array<std::byte>(place_activations(a_, cfg_, plan_, d_.B, d_.T, nullptr));
+  place_activations(a_, cfg_, plan_, d_.B, d_.T, arena_.data());
+  ids_.assign(d_.B * d_.T, 0);
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::init(uint64_t seed) {
+  std::vector<P> host(size_t(layout_.storage), P(0));
+  init_params(host.data(), layout_, cfg_, seed);
+  ops_.upload(params.data(), host.data(), layout_.storage);
+  params_updated();
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::params_updated() {
+  if constexpr (!std::is_same_v<F, P>) ops_.cast(compute_weights_.data(), params.data(), layout_.storage);
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::zero_grads() {
+  ops_.zero(grads.data(), layout_.storage);
+}
+
+template <class Backend>
+double HymbaModelOn<Backend>::run_forward(const int32_t* ids, const int32_t* targets, double grad_scale,
+                                  bool want_grad) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  std::copy(ids, ids + B * T, ids_.begin());
+  ops_.embedding_forward(a_.resid[0], ids_.data(), w_.embed, w_.meta, B, T, M, H, V);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l);
+  return head_forward(targets, grad_scale, want_grad);
+}
+
+template <class Backend>
+double HymbaModelOn<Backend>::forward(const int32_t* ids, const int32_t* targets) {
+  return run_forward(ids, targets, 0.0, false);
+}
+
+template <class Backend>
+double HymbaModelOn<Backend>::forward_backward(const int32_t* ids, const int32_t* targets,
+                                       double grad_scale) {
+  const ModelConfig& c = cfg_;
+  const double loss = run_forward(ids, targets, grad_scale, true);
+  head_backward();
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l);
+  ops_.embedding_backward(g_.embed, g_.meta, a_.s.dres, ids_.data(), d_.B, d_.T, d_.M, d_.H,
+                     c.pad_token_id);
+  return loss;
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::layer_forward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const double eps = c.rms_norm_eps;
+  const LayerSpec& spec = plan_[l];
+  const LayerParams<P*>& w = w_.layers[l];
+  const LayerParams<F*>& wc = wc_.layers[l];
+  LayerActivations<F, Stat>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, spec);
+  const F* x = a_.resid[l];  // [BS, H]
+
+  // Shared input projection.
+  ops_.rmsnorm_forward(a.h1, H, a.rstd_in, x, H, w.input_norm, BS, H, eps);
+  ops_.linear_forward(a.proj, p.width, a.h1, H, wc.in_proj, BS, H, p.width);  // [BS, D_in]
+
+  if (spec.has_attention) attention_heads_forward(l);
+  if (spec.has_mamba) mamba_heads_forward(l);
+
+  // Fusion: the average of the normalised branches (a layer with one branch: its norm alone),
+  // then out_proj onto the residual stream.
+  const bool both = spec.has_attention && spec.has_mamba;
+  if (spec.has_attention) {
+    ops_.rmsnorm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E, eps);
+  }
+  if (spec.has_mamba) {
+    ops_.rmsnorm_forward(both ? a_.n_scan : a.fused, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E, eps);
+  }
+  if (both) {
+    ops_.average_into(a.fused, a_.n_scan, BS * E);
+  }
+  ops_.copy(a.x_mid, x, BS * H);
+  ops_.linear_forward(a.x_mid, H, a.fused, E, wc.out_proj, BS, E, H, /*accumulate=*/true);
+
+  // SwiGLU MLP onto the residual stream.
+  ops_.rmsnorm_forward(a.h2, H, a.rstd_mid, a.x_mid, H, w.mlp_norm, BS, H, eps);
+  ops_.linear_forward(a.gate, I, a.h2, H, wc.gate, BS, H, I);
+  ops_.linear_forward(a.up, I, a.h2, H, wc.up, BS, H, I);
+  ops_.swiglu_forward(a.act, a.gate, a.up, BS * I);
+  F* x_out = a_.resid[l + 1];
+  ops_.copy(x_out, a.x_mid, BS * H);
+  ops_.linear_forward(x_out, H, a.act, I, wc.down, BS, I, H, /*accumulate=*/true);
+}
+
+// Attention heads: RoPE on q (and k), then attention over this layer's or the producer's k, v.
+template <class Backend>
+void HymbaModelOn<Backend>::attention_heads_forward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const LayerSpec& spec = plan_[l];
+  LayerActivations<F, Stat>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, spec);
+  ops_.rope_forward(a.q, a.proj + p.q, p.width, inv_freq_.data(), B, S, nh, hd);
+  if (spec.kv_role != KvRole::consumer) {
+    ops_.rope_forward(a.k, a.proj + p.k, p.width, inv_freq_.data(), B, S, nkv, hd);
+  }
+  const LayerActivations<F, Stat>& src = a_.layers[spec.kv_source];
+  const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
+  const cpu::AttentionShape shape{B, S, nh, nkv, hd, vd, spec.global, c.sliding_window,
+                             c.num_memory_tokens};
+  ops_.attention_forward(a.attn, a.lse, a.q, src.k, src.proj + sp.v, sp.width, shape);  // [BS, E]
+}
+
+// Mamba heads: causal conv + SiLU, x_proj, the dt/B/C norms, dt_proj, gated selective scan.
+template <class Backend>
+void HymbaModelOn<Backend>::mamba_heads_forward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const double eps = c.rms_norm_eps;
+  const LayerParams<P*>& w = w_.layers[l];
+  const LayerParams<F*>& wc = wc_.layers[l];
+  LayerActivations<F, Stat>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, plan_[l]);
+  ops_.conv_silu_forward(a.u, a.conv_pre, a.proj + p.x, p.width, w.conv_w, w.conv_b, B, S, E, K);
+  ops_.linear_forward(a.ssm, R + 2 * N, a.u, E, wc.x_proj, BS, E, R + 2 * N);
+  ops_.rmsnorm_forward(a.dt, R, a.rstd_dt, a.ssm, R + 2 * N, w.dt_norm, BS, R, eps);
+  ops_.rmsnorm_forward(a.Bm, N, a.rstd_B, a.ssm + R, R + 2 * N, w.B_norm, BS, N, eps);
+  ops_.rmsnorm_forward(a.Cm, N, a.rstd_C, a.ssm + R + N, R + 2 * N, w.C_norm, BS, N, eps);
+  ops_.linear_forward(a.delta, E, a.dt, R, wc.dt_proj_w, BS, R, E);  // bias goes inside the scan
+  ops_.selective_scan_forward(a.scan, a.u, a.delta, w.dt_proj_b, w.A_log, a.Bm, a.Cm, w.D,
+                         a.proj + p.z, p.width, cpu::ScanShape{B, S, E, N});  // [BS, E]
+}
+
+// On entry a_.s.dres holds dL/d(a_.resid[l+1]); on exit dL/d(a_.resid[l]).
+template <class Backend>
+void HymbaModelOn<Backend>::layer_backward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const LayerSpec& spec = plan_[l];
+  const LayerParams<P*>& w = w_.layers[l];
+  const LayerParams<F*>& wc = wc_.layers[l];
+  const LayerParams<P*>& g = g_.layers[l];
+  const LayerActivations<F, Stat>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, spec);
+  BackwardScratch<F>& s = a_.s;
+
+  // MLP: the residual gradient passes through unchanged and also flows into the norm.
+  ops_.linear_backward(s.dact, I, g.down, s.dres, H, a.act, I, wc.down, BS, I, H);
+  ops_.swiglu_backward(s.dgate, s.dup, s.dact, a.gate, a.up, BS * I);
+  ops_.linear_backward(s.dh, H, g.gate, s.dgate, I, a.h2, H, wc.gate, BS, H, I);
+  ops_.linear_backward(s.dh, H, g.up, s.dup, I, a.h2, H, wc.up, BS, H, I, /*accumulate_dx=*/true);
+  ops_.rmsnorm_backward(s.dres, H, g.mlp_norm, s.dh, H, a.x_mid, H, w.mlp_norm, a.rstd_mid, BS, H,
+                   /*accumulate_dx=*/true);
+
+  // out_proj and the fusion average (each of two branches' norm outputs gets half the gradient).
+  ops_.linear_backward(s.dfused, E, g.out_proj, s.dres, H, a.fused, E, wc.out_proj, BS, E, H);
+  if (spec.has_attention && spec.has_mamba) {
+    ops_.scale(s.dfused, 0.5, BS * E);
+  }
+  if (spec.has_attention) {
+    ops_.rmsnorm_backward(s.dattn, E, g.attn_norm, s.dfused, E, a.attn, E, w.attn_norm, a.rstd_attn,
+                     BS, E);
+  }
+  if (spec.has_mamba) {
+    ops_.rmsnorm_backward(s.dscan, E, g.ssm_norm, s.dfused, E, a.scan, E, w.ssm_norm, a.rstd_scan, BS,
+                     E);
+  }
+
+  // Each branch writes its own columns of dproj.
+  if (spec.has_mamba) mamba_heads_backward(l);
+  if (spec.has_attention) attention_heads_backward(l);
+
+  // Shared input projection and its norm, onto the residual gradient.
+  ops_.linear_backward(s.dh, H, g.in_proj, s.dproj, p.width, a.h1, H, wc.in_proj, BS, H, p.width);
+  ops_.rmsnorm_backward(s.dres, H, g.input_norm, s.dh, H, a_.resid[l], H, w.input_norm, a.rstd_in, BS,
+                   H, /*accumulate_dx=*/true);
+}
+
+// From dscan [BS, E] to the x | z columns of dproj, last op first. dz lands directly in its slice.
+template <class Backend>
+void HymbaModelOn<Backend>::mamba_heads_backward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const LayerParams<P*>& w = w_.layers[l];
+  const LayerParams<F*>& wc = wc_.layers[l];
+  const LayerParams<P*>& g = g_.layers[l];
+  const LayerActivations<F, Stat>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, plan_[l]);
+  BackwardScratch<F>& s = a_.s;
+  ops_.selective_scan_backward(s.du, s.ddelta, s.dproj + p.z, p.width, s.dBm, s.dCm, g.dt_proj_b,
+                          g.A_log, g.D, s.dscan, a.u, a.delta, w.dt_proj_b, w.A_log, a.Bm, a.Cm,
+                          w.D, a.proj + p.z, p.width, cpu::ScanShape{B, S, E, N});
+  ops_.linear_backward(s.ddt, R, g.dt_proj_w, s.ddelta, E, a.dt, R, wc.dt_proj_w, BS, R, E);
+  ops_.rmsnorm_backward(s.dssm, R + 2 * N, g.dt_norm, s.ddt, R, a.ssm, R + 2 * N, w.dt_norm,
+                   a.rstd_dt, BS, R);
+  ops_.rmsnorm_backward(s.dssm + R, R + 2 * N, g.B_norm, s.dBm, N, a.ssm + R, R + 2 * N, w.B_norm,
+                   a.rstd_B, BS, N);
+  ops_.rmsnorm_backward(s.dssm + R + N, R + 2 * N, g.C_norm, s.dCm, N, a.ssm + R + N, R + 2 * N,
+                   w.C_norm, a.rstd_C, BS, N);
+  ops_.linear_backward(s.du, E, g.x_proj, s.dssm, R + 2 * N, a.u, E, wc.x_proj, BS, E, R + 2 * N,
+                  /*accumulate_dx=*/true);  // u feeds both x_proj and the scan
+  ops_.conv_silu_backward(s.dproj + p.x, p.width, g.conv_w, g.conv_b, s.du, a.proj + p.x, p.width,
+                     a.conv_pre, w.conv_w, B, S, E, K);
+}
+
+// From dattn [BS, E] to the q | k | v columns of dproj. A KV group's dK/dV sum over all its
+// layers: the last layer of the group (the first to run backward) starts the sum, the producer
+// finishes it.
+template <class Backend>
+void HymbaModelOn<Backend>::attention_heads_backward(int64_t l) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const LayerSpec& spec = plan_[l];
+  const LayerActivations<F, Stat>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(c, spec);
+  BackwardScratch<F>& s = a_.s;
+  if (spec.kv_group_last) {
+    ops_.zero(s.dk, BS * nkv * hd);
+    ops_.zero(s.dv, BS * nkv * vd);
+  }
+  const LayerActivations<F, Stat>& src = a_.layers[spec.kv_source];
+  const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
+  const cpu::AttentionShape shape{B, S, nh, nkv, hd, vd, spec.global, c.sliding_window,
+                             c.num_memory_tokens};
+  ops_.attention_backward(s.dq, s.dk, s.dv, s.dattn, a.q, src.k, src.proj + sp.v, sp.width, a.attn,
+                     a.lse, shape);
+  ops_.rope_backward(s.dproj + p.q, p.width, s.dq, inv_freq_.data(), B, S, nh, hd);
+  if (spec.kv_role != KvRole::consumer) {
+    ops_.rope_backward(s.dproj + p.k, p.width, s.dk, inv_freq_.data(), B, S, nkv, hd);
+    ops_.copy_rows(s.dproj + p.v, p.width, s.dv, nkv * vd, BS, nkv * vd);
+  }
+}
+
+// Final norm on the text rows only (meta rows are dropped right after it, HYMBA_SPEC §2.1), tied
+// lm_head, and the loss. With want_grad the logits become dlogits in the same pass.
+template <class Backend>
+double HymbaModelOn<Backend>::head_forward(const int32_t* targets, double grad_scale, bool want_grad) {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const F* x = a_.resid[c.num_hidden_layers];  // [B, S, H]
+  for (int64_t b = 0; b < B; ++b) {
+    ops_.rmsnorm_forward(a_.hf + b * T * H, H, a_.rstd_final + b * T, x + (b * S + M) * H, H,
+                    w_.final_norm, T, H, c.rms_norm_eps);
+  }
+  ops_.linear_forward(a_.logits, V, a_.hf, H, wc_.embed, B * T, H, V);  // [B·T, V]
+  if (!targets) return 0.0;
+  return ops_.cross_entropy(want_grad ? a_.logits : static_cast<F*>(nullptr), a_.logits, targets,
+                       B * T, V, grad_scale);
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::head_backward() {
+  const ModelConfig& c = cfg_;
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  ops_.linear_backward(a_.s.dhf, H, g_.embed, a_.logits, V, a_.hf, H, wc_.embed, B * T, H, V);
+  // Meta rows do not reach the loss: their residual gradient starts at zero.
+  ops_.zero(a_.s.dres, BS * H);
+  const F* x = a_.resid[c.num_hidden_layers];
+  for (int64_t b = 0; b < B; ++b) {
+    ops_.rmsnorm_backward(a_.s.dres + (b * S + M) * H, H, g_.final_norm, a_.s.dhf + b * T * H, H,
+                     x + (b * S + M) * H, H, w_.final_norm, a_.rstd_final + b * T, T, H);
+  }
+}
+
+}  // namespace hymba
