@@ -183,7 +183,9 @@ TEST(GpuModel, Bf16FollowsTheFp32Model) {
       }
     }
     if (step == 0) first32 = loss32;
-    if (step == 29) EXPECT_LT(loss32, first32 - 0.5) << "the model did not learn the repeated batch";
+    if (step == 29) {
+      EXPECT_LT(loss32, first32 - 0.5) << "the model did not learn the repeated batch";
+    }
     fp32_opt.step(fp32.params.data(), fp32.grads.data(), oc.lr, clip_factor(fp32.grad_norm(), 1.0));
     bf16_opt.step(bf16.params.data(), bf16.grads.data(), oc.lr, clip_factor(bf16.grad_norm(), 1.0));
     fp32.params_updated();
