@@ -20,4 +20,11 @@ __device__ __forceinline__ float from_float<float>(float v) { return v; }
 template <>
 __device__ __forceinline__ bf16 from_float<bf16>(float v) { return __float2bfloat16_rn(v); }
 
+// K values of T moved as one aligned load or store (memory-bound kernels use 16-byte packs: 4
+// floats or 8 bf16).
+template <class T, int K>
+struct alignas(sizeof(T) * K) Pack {
+  T v[K];
+};
+
 }  // namespace hymba::cuda

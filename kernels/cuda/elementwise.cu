@@ -15,11 +15,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 4096;  // enough to fill an H100; larger sizes loop in the grid
 
-template <class T, int K>
-struct alignas(sizeof(T) * K) Pack {
-  T v[K];
-};
-
 // An opaque word of W bytes: copy_rows moves bytes, whatever T is.
 template <int W>
 struct alignas(W) Word {

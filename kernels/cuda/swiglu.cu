@@ -15,11 +15,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 4096;  // enough to fill an H100; larger n loops in the grid
 
-template <class T, int K>
-struct alignas(sizeof(T) * K) Pack {
-  T v[K];
-};
-
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 template <class T, int K>
