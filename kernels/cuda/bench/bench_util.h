@@ -1,0 +1,61 @@
+// What the kernel benchmark programs share: random device buffers (DeviceArray, freed with
+// their scope), event-timed medians, and the H100 ceilings the figures are compared with.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "core/cuda_check.h"
+#include "core/rng.h"
+#include "cuda/device_array.h"
+
+namespace hymba::bench {
+
+using bf16 = __nv_bfloat16;
+
+inline constexpr double kCopyTBs = 3.0;  // measured device-to-device copy (bytes read + written)
+
+// n values uniform in [lo, hi), rounded to T, on the device.
+template <class T>
+cuda::DeviceArray<T> device_random(int64_t n, uint64_t seed, float lo = -1, float hi = 1) {
+  std::vector<T> h(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = lo + (hi - lo) * float(uniform01(seed, 1, i));
+    if constexpr (std::is_same_v<T, float>) {
+      h[size_t(i)] = v;
+    } else {
+      h[size_t(i)] = __float2bfloat16_rn(v);
+    }
+  }
+  return cuda::DeviceArray<T>(h);
+}
+
+// Median milliseconds of `reps` runs of f after 5 warm-up runs, timed with events.
+template <class F>
+float median_ms(F f, int reps = 50) {
+  for (int i = 0; i < 5; ++i) f();
+  cudaEvent_t a, b;
+  HYMBA_CUDA_CHECK(cudaEventCreate(&a));
+  HYMBA_CUDA_CHECK(cudaEventCreate(&b));
+  std::vector<float> t;
+  for (int i = 0; i < reps; ++i) {
+    HYMBA_CUDA_CHECK(cudaEventRecord(a));
+    f();
+    HYMBA_CUDA_CHECK(cudaEventRecord(b));
+    HYMBA_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    HYMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms);
+  }
+  HYMBA_CUDA_CHECK(cudaEventDestroy(a));
+  HYMBA_CUDA_CHECK(cudaEventDestroy(b));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace hymba::bench
