@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "core/cli.h"
 #include "core/error.h"
+#include "core/device.h"
 #include "core/files.h"
 #include "core/json.h"
 #include "core/utf8.h"
@@ -27,7 +28,11 @@
 #include "eval/recall.h"
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
+#include "model/host_access.h"
 #include "model/hymba_model.h"
+#ifdef HYMBA_HAVE_CUDA
+#include "model/cuda_model.h"
+#endif
 #include "model/layer_plan.h"
 #include "model/model_info.h"
 #include "model/param_layout.h"
@@ -63,6 +68,8 @@ const char* kUsage =
     "  --top-k K             keep the K most likely tokens; 0 = all (default 0)\n"
     "  --top-p P             keep the most likely tokens up to probability P (default 1)\n"
     "  --seed S              sampling seed (default 0)\n"
+    "  --device D            auto (GPU 0 when there is one, else the CPU), cpu or cuda; the GPU\n"
+    "                        evaluates in fp32 (default auto)\n"
     "  --threads N           CPU threads (default: all cores)\n"
     "  --json                one JSON object per result line instead of the report\n";
 
@@ -76,6 +83,7 @@ struct Args {
   int64_t recall_batches = 8;
   uint64_t recall_seed = kRecallEvalSeed;
   GenerateOptions gen;
+  std::string device = "auto";
   int threads = 0;
 };
 
@@ -128,6 +136,11 @@ Args parse_args(int argc, char** argv) {
       a.gen.sampling.top_p = cl.number<double>(0.0);
     } else if (arg == "--seed") {
       a.gen.seed = cl.number<uint64_t>(0);
+    } else if (arg == "--device") {
+      a.device = cl.value();
+      if (a.device != "auto" && a.device != "cpu" && a.device != "cuda") {
+        cl.usage_error("--device: \"" + a.device + "\" is not auto, cpu or cuda");
+      }
     } else if (arg == "--threads") {
       a.threads = cl.number<int>(1);
     } else if (arg == "--json") {
@@ -182,17 +195,23 @@ struct Checkpoint {
     load_checkpoint(path, layout, params.data(), nullptr, nullptr);
   }
 
-  std::unique_ptr<HymbaModel<float>> model(int64_t B, int64_t T) const {
-    auto m = std::make_unique<HymbaModel<float>>(cfg.model, B, T);
-    m->params = params;
+  template <class Model>
+  std::unique_ptr<Model> model(int64_t B, int64_t T) const {
+    auto m = std::make_unique<Model>(cfg.model, B, T);
+    std::vector<float> staging;  // where the model's parameters live in device memory
+    std::copy(params.begin(), params.end(), host_buffer(m->params, staging));
+    commit_host_buffer(m->params, staging);
+    m->params_updated();
     return m;
   }
 };
 
+// Model: HymbaModel<float> (CPU) or CudaHymbaModel (GPU, fp32).
+template <class Model>
 void run_validation(const Args& a, const Checkpoint& ck, int64_t B) {
   const int64_t T = ck.cfg.train.seq_len;
   const std::string identity = a.tokenizer.empty() ? "" : Tokenizer::load(a.tokenizer).identity();
-  const auto model = ck.model(B, T);
+  const auto model = ck.model<Model>(B, T);
   const int64_t batches = a.batches.value_or(ck.cfg.eval.batches);
   const PerplexityResult r = evaluate_perplexity(*model, find_shards(a.val), batches, identity);
   if (a.json) {
@@ -206,10 +225,11 @@ void run_validation(const Args& a, const Checkpoint& ck, int64_t B) {
   }
 }
 
+template <class Model>
 void run_recall(const Args& a, const Checkpoint& ck, int64_t B) {
   std::vector<int64_t> lengths = a.recall_lengths;
   if (lengths.empty()) lengths = {ck.cfg.train.seq_len};
-  const auto model = ck.model(B, *std::max_element(lengths.begin(), lengths.end()));
+  const auto model = ck.model<Model>(B, *std::max_element(lengths.begin(), lengths.end()));
   for (const int64_t L : lengths) {
     const RecallTask task = recall_task_for_row(a.recall_task, L);
     const RecallResult r = evaluate_recall(*model, task, a.recall_batches, a.recall_seed);
@@ -227,6 +247,7 @@ void run_recall(const Args& a, const Checkpoint& ck, int64_t B) {
   }
 }
 
+template <class Model>
 void run_generation(const Args& a, const Checkpoint& ck) {
   const std::string dir = a.tokenizer.empty() ? ck.cfg.data.tokenizer : a.tokenizer;
   if (dir.empty()) fail("--generate needs --tokenizer (the run's config names none)");
@@ -240,7 +261,7 @@ void run_generation(const Args& a, const Checkpoint& ck) {
   tok.encode(*a.prompt, prompt);
   GenerateOptions options = a.gen;
   options.eot_id = tok.eot_id();
-  const auto model = ck.model(1, ck.cfg.train.seq_len);
+  const auto model = ck.model<Model>(1, ck.cfg.train.seq_len);
   const Generation g = generate(*model, prompt, options);
   const std::string text = tok.decode(g.tokens);
   const SamplingOptions& s = options.sampling;
@@ -260,6 +281,13 @@ void run_generation(const Args& a, const Checkpoint& ck) {
   }
 }
 
+template <class Model>
+void run_all(const Args& a, const Checkpoint& ck, int64_t B) {
+  if (!a.val.empty()) run_validation<Model>(a, ck, B);
+  if (a.recall) run_recall<Model>(a, ck, B);
+  if (a.prompt) run_generation<Model>(a, ck);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -274,9 +302,13 @@ int main(int argc, char** argv) {
                   (long long)ck.meta.step,
                   (long long)describe_model(ck.cfg.model, ck.cfg.train.seq_len).parameters);
     }
-    if (!a.val.empty()) run_validation(a, ck, B);
-    if (a.recall) run_recall(a, ck, B);
-    if (a.prompt) run_generation(a, ck);
+    if (use_gpu(a.device, "--device")) {
+#ifdef HYMBA_HAVE_CUDA
+      run_all<CudaHymbaModel>(a, ck, B);
+#endif
+    } else {
+      run_all<HymbaModel<float>>(a, ck, B);
+    }
   } catch (const std::exception& e) {
     std::cout.flush();
     std::cerr << "error: " << e.what() << "\n";

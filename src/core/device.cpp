@@ -1,5 +1,7 @@
 #include "core/device.h"
 
+#include "core/error.h"
+
 #ifdef HYMBA_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
@@ -30,6 +32,15 @@ std::string cuda_device_name(int device) {
   (void)device;
 #endif
   return "";
+}
+
+bool use_gpu(const std::string& device, const std::string& what) {
+  const int gpus = cuda_device_count();
+  if (device == "cuda" && gpus == 0) {
+    fail(what, ": cuda: ", kHaveCuda ? "no GPU is visible to this process" : "this build has no CUDA backend",
+         "; use auto or cpu");
+  }
+  return device == "cuda" || (device == "auto" && gpus > 0);
 }
 
 GpuMemory gpu_memory() {

@@ -19,6 +19,11 @@ inline constexpr const char* kPeakFlopsName = "989 TFLOP/s, H100 SXM dense bf16"
 int cuda_device_count();
 std::string cuda_device_name(int device);  // "" when there is none
 
+// Whether to run on GPU 0 for a device setting of "auto" (when one is visible and the build has
+// CUDA), "cpu" or "cuda". "cuda" without a usable GPU is an Error naming `what` (the setting's
+// key or option) and the reason.
+bool use_gpu(const std::string& device, const std::string& what);
+
 // Device memory of the current GPU: bytes in use (by every process; the training process is
 // normally alone) and the total. {0, 0} without a GPU.
 struct GpuMemory {

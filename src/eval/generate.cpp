@@ -68,8 +68,8 @@ const char* stop_reason_name(StopReason reason) {
   return "?";
 }
 
-Generation generate(HymbaModel<float>& model, std::span<const int32_t> prompt,
-                    const GenerateOptions& options) {
+template <class Model>
+Generation generate(Model& model, std::span<const int32_t> prompt, const GenerateOptions& options) {
   check_sampling_options(options.sampling);
   const int64_t T = model.seq_len(), V = model.config().vocab_size;
   if (model.batch() != 1) fail("generate: the model must have batch 1, not ", model.batch());
@@ -93,7 +93,7 @@ Generation generate(HymbaModel<float>& model, std::span<const int32_t> prompt,
       break;
     }
     model.forward(row.data(), nullptr);
-    const std::span<const float> logits(model.logits() + (n - 1) * V, static_cast<size_t>(V));
+    const std::span<const float> logits(model.host_logits() + (n - 1) * V, static_cast<size_t>(V));
     const double u = uniform01(options.seed, stream, g.tokens.size());
     const int32_t next = sample_token(sampling_distribution(logits, options.sampling), u);
     if (next == options.eot_id) {
@@ -105,5 +105,11 @@ Generation generate(HymbaModel<float>& model, std::span<const int32_t> prompt,
   }
   return g;
 }
+
+template Generation generate(HymbaModel<float>&, std::span<const int32_t>, const GenerateOptions&);
+#ifdef HYMBA_HAVE_CUDA
+template Generation generate(CudaHymbaModel&, std::span<const int32_t>, const GenerateOptions&);
+template Generation generate(CudaBf16HymbaModel&, std::span<const int32_t>, const GenerateOptions&);
+#endif
 
 }  // namespace hymba

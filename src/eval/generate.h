@@ -60,7 +60,8 @@ struct Generation {
 // Continues `prompt` (1 to T ids) with a model of batch 1. Stops after max_new_tokens, at the
 // end-of-text id, or when the row is full: the logits at position T − 1 give a last token, so
 // prompt + new tokens reach at most T + 1 ids.
-Generation generate(HymbaModel<float>& model, std::span<const int32_t> prompt,
-                    const GenerateOptions& options);
+// Model: HymbaModel<float> or (built with CUDA) a CUDA model of cuda_model.h.
+template <class Model>
+Generation generate(Model& model, std::span<const int32_t> prompt, const GenerateOptions& options);
 
 }  // namespace hymba

@@ -41,13 +41,8 @@ double seconds_since(Clock::time_point t0) {
 
 // Where to run: train.device cuda, or auto with a GPU present (and a build with CUDA), runs on
 // GPU 0; otherwise the CPU. A request that cannot be met is refused, never silently moved.
-bool use_gpu(const Config& cfg, std::ostream& log) {
-  const int gpus = cuda_device_count();
-  const bool gpu = cfg.train.device == "cuda" || (cfg.train.device == "auto" && gpus > 0);
-  if (gpu && gpus == 0) {
-    fail(cfg.path, ": train.device: cuda: ", kHaveCuda ? "no GPU is visible to this process" : "this build has no CUDA backend",
-         "; use auto or cpu");
-  }
+bool choose_device(const Config& cfg, std::ostream& log) {
+  const bool gpu = use_gpu(cfg.train.device, cfg.path + ": train.device");
   if (!gpu && cfg.train.precision != "fp32") {
     fail(cfg.path, ": train.precision: ", cfg.train.precision, " needs the GPU; the CPU trains in fp32");
   }
@@ -279,7 +274,7 @@ TrainSummary run_training(const Config& cfg, std::ostream& log) {
 }  // namespace
 
 TrainSummary train(const Config& cfg, std::ostream& log) {
-  if (use_gpu(cfg, log)) {
+  if (choose_device(cfg, log)) {
 #ifdef HYMBA_HAVE_CUDA
     if (cfg.train.precision == "bf16") return run_training<CudaBf16HymbaModel, CudaAdamW>(cfg, log);
     return run_training<CudaHymbaModel, CudaAdamW>(cfg, log);
