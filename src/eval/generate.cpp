@@ -6,6 +6,9 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#ifdef HYMBA_HAVE_CUDA
+#include "model/cuda_model.h"
+#endif
 
 namespace hymba {
 
