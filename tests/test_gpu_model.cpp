@@ -4,8 +4,9 @@
 // AdamW steps, on the tiny config (window shorter than the rows, KV sharing, meta tokens) and on a
 // 2-layer slice of hymba-1.5b. The reference is the CPU model in double. The GPU must be about as
 // close to it as the CPU model in float is: per tensor, error(GPU) <= max(4 · error(CPU float),
-// 1e-4), errors relative to the tensor's largest value. (Both errors grow to ~1e-4 over the steps:
-// fp32 rounding moves the runs slightly apart. A wrong kernel gives errors of order 1.)
+// 2e-4), errors relative to the tensor's largest value. (Both errors grow to ~1e-4 over the steps:
+// fp32 rounding, summed in different orders, moves the runs slightly apart. A wrong kernel gives
+// errors of order 1.)
 //
 // bf16 (activations and GEMM weights in bf16, fp32 master weights): it follows the fp32 model,
 // within what bf16 rounding allows: every gradient tensor pointing the same way at the same
@@ -58,7 +59,7 @@ double error_against(const X* x, const double* ref, int64_t begin, int64_t end) 
 void expect_close(const std::string& what, const float* gpu, const float* cpu, const double* ref, int64_t begin,
                   int64_t end) {
   const double gpu_err = error_against(gpu, ref, begin, end), cpu_err = error_against(cpu, ref, begin, end);
-  EXPECT_LE(gpu_err, std::max(1e-4, 4 * cpu_err)) << what << ": GPU error " << gpu_err
+  EXPECT_LE(gpu_err, std::max(2e-4, 4 * cpu_err)) << what << ": GPU error " << gpu_err
                                                          << ", CPU float error " << cpu_err;
 }
 

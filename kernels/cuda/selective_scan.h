@@ -8,8 +8,10 @@
 // per batch row b; Bm and Cm are shared by all E channels of a batch row and token.
 // T is the activation type (float or __nv_bfloat16); dt_bias, A_log, D and their gradients are
 // float. All arithmetic is fp32; each T output is rounded once. N (the state size) is 0..32.
-// These are the simple kernels of the first GPU path: one thread per (b, e) channel, looping over
-// the tokens. The parallel chunked scan comes later.
+// v1 of the fast path (the .cu says how): a group of 16 or 32 lanes per (b, e) channel, one state
+// per lane, tokens staged through shared memory 64 at a time; the backward recomputes the states
+// from 64-token checkpoints. Still sequential over the tokens of a channel: a chunked scan over
+// the sequence is the next step (docs/PERF.md).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -31,11 +33,12 @@ void selective_scan_forward(T* out, const T* u, const T* delta, const float* dt_
                             const float* A_log, const T* Bm, const T* Cm, const float* D,
                             const T* z, int64_t ldz, const ScanShape& s, cudaStream_t stream);
 
-// Floats of scratch selective_scan_backward needs: the states at every 64th token (the backward
-// recomputes each 64-token chunk from them), one chunk's recomputed states, the per-(b, e) partial
-// sums of the parameter gradients and the per-32-channel partial sums of dBm and dCm. The partial
-// sums are added in a fixed order afterwards, so the result is the same on every run.
-// About B·E·N·(S/64 + 66) + 2·B·S·N·E/32 floats: ~97 MB at B=2, S=2176, E=3200, N=16.
+// Floats of scratch selective_scan_backward needs: the states entering every 64-token chunk (the
+// backward recomputes each chunk from them), the per-(b, e) partial sums of the parameter
+// gradients and the per-block partial sums of dBm and dCm (a block holds 16 channels for
+// N <= 16, 8 for N <= 32). The partial sums are added in a fixed order afterwards, so the result
+// is the same on every run. B·E·N·(ceil(S/64) + 1) + 2·B·E + 2·B·S·N·ceil(E/16) floats for
+// N <= 16 (ceil(E/8) for N > 16): ~126 MB at B=2, S=2176, E=3200, N=16.
 int64_t selective_scan_backward_workspace(const ScanShape& s);
 
 // Written (=): du, ddelta [B, S, E] contiguous; dz [B, S, E] at token stride lddz (>= E);
