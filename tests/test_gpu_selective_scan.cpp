@@ -250,7 +250,21 @@ const ScanShape kBf16Shapes[] = {
     {1, 7, 37, 4}, {2, 130, 45, 16}, {1, 65, 33, 20}, {3, 300, 100, 4}, {2, 500, 200, 16},
 };
 
+// The scan issue's lengths: one row of meta + text tokens (2176), about half (1000) and twice
+// (4224), on a few channels so the double reference stays quick.
+const ScanShape kLongShapes[] = {{1, 1000, 40, 16}, {2, 2176, 19, 16}, {1, 4224, 33, 16}};
+
 #endif  // HYMBA_HAVE_CUDA
+
+TEST(GpuSelectiveScan, LongSequencesMatchTheCpuReference) {
+  HYMBA_REQUIRE_GPU();
+#ifdef HYMBA_HAVE_CUDA
+  for (const ScanShape& s : kLongShapes) {
+    check_scan<float>(s);
+    check_scan<bf16>(s);
+  }
+#endif
+}
 
 TEST(GpuSelectiveScan, FloatMatchesTheCpuReference) {
   HYMBA_REQUIRE_GPU();
