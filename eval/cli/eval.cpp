@@ -199,7 +199,7 @@ struct Checkpoint {
   std::unique_ptr<Model> model(int64_t B, int64_t T) const {
     auto m = std::make_unique<Model>(cfg.model, B, T);
     std::vector<float> staging;  // where the model's parameters live in device memory
-    std::copy(params.begin(), params.end(), host_buffer(m->params, staging));
+    std::copy(params.begin(), params.end(), host_buffer_to_overwrite(m->params, staging));
     commit_host_buffer(m->params, staging);
     m->params_updated();
     return m;

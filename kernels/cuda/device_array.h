@@ -20,6 +20,11 @@ class DeviceArray {
     if (n_ > 0) HYMBA_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p_), size_t(n_) * sizeof(T)));
   }
   explicit DeviceArray(const std::vector<T>& host) : DeviceArray(int64_t(host.size())) { upload(host.data()); }
+  static DeviceArray zeros(int64_t n) {
+    DeviceArray a(n);
+    if (n > 0) HYMBA_CUDA_CHECK(cudaMemset(a.p_, 0, size_t(n) * sizeof(T)));
+    return a;
+  }
   ~DeviceArray() {
     if (p_) cudaFree(p_);  // no check: a destructor may run while an error unwinds
   }

@@ -61,8 +61,6 @@ class CpuBackend {
   void zero(T* p, int64_t n) { std::fill(p, p + n, T(0)); }
   template <class T>
   void copy(T* dst, const T* src, int64_t n) { std::copy(src, src + n, dst); }
-  template <class T>
-  void upload(T* dst, const T* host, int64_t n) { copy(dst, host, n); }
   double grad_norm(const Array<F>& grads, const ParamLayout& layout) {
     return global_grad_norm(grads.data(), layout);
   }

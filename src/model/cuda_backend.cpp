@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "cpu/cross_entropy.h"
 #include "cpu/embedding.h"
@@ -54,10 +55,14 @@ CudaBackend<T>::CudaBackend(const ModelConfig& c, const Dims& d)
 
 template <class T>
 const float* CudaBackend<T>::host_floats(const T* p, int64_t n, std::vector<float>& staging) {
-  staging_.resize(size_t(n));
-  HYMBA_CUDA_CHECK(cudaMemcpy(staging_.data(), p, size_t(n) * sizeof(T), cudaMemcpyDeviceToHost));
   staging.resize(size_t(n));
-  for (int64_t i = 0; i < n; ++i) staging[size_t(i)] = float(staging_[size_t(i)]);
+  if constexpr (std::is_same_v<T, float>) {
+    HYMBA_CUDA_CHECK(cudaMemcpy(staging.data(), p, size_t(n) * sizeof(float), cudaMemcpyDeviceToHost));
+  } else {  // download in T, then widen
+    staging_.resize(size_t(n));
+    HYMBA_CUDA_CHECK(cudaMemcpy(staging_.data(), p, size_t(n) * sizeof(T), cudaMemcpyDeviceToHost));
+    for (int64_t i = 0; i < n; ++i) staging[size_t(i)] = float(staging_[size_t(i)]);
+  }
   return staging.data();
 }
 

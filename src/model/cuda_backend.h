@@ -38,11 +38,7 @@ class CudaBackend {
 
   // Zero-filled device memory of n elements, and a device copy of a host vector.
   template <class U>
-  static Array<U> make_array(int64_t n) {
-    Array<U> a(n);
-    HYMBA_CUDA_CHECK(cudaMemset(a.data(), 0, size_t(n) * sizeof(U)));
-    return a;
-  }
+  static Array<U> make_array(int64_t n) { return Array<U>::zeros(n); }
   template <class U>
   static Array<U> to_array(const std::vector<U>& host) { return Array<U>(host); }
   template <class U>
@@ -50,10 +46,6 @@ class CudaBackend {
   template <class U>
   void copy(U* dst, const U* src, int64_t n) {
     HYMBA_CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(n) * sizeof(U), cudaMemcpyDeviceToDevice, kStream));
-  }
-  template <class U>
-  void upload(U* dst, const U* host, int64_t n) {
-    HYMBA_CUDA_CHECK(cudaMemcpy(dst, host, size_t(n) * sizeof(U), cudaMemcpyHostToDevice));
   }
   // The n activations at device pointer p as floats in `staging` (host memory).
   const float* host_floats(const T* p, int64_t n, std::vector<float>& staging);
@@ -108,6 +100,11 @@ class CudaBackend {
                        double grad_scale);
 
  private:
+  template <class U>
+  void upload(U* dst, const U* host, int64_t n) {
+    HYMBA_CUDA_CHECK(cudaMemcpy(dst, host, size_t(n) * sizeof(U), cudaMemcpyHostToDevice));
+  }
+
   static constexpr cudaStream_t kStream = nullptr;  // the default stream: every call in order
   cuda::Gemm gemm_;
   cuda::DeviceArray<float> workspace_;      // scratch of the kernel running now

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "model/host_access.h"
 #include "model/hymba_model.h"
 #include "model/init.h"
 
@@ -62,9 +63,9 @@ HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, in
 
 template <class Backend>
 void HymbaModelOn<Backend>::init(uint64_t seed) {
-  std::vector<P> host(size_t(layout_.storage), P(0));
-  init_params(host.data(), layout_, cfg_, seed);
-  ops_.upload(params.data(), host.data(), layout_.storage);
+  std::vector<P> staging;  // where params live in device memory
+  init_params(host_buffer_to_overwrite(params, staging), layout_, cfg_, seed);
+  commit_host_buffer(params, staging);
   params_updated();
 }
 

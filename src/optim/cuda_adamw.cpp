@@ -13,11 +13,8 @@ CudaAdamW::CudaAdamW(const ParamLayout& layout, const OptimConfig& config)
     : layout_(layout),
       cfg_(config),
       decays_(decaying_tensors(layout, config)),
-      m_(layout.storage),
-      v_(layout.storage) {
-  HYMBA_CUDA_CHECK(cudaMemset(m_.data(), 0, size_t(layout.storage) * sizeof(float)));
-  HYMBA_CUDA_CHECK(cudaMemset(v_.data(), 0, size_t(layout.storage) * sizeof(float)));
-}
+      m_(cuda::DeviceArray<float>::zeros(layout.storage)),
+      v_(cuda::DeviceArray<float>::zeros(layout.storage)) {}
 
 void CudaAdamW::step(float* params, const float* grads, double lr, double grad_factor) {
   ++t_;

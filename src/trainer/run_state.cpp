@@ -83,8 +83,9 @@ template <class Model, class Optimizer>
 ResumePoint load_state(const std::string& path, Model& model, Optimizer& opt, std::ostream& log) {
   std::vector<float> params, m, v;  // host staging where the state lives in device memory
   const LoadedCheckpoint c =
-      load_checkpoint(path, model.layout(), host_buffer(model.params, params),
-                      host_buffer(opt.first_moment(), m), host_buffer(opt.second_moment(), v));
+      load_checkpoint(path, model.layout(), host_buffer_to_overwrite(model.params, params),
+                      host_buffer_to_overwrite(opt.first_moment(), m),
+                      host_buffer_to_overwrite(opt.second_moment(), v));
   commit_host_buffer(model.params, params);
   model.params_updated();
   commit_host_buffer(opt.first_moment(), m);

@@ -156,7 +156,7 @@ class Progress {
                           static_cast<long long>(done), r.loss, r.lr, r.grad_norm, tok_s,
                           static_cast<long long>(done * tokens_per_step_), seconds_since(start_));
     if (gpu_) {
-      const double mfu = tok_s * flops_per_token_ / kPeakFlops;
+      const double mfu = model_flops_utilisation(tok_s);
       const GpuMemory mem = gpu_memory();
       peak_memory_ = std::max(peak_memory_, mem.used);
       std::snprintf(line + n, sizeof line - size_t(n), " | MFU %.1f%% | GPU memory %.1f GiB", 100 * mfu,
@@ -172,6 +172,9 @@ class Progress {
   }
 
   double peak_memory() const { return peak_memory_; }
+  double model_flops_utilisation(double tokens_per_sec) const {
+    return tokens_per_sec * flops_per_token_ / kPeakFlops;
+  }
 
  private:
   const Config& cfg_;
@@ -262,8 +265,8 @@ TrainSummary run_training(const Config& cfg, std::ostream& log) {
   std::snprintf(line, sizeof line, "; %.0f tok/s", summary.tokens_per_sec);
   log << line;
   if (gpu) {
-    const double mfu = summary.tokens_per_sec * describe_model(cfg.model, tc.seq_len).train_flops() / kPeakFlops;
-    std::snprintf(line, sizeof line, ", MFU %.1f%%, peak GPU memory %.2f GiB", 100 * mfu,
+    std::snprintf(line, sizeof line, ", MFU %.1f%%, peak GPU memory %.2f GiB",
+                  100 * progress.model_flops_utilisation(summary.tokens_per_sec),
                   progress.peak_memory() / double(1 << 30));
     log << line;
   }
