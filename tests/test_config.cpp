@@ -76,6 +76,7 @@ auto all_fields(const Config& c) {
                   t.grad_accum, t.seed, t.device, t.precision, t.log_every, t.threads, o.lr, o.min_lr,
                   o.warmup_steps, o.weight_decay, o.beta1, o.beta2, o.eps, o.grad_clip, o.no_decay,
                   c.data.format, c.data.train, c.data.val, c.data.tokenizer, c.data.cache_dir, m.mixer,
+                  m.attention_backend,
                   t.resume, c.checkpoint.every, c.checkpoint.keep, c.checkpoint.keep_every, c.eval.every,
                   c.eval.batches, c.run.dir);
 }
@@ -388,6 +389,7 @@ TEST_F(ConfigFiles, EveryClassOfBadValueNamesTheFileAndKey) {
       {"data:\n  train: \"\"", "data.train: must name the training data when data.format is text"},
       {"run:\n  dir: \"\"", "run.dir: must not be empty"},
       {"model:\n  mixer: both", "model.mixer: \"both\" must be one of hybrid, attention, mamba"},
+      {"model:\n  attention_backend: cudnn", "model.attention_backend: \"cudnn\" must be one of native, simple"},
       {"checkpoint:\n  keep: 0", "checkpoint.keep: 0 must be >= 1"},
       {"eval:\n  every: -1", "eval.every: -1 must be >= 0"},
   };

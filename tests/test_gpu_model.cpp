@@ -12,6 +12,7 @@
 // within what bf16 rounding allows: every gradient tensor pointing the same way at the same
 // parameters (cosine similarity above 0.99), and the loss within 1 % over 30 AdamW steps.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -55,13 +56,30 @@ double error_against(const X* x, const double* ref, int64_t begin, int64_t end) 
   return diff / std::max(scale, 1e-30);
 }
 
-// The rule of this file for one tensor: the GPU about as accurate as the CPU in float.
+// The rule of this file for one tensor: the GPU about as accurate as the CPU in float. Six times
+// the CPU's error, because both errors are rounding noise amplified by a few AdamW steps at a
+// large learning rate: per tensor their ratio spreads from below 1 to about 5 (measured on the
+// H100 at step 4, with the CPU on 4 threads), while a wrong kernel gives errors of order 1.
 void expect_close(const std::string& what, const float* gpu, const float* cpu, const double* ref, int64_t begin,
                   int64_t end) {
   const double gpu_err = error_against(gpu, ref, begin, end), cpu_err = error_against(cpu, ref, begin, end);
-  EXPECT_LE(gpu_err, std::max(2e-4, 4 * cpu_err)) << what << ": GPU error " << gpu_err
+  EXPECT_LE(gpu_err, std::max(2e-4, 6 * cpu_err)) << what << ": GPU error " << gpu_err
                                                          << ", CPU float error " << cpu_err;
 }
+
+// Runs the CPU models on a fixed number of threads while it lives: the CPU float model's rounding
+// (its dB/dC sums over thread partials) and so the bound above must not depend on the machine or
+// on how many tests ctest runs side by side.
+class PinnedCpuThreads {
+ public:
+  explicit PinnedCpuThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~PinnedCpuThreads() { omp_set_num_threads(saved_); }
+  PinnedCpuThreads(const PinnedCpuThreads&) = delete;
+  PinnedCpuThreads& operator=(const PinnedCpuThreads&) = delete;
+
+ private:
+  int saved_;
+};
 
 void expect_tensors_close(const std::string& what, const ParamLayout& layout, const std::vector<float>& gpu,
                           const std::vector<float>& cpu, const std::vector<double>& ref) {
@@ -71,6 +89,7 @@ void expect_tensors_close(const std::string& what, const ParamLayout& layout, co
 }
 
 void compare_training(const ModelConfig& c, int64_t B, int64_t T, int steps) {
+  const PinnedCpuThreads threads(4);
   HymbaModel<double> ref(c, B, T);
   HymbaModel<float> cpu(c, B, T);
   CudaHymbaModel gpu(c, B, T);

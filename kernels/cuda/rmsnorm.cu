@@ -1,10 +1,55 @@
-// RMSNorm kernels, the simple correct versions: one block per row, a block-wide reduction of the
-// row's statistics, fp32 arithmetic for float and bf16 activations alike. The fast fused kernels
-// (residual add, vectorised) come with the end-to-end speed work; these are what the GPU model is
-// first checked with.
+// RMSNorm kernels, the fast versions (issue 8). The op is memory-bound, so the design counts bytes:
+// each [rows, dim] tensor is read or written exactly once, in 16-byte pieces where it can be.
+//
+// Layout of a row over threads. A row of `dim` elements is cut into packs of V elements: V = 8
+// bf16 or 4 floats (one 16-byte load or store) when dim, every row stride and every base pointer
+// (w too) allow it, else V = 1 (the small strided norms: dt, B and C are column slices of a wider
+// matrix, B and C at offsets that are not 16-byte aligned). A group of `tpr` consecutive threads
+// (a power of two, 1..256) owns one row; thread t of the group holds packs t, t + tpr, ...,
+// t + (P − 1)·tpr, so each load instruction of a warp covers consecutive 16-byte pieces. P, the
+// packs per thread, is a template parameter so the row lives in registers: x is read from memory
+// once, its sum of squares is taken over the group (warp shuffles, plus shared memory across the
+// group's warps when tpr > 32), and the same registers are scaled and stored. Blocks are 256
+// threads, 256/tpr rows side by side. w is read per row through the read-only path (16-byte
+// loads that hit in L1: 6.4 KB a row at width 1600, touched every tile while the streamed rows
+// pass through once).
+//
+// Forward: one row per group, a grid of rows/(256/tpr) blocks; at ≤ 64 registers 4 blocks (32
+// warps) fit per SM, so 8-32 rows (~100 KB) of loads are in flight per SM. Aiming at 8 packs a
+// thread: width 1600 bf16 is a warp per row (200 packs: 6 or 7 a lane, P = 8); 3200 bf16 and 1600
+// fp32 two warps per row; 3200 fp32 four.
+//
+// Backward: dx = rstd·(w⊙dy − x̂·mean(w⊙dy⊙x̂)), x̂ = x·rstd, and dw += Σ_rows dy⊙x̂. The grid is
+// persistent (no more blocks than fit on the device at once, from the occupancy API, and no more
+// than the workspace holds): block b handles row tiles b, b + grid, ..., a tile being the block's
+// 256/tpr rows. Each thread keeps x and dy (and the old dx when accumulating) of its row in
+// registers, and its dw sums for its fixed columns in registers across all the rows it visits, so
+// dw costs no memory traffic per row. At the end the block adds its groups' sums in group order
+// through shared memory and writes one partial row; a second small kernel adds the partial rows in
+// block order (32 interleaved slices, then the slices in order). Deterministic: every sum has a
+// fixed order, whatever the scheduling. Aiming at 4 packs a thread (32 dw sums for bf16): width
+// 1600 bf16 runs 2 warps per row, 4 rows per block; 3200 bf16 and 1600 fp32 4 warps per row; 3200
+// fp32 the whole block per row. Compiled for 2 blocks per SM (≤ 128 registers): 2-8 rows, 51 KB
+// of x and dy, requested per SM per tile.
+//
+// Prediction (before measuring), H100, 17,408 rows, against the ~3.0 TB/s copy bandwidth:
+// - forward 2.75-2.9 TB/s (92-97%) in all four cases: one read, one write, 16-byte accesses,
+//   ~100 KB of loads in flight per SM;
+// - backward alone 2.6-2.8 TB/s: fewer bytes in flight (51 KB per SM at most, and a block's rows
+//   wait for each other at the group sum), plus the dw partials (≤ 396 × dim floats, ≤ 5 MB,
+//   mostly in L2) and the ~2 µs partial reduce;
+// - forward + backward (5 tensors, 3 launches) 2.6-2.75 TB/s at widths 1600 and 3200, fp32 and
+//   bf16. bf16 1600 is the likeliest to fall short: 0.107 ms at 2.6 TB/s, so the ~1 µs gaps
+//   between the launches and the reduce weigh ~4%.
+//
+// nvcc --resource-usage, sm_90, no spills in any instantiation. Registers of the kernels the
+// model uses (P = packs per thread): forward ≤ 64 (bf16 V=8 P=8: 64, fp32 V=4 P=8: 64);
+// backward bf16 V=8 P=4: 111 (128 with dx +=), fp32 V=4 P=4: 94 (112), one-element P=4: 64-72.
 #include "cuda/rmsnorm.h"
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 
 #include "core/cuda_check.h"
 #include "cuda/dtype.cuh"
@@ -13,112 +58,400 @@ namespace hymba::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-// Blocks of the backward pass: each owns a slice of the rows and keeps its dw partial sums in
-// shared memory, so dim is bounded by the shared memory a block may use.
-constexpr int kBackwardBlocks = 264;  // 2 per SM on an H100
-constexpr int64_t kMaxDim = 12 * 1024;
+constexpr int kBlock = 256;  // threads of every norm block
+constexpr int kWarps = kBlock / 32;
+// Widest row supported: 256 threads × 32 packs on the one-element path. The model's widest is
+// E = 3200.
+constexpr int64_t kMaxDim = 8192;
+// Packs per thread the layout aims for: the forward holds only x; the backward holds x, dy and
+// one dw sum per element, so it spreads a row over more threads.
+constexpr int kForwardPacks = 8;
+constexpr int kBackwardPacks = 4;
+// dw partial rows the backward may write (its workspace): at least 3 per SM of an H100, more for
+// narrow rows (up to 2^18 floats = 1 MiB of partials), never more than the rows.
+constexpr int64_t kMinBackwardBlocks = 3 * 132;
+constexpr int64_t kPartialBudget = int64_t(1) << 18;
 
-// Sum of v over the block; every thread gets the result.
-__device__ float block_sum(float v) {
-  __shared__ float warp_sums[kWarps];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads();  // warp_sums may still be read by an earlier call
-  if (lane == 0) warp_sums[warp] = v;
+// ---------------------------------------------------------------------------------------------
+// Device helpers.
+
+// Sum of v over each group of tpr threads (a power of two; group g is threads [g·tpr, g·tpr +
+// tpr)). Every thread of a group gets the same bits: the butterfly adds the same two values on
+// both sides of each exchange, and the cross-warp step reads the same slots in the same order.
+// Called by every thread of the block (it synchronises the block when tpr > 32).
+__device__ float group_sum(float v, int tpr, float* scratch /* [kWarps] */) {
+  for (int o = min(tpr, 32) / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (tpr <= 32) return v;
+  __syncthreads();  // scratch may still be read by the previous call
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
   __syncthreads();
-  float total = 0;
-  for (int w = 0; w < kWarps; ++w) total += warp_sums[w];
-  return total;
+  const int first = threadIdx.x / tpr * (tpr / 32);  // the group's first warp
+  float s = 0;
+  for (int i = 0; i < tpr / 32; ++i) s += scratch[first + i];
+  return s;
 }
 
-template <class T>
-__global__ void forward_kernel(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx,
-                               const float* w, int64_t dim, float eps) {
-  const int64_t row = blockIdx.x;
-  const T* xr = x + row * ldx;  // [dim]
-  T* yr = y + row * ldy;        // [dim]
+// One pack of V elements at p: one 16-byte load (Pack is 16-byte aligned) or one element.
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
+  static_assert(sizeof(T) * V == 16 || V == 1, "packs are 16 bytes or one element");
+  return *reinterpret_cast<const Pack<T, V>*>(p);
+}
+
+template <class T, int V>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& r) {
+  *reinterpret_cast<Pack<T, V>*>(p) = r;
+}
+
+// Hides r's value from the compiler (emits nothing): values it derived from r before are then not
+// kept alive in registers past this point but derived again from r, so a row stays packed (4
+// registers per 16 bytes, not 8 floats) while the group sum is taken.
+template <class T, int V>
+__device__ __forceinline__ void forget(Pack<T, V>& r) {
+  if constexpr (sizeof(T) * V == 16) {
+    uint4 u;
+    memcpy(&u, &r, 16);
+    asm volatile("" : "+r"(u.x), "+r"(u.y), "+r"(u.z), "+r"(u.w));
+    memcpy(&r, &u, 16);
+  } else if constexpr (sizeof(T) == 4) {
+    asm volatile("" : "+f"(r.v[0]));
+  } else {
+    unsigned short h;
+    memcpy(&h, &r, 2);
+    asm volatile("" : "+h"(h));
+    memcpy(&r, &h, 2);
+  }
+}
+
+// The same for a pointer: loads through it after this point are not merged with earlier ones.
+template <class P>
+__device__ __forceinline__ P* forget(P* p) {
+  asm volatile("" : "+l"(p));
+  return p;
+}
+
+// w[0, V) into registers through the read-only cache (16-byte loads: w is 16-byte aligned on the
+// vector path, and V is a multiple of 4 there).
+template <int V>
+__device__ __forceinline__ void load_w(float (&out)[V], const float* w) {
+  if constexpr (V == 1) {
+    out[0] = __ldg(w);
+  } else {
+#pragma unroll
+    for (int i = 0; i < V / 4; ++i) {
+      const float4 q = __ldg(reinterpret_cast<const float4*>(w) + i);
+      out[4 * i] = q.x, out[4 * i + 1] = q.y, out[4 * i + 2] = q.z, out[4 * i + 3] = q.w;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels. tpr: threads per row; P: packs per thread; a thread holds columns (k·tpr + t)·V + j,
+// k < P, j < V, of its row (those below dim).
+
+template <class T, int V, int P>
+__global__ void __launch_bounds__(kBlock)
+    forward_kernel(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
+                   int64_t rows, int dim, int tpr, float eps) {
+  __shared__ float scratch[kWarps];
+  const int t = threadIdx.x & (tpr - 1);
+  const int64_t row = int64_t(blockIdx.x) * (kBlock / tpr) + threadIdx.x / tpr;
+  const bool live = row < rows;  // a dead group still takes part in group_sum
+  const T* xr = x + row * ldx;   // [dim]
+  T* yr = y + row * ldy;         // [dim]
+
+  Pack<T, V> xv[P];  // this thread's packs of the row (those below dim)
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    const int col = (k * tpr + t) * V;
+    if (live && col < dim) xv[k] = load_pack<T, V>(xr + col);
+  }
   float ss = 0;
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-    const float v = to_float(xr[i]);
-    ss += v * v;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    if (live && (k * tpr + t) * V < dim) {
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const float v = to_float(xv[k].v[j]);
+        ss += v * v;
+      }
+    }
   }
-  const float rs = rsqrtf(block_sum(ss) / float(dim) + eps);
-  if (threadIdx.x == 0) rstd[row] = rs;
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-    yr[i] = from_float<T>(w[i] * (to_float(xr[i]) * rs));
+#pragma unroll
+  for (int k = 0; k < P; ++k) forget(xv[k]);
+  const float rs = rsqrtf(group_sum(ss, tpr, scratch) / float(dim) + eps);
+  if (live && t == 0) rstd[row] = rs;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    const int col = (k * tpr + t) * V;
+    if (live && col < dim) {
+      float wv[V];
+      load_w<V>(wv, w + col);
+      Pack<T, V> out;
+#pragma unroll
+      for (int j = 0; j < V; ++j) out.v[j] = from_float<T>(wv[j] * (to_float(xv[k].v[j]) * rs));
+      store_pack<T, V>(yr + col, out);
+    }
   }
 }
 
-// Block b handles rows b, b + gridDim.x, ...; its dw partial sums go to partial[b, :].
-template <class T>
-__global__ void backward_kernel(T* dx, int64_t lddx, float* partial, const T* dy, int64_t lddy,
-                                const T* x, int64_t ldx, const float* w, const float* rstd,
-                                int64_t rows, int64_t dim, bool accumulate_dx) {
-  extern __shared__ float dw_acc[];  // [dim]: column i is only ever touched by thread i % kThreads
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) dw_acc[i] = 0;
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+// Blocks per SM the backward kernel is compiled for: 2 (at most 128 registers a thread) at up to
+// 4 packs a thread, the layout every row up to 1024 packs gets (all the model's norms), so the
+// persistent grid keeps 51 KB of rows per SM in flight; wider rows leave the registers to ptxas.
+constexpr int backward_min_blocks(int P) { return P <= 4 ? 2 : 1; }
+
+// Persistent: block b handles row tiles b, b + gridDim.x, ... (a tile is kBlock/tpr rows, one per
+// group) and writes its dw partial sums to partial[b, :].
+template <class T, int V, int P, bool kAccumulate>
+__global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
+    backward_kernel(T* dx, int64_t lddx, float* partial, const T* dy, int64_t lddy, const T* x,
+                    int64_t ldx, const float* w, const float* rstd, int64_t rows, int dim, int tpr) {
+  __shared__ float scratch[kWarps];
+  __shared__ float sums[kBlock * V];  // [kBlock, V]: every thread's dw sums of one pack
+  const int t = threadIdx.x & (tpr - 1), groups = kBlock / tpr;
+  const int64_t tiles = (rows + groups - 1) / groups;
+
+  float acc[P][V];  // Σ dy·x̂ over this thread's rows, for its columns
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+#pragma unroll
+    for (int j = 0; j < V; ++j) acc[k][j] = 0;
+  }
+
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {  // uniform over the block
+    const int64_t row = tile * groups + threadIdx.x / tpr;
+    const bool live = row < rows;  // a dead group still takes part in group_sum
     const T* xr = x + row * ldx;     // [dim]
     const T* dyr = dy + row * lddy;  // [dim]
     T* dxr = dx + row * lddx;        // [dim]
-    const float rs = rstd[row];
-    float dot = 0;  // Σ (w⊙dy) ⊙ x̂ over the row
-    for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-      const float xhat = to_float(xr[i]) * rs, g = to_float(dyr[i]);
-      dot += w[i] * g * xhat;
-      dw_acc[i] += g * xhat;
+
+    // All of the row's loads first, so they are in flight together.
+    Pack<T, V> xv[P], gv[P], ov[kAccumulate ? P : 1];  // x, dy, the dx added to (below dim)
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      const int col = (k * tpr + t) * V;
+      if (live && col < dim) {
+        xv[k] = load_pack<T, V>(xr + col);
+        gv[k] = load_pack<T, V>(dyr + col);
+        if constexpr (kAccumulate) ov[k] = load_pack<T, V>(dxr + col);
+      }
     }
-    const float mean = block_sum(dot) / float(dim);
-    for (int64_t i = threadIdx.x; i < dim; i += kThreads) {
-      const float g = rs * (w[i] * to_float(dyr[i]) - to_float(xr[i]) * rs * mean);
-      dxr[i] = from_float<T>(accumulate_dx ? to_float(dxr[i]) + g : g);
+    const float rs = live ? rstd[row] : 0.f;
+
+    float dot = 0;  // Σ (w⊙dy) ⊙ x̂ over this thread's part of the row
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      const int col = (k * tpr + t) * V;
+      if (live && col < dim) {
+        float wv[V];
+        load_w<V>(wv, w + col);
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const float xhat = to_float(xv[k].v[j]) * rs, g = to_float(gv[k].v[j]);
+          dot += wv[j] * g * xhat;
+          acc[k][j] += g * xhat;
+        }
+      }
+    }
+    // Re-read w and re-convert x and dy below rather than keeping 3 × V floats per pack alive.
+#pragma unroll
+    for (int k = 0; k < P; ++k) forget(xv[k]), forget(gv[k]);
+    const float* w2 = forget(w);
+    const float mean = group_sum(dot, tpr, scratch) / float(dim);
+
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      const int col = (k * tpr + t) * V;
+      if (live && col < dim) {
+        float wv[V];
+        load_w<V>(wv, w2 + col);
+        Pack<T, V> out;
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          float d = rs * (wv[j] * to_float(gv[k].v[j]) - to_float(xv[k].v[j]) * rs * mean);
+          if constexpr (kAccumulate) d += to_float(ov[k].v[j]);
+          out.v[j] = from_float<T>(d);
+        }
+        store_pack<T, V>(dxr + col, out);
+      }
     }
   }
-  for (int64_t i = threadIdx.x; i < dim; i += kThreads) partial[blockIdx.x * dim + i] = dw_acc[i];
+
+  // partial[b, col] = Σ over the block's groups, in group order, of their sums for col. One pack
+  // index k per round: the thread t of every group holds the same columns.
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    __syncthreads();  // the previous round's reads are done
+#pragma unroll
+    for (int j = 0; j < V; ++j) sums[threadIdx.x * V + j] = acc[k][j];
+    __syncthreads();
+    const int col = (k * tpr + t) * V;
+    if (threadIdx.x < tpr && col < dim) {  // group 0 adds up
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        float s = 0;
+        for (int g = 0; g < groups; ++g) s += sums[(g * tpr + t) * V + j];
+        partial[int64_t(blockIdx.x) * dim + col + j] = s;
+      }
+    }
+  }
 }
 
-// dw[i] += Σ_b partial[b, i], summed in block order (deterministic).
-__global__ void reduce_partials_kernel(float* dw, const float* partial, int blocks, int64_t dim) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= dim) return;
-  float s = 0;
-  for (int b = 0; b < blocks; ++b) s += partial[b * dim + i];
-  dw[i] += s;
+// dw[c] += Σ_b partial[b, c] over b < blocks, in a fixed order: thread (c, s) of a 32 × 32 block
+// adds the partial rows b ≡ s (mod 32) in increasing b, then the 32 slice sums are added in slice
+// order.
+__global__ void __launch_bounds__(1024)
+    reduce_partials_kernel(float* dw, const float* partial, int blocks, int dim) {
+  __shared__ float slice[32][33];  // [slice, column]; padded against bank conflicts
+  const int c = blockIdx.x * 32 + threadIdx.x, s = threadIdx.y;
+  float v = 0;
+  if (c < dim) {
+    for (int b = s; b < blocks; b += 32) v += partial[int64_t(b) * dim + c];
+  }
+  slice[s][threadIdx.x] = v;
+  __syncthreads();
+  if (s == 0 && c < dim) {
+    float total = 0;
+    for (int i = 0; i < 32; ++i) total += slice[i][threadIdx.x];
+    dw[c] += total;
+  }
 }
 
-int backward_blocks(int64_t rows) { return int(std::min<int64_t>(rows, kBackwardBlocks)); }
+// ---------------------------------------------------------------------------------------------
+// Host side.
+
+// How a row of n packs is spread: tpr threads (a power of two ≤ kBlock), each with `packs` packs
+// (a power of two), aiming at `target` packs per thread.
+struct RowLayout {
+  int tpr, packs;
+};
+
+constexpr RowLayout row_layout(int64_t n, int target) {
+  int tpr = 1;
+  while (tpr < kBlock && int64_t(tpr) * target < n) tpr *= 2;
+  int packs = 1;
+  while (int64_t(packs) * tpr < n) packs *= 2;
+  return {tpr, packs};
+}
+
+// Calls f(std::integral_constant<int, P>) with P the power of two ≥ packs (packs ≤ kMax).
+template <int kMax, class F>
+void with_packs(int packs, F&& f) {
+  if constexpr (kMax > 1) {
+    if (packs <= kMax / 2) {
+      with_packs<kMax / 2>(packs, f);
+      return;
+    }
+  }
+  HYMBA_ASSERT(packs <= kMax);
+  f(std::integral_constant<int, kMax>{});
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Elements of T in a 16-byte pack.
+template <class T>
+constexpr int kVec = 16 / int(sizeof(T));
+
+void check_dim(const char* op, int64_t dim) {
+  if (dim > kMaxDim) fail(op, ": dim ", dim, " is above the supported ", kMaxDim);
+}
+
+int sm_count() {
+  int device = 0, sms = 0;
+  HYMBA_CUDA_CHECK(cudaGetDevice(&device));
+  HYMBA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return sms;
+}
+
+template <class Kernel>
+int blocks_per_sm(Kernel kernel) {
+  int n = 0;
+  HYMBA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kBlock, 0));
+  return std::max(n, 1);
+}
+
+template <class T, int V>
+void launch_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
+                    int64_t rows, int dim, float eps, cudaStream_t stream) {
+  constexpr int kMaxPacks = row_layout(kMaxDim / V, kForwardPacks).packs;  // at the widest row
+  const RowLayout L = row_layout(dim / V, kForwardPacks);
+  const int64_t blocks = (rows + kBlock / L.tpr - 1) / (kBlock / L.tpr);
+  with_packs<kMaxPacks>(L.packs, [&](auto p) {
+    forward_kernel<T, V, decltype(p)::value><<<unsigned(blocks), kBlock, 0, stream>>>(
+        y, ldy, rstd, x, ldx, w, rows, dim, L.tpr, eps);
+  });
+  HYMBA_CUDA_CHECK_LAUNCH();
+}
+
+template <class T, int V>
+void launch_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
+                     int64_t ldx, const float* w, const float* rstd, int64_t rows, int dim,
+                     bool accumulate_dx, float* workspace, cudaStream_t stream) {
+  constexpr int kMaxPacks = row_layout(kMaxDim / V, kBackwardPacks).packs;  // at the widest row
+  const RowLayout L = row_layout(dim / V, kBackwardPacks);
+  const int64_t tiles = (rows + kBlock / L.tpr - 1) / (kBlock / L.tpr);
+  const int64_t allowed = rmsnorm_backward_workspace(rows, dim) / dim;  // partial rows
+  int blocks = 0;
+  with_packs<kMaxPacks>(L.packs, [&](auto p) {
+    constexpr int P = decltype(p)::value;
+    // Blocks resident per SM, asked once per kernel: the grid must fit at once, or the blocks
+    // that start late would finish late.
+    static const int per_sm[2] = {blocks_per_sm(&backward_kernel<T, V, P, false>),
+                                  blocks_per_sm(&backward_kernel<T, V, P, true>)};
+    blocks = int(std::min({tiles, int64_t(per_sm[accumulate_dx]) * sm_count(), allowed}));
+    auto* kernel = accumulate_dx ? &backward_kernel<T, V, P, true> : &backward_kernel<T, V, P, false>;
+    kernel<<<unsigned(blocks), kBlock, 0, stream>>>(dx, lddx, workspace, dy, lddy, x, ldx, w, rstd,
+                                                    rows, dim, L.tpr);
+  });
+  HYMBA_CUDA_CHECK_LAUNCH();
+  reduce_partials_kernel<<<unsigned((dim + 31) / 32), dim3(32, 32), 0, stream>>>(dw, workspace, blocks,
+                                                                                  dim);
+  HYMBA_CUDA_CHECK_LAUNCH();
+}
 
 }  // namespace
 
 template <class T>
 void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
                      int64_t rows, int64_t dim, double eps, cudaStream_t stream) {
-  if (rows == 0) return;
-  forward_kernel<T><<<unsigned(rows), kThreads, 0, stream>>>(y, ldy, rstd, x, ldx, w, dim, float(eps));
-  HYMBA_CUDA_CHECK_LAUNCH();
+  check_dim("rmsnorm_forward", dim);
+  if (rows <= 0 || dim <= 0) return;
+  // 16-byte packs when every row starts on one: dim and the strides in whole packs, every base
+  // pointer 16-byte aligned. Else one element per access.
+  constexpr int V = kVec<T>;
+  const bool vec = dim % V == 0 && ldx % V == 0 && ldy % V == 0 && aligned16(x) && aligned16(y) &&
+                   aligned16(w);
+  if (vec) {
+    launch_forward<T, V>(y, ldy, rstd, x, ldx, w, rows, int(dim), float(eps), stream);
+  } else {
+    launch_forward<T, 1>(y, ldy, rstd, x, ldx, w, rows, int(dim), float(eps), stream);
+  }
 }
 
-int64_t rmsnorm_backward_workspace(int64_t rows, int64_t dim) { return backward_blocks(rows) * dim; }
+int64_t rmsnorm_backward_workspace(int64_t rows, int64_t dim) {
+  // min(rows, max(kMinBackwardBlocks, kPartialBudget / dim)) partial rows of dim floats, written
+  // so that it never decreases as rows or dim grow (a caller sizes one buffer for its widest call).
+  if (rows <= 0 || dim <= 0) return 0;
+  return std::min(rows * dim, std::max(kMinBackwardBlocks * dim, kPartialBudget));
+}
 
 template <class T>
 void rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
                       int64_t ldx, const float* w, const float* rstd, int64_t rows, int64_t dim,
                       bool accumulate_dx, float* workspace, cudaStream_t stream) {
-  if (rows == 0) return;
-  if (dim > kMaxDim) fail("rmsnorm_backward: dim ", dim, " is above the supported ", kMaxDim);
-  const int blocks = backward_blocks(rows);
-  const size_t smem = size_t(dim) * sizeof(float);
-  if (smem > 48 * 1024) {
-    HYMBA_CUDA_CHECK(cudaFuncSetAttribute(backward_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          int(smem)));
+  check_dim("rmsnorm_backward", dim);
+  if (rows <= 0 || dim <= 0) return;
+  constexpr int V = kVec<T>;  // the same rule as the forward's
+  const bool vec = dim % V == 0 && lddx % V == 0 && lddy % V == 0 && ldx % V == 0 && aligned16(dx) &&
+                   aligned16(dy) && aligned16(x) && aligned16(w);
+  if (vec) {
+    launch_backward<T, V>(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, int(dim), accumulate_dx,
+                          workspace, stream);
+  } else {
+    launch_backward<T, 1>(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, int(dim), accumulate_dx,
+                          workspace, stream);
   }
-  backward_kernel<T><<<blocks, kThreads, smem, stream>>>(dx, lddx, workspace, dy, lddy, x, ldx, w, rstd,
-                                                         rows, dim, accumulate_dx);
-  HYMBA_CUDA_CHECK_LAUNCH();
-  reduce_partials_kernel<<<unsigned((dim + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-      dw, workspace, blocks, dim);
-  HYMBA_CUDA_CHECK_LAUNCH();
 }
 
 template void rmsnorm_forward<float>(float*, int64_t, float*, const float*, int64_t, const float*,

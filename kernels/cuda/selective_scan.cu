@@ -1,31 +1,90 @@
-// Selective scan kernels, v1 of the fast path. Parallelism comes from the states: a group of G
-// lanes (G = 16 for N <= 16, 32 for N <= 32; lanes n >= N carry a zero state) owns one (b, e)
-// channel and lane n runs state n's recurrence over the tokens, so the B·E·G threads keep an H100
-// busy where one thread per channel (B·E threads) could not. Per token each lane does one exp, two
-// FMAs and reads (Δ, Δu) and (Bm, Cm) from shared memory; the sum over n of y_t is done for G
-// tokens at once by a transposed butterfly (G − 1 shuffles per G tokens instead of log2 G per
-// token), after which lane j holds the sum for token t0 + j. exp is exp2f of Δ·(A·log2 e). The
-// per-token, per-channel work (softplus, silu, loads of u/delta/z, stores) is done once per
-// (token, channel) while a block stages a chunk of tokens through shared memory with coalesced
-// loads and stores.
+// Selective scan kernels, v2 (the fast kernels of the scan issue). The op is a B·E·N-wide bundle
+// of independent first-order recurrences over t, so the design counts instructions per
+// (t, e, n) "element" (B·S·E·N = 223 M of them at the model's size), the exp unit (MUFU, 16 lanes
+// per clock per SM), and the warps per scheduler (SMSP), not bytes: bytes are 0.10 ms (bf16) and
+// stay well under the instruction time.
 //
-// The backward needs h[t−1], h[t] and exp(Δ_t A) while it walks the tokens backwards. A first
-// pass (the forward kernel without output) stores the state entering every chunk; the backward
-// kernel, chunk by chunk from the last, recomputes the chunk's states from that checkpoint,
-// keeping the state entering each 8-token sub-chunk, then per sub-chunk (last first) recomputes
-// its 8 states and factors into registers and runs the reverse recurrence (8 tokens, not G, keep
-// the registers low enough for 4 blocks per SM). The per-token sums over n (ddelta, du, y for dz)
-// use the transposed butterfly again, over 8 values, so G / 8 lanes end up with each sum. dBm and
-// dCm sum over channels: the two groups of a warp add with one shuffle, the warps of a block add in shared memory in
-// warp order, and the per-block partials go to workspace, added in block order by a last kernel.
-// The parameter gradients keep per-chunk partials per lane, a fixed-order group sum, one value
-// per (b, e[, n]) and a fixed-order sum over b. No atomics anywhere: same inputs, same bits.
+// Mapping. A channel (b, e) is owned by R lanes of one warp, each holding kStates = 4 of its N
+// states in registers (R = 1, 2, 4, 8 for N <= 4, 8, 16, 32; states past N are padding with
+// B = C = 0, which stay 0 and add nothing). A warp holds L = 32/R channels side by side; a block
+// of W warps holds CB = W·L channels (W = 8 for R >= 4: CB = 64 at N = 16). Why 4 states a lane:
+// per token the recurrence costs 4-5 instructions per state (FMUL Δ·A, MUFU.EX2, FMUL Δu·B, FFMA
+// h, FFMA C·h) and the sums over n cost shuffles per token and channel; one state per lane (v1)
+// pays ~4 shuffle instructions per element for the n-sums, 4 states a lane 0.75, and 4 states x
+// 16 tokens x 2 (the backward's saved a and h) is the most a lane can keep in registers.
+// Per-(token, channel) work (softplus, silu, bf16 converts) is done once per (t, e) by a staging
+// thread, which writes fp32 values to shared memory that the R lanes of the channel read as
+// broadcasts; B/C rows are read as float4 broadcasts. The next sub-chunk's u, delta, z (and dout,
+// and the checkpoint) are copied global -> shared with cp.async in 16-byte packs (when every
+// pointer, E and the strides allow; else the staging thread loads element by element) while the
+// current one is computed, so they cost no registers; one __syncthreads per sub-chunk, every
+// per-sub-chunk buffer doubled.
 //
-// Channels past E in the last block run on zero inputs (Δ = u = dy = 0), so all their
-// contributions are zero, and write nothing.
+// Sums over n (y, and in the backward Σ g·B and Σ A·g·a·h) are transposed butterflies over the R
+// lanes and R tokens at once (R − 1 shuffle+add per R tokens and value instead of log2 R per
+// token); the lane that ends up with token t's sums does that token's epilogue. Sums over e
+// (dBm, dCm) go the other way: per token a lane has 4 values per quantity; a transposed butterfly
+// over the L channel lanes of the warp (over L/4 tokens at once) leaves one warp sum per lane,
+// the warps are added in warp order through shared memory, and one partial per block of 64
+// channels (not per 16 as in v1: 4x less partial traffic, 28 MB each way at the model size) goes
+// to the workspace, added in block order by the finishing kernel (which also adds the (b, e)
+// parameter-gradient sums over b). No float atomics anywhere.
+//
+// Checkpoints and the single exp pass of the backward. The forward saves the state entering
+// every K-token sub-chunk (K = 16; 8 for N <= 8), fp32, [B, ceil(S/K), E, 4R]: 56 MB at the
+// model's size per layer (twice a bf16 [B, S, E] tensor), the price of the backward's one exp
+// pass. The backward walks the sub-chunks from the last: from the checkpoint it runs the
+// sub-chunk forward once, keeping a_t = exp(Δ_t·A) and h_{t−1} for its 16 tokens x 4 states in
+// registers (128 of them), adds the terms that need only h (y for dz, dCm), then runs the
+// reverse recurrence from those registers (g += dy·C, g *= a; Σ g·B, dBm, and g·a·h for dA and
+// dΔ). So the backward runs one exp per element and never the forward: 2 exps per element for
+// forward + backward (v1 ran 4). Without checkpoints from the caller, the backward first runs
+// the forward kernel (no output, out == null is a runtime flag, so it is the same machine code
+// and gives the forward's checkpoint bits) into its workspace. Halving the checkpoint memory
+// (K = 32) would need a second exp pass (a recomputed in the reverse sweep) or 256 registers.
+//
+// Resets (doc_start): the staging thread replaces Δ in the exponent by +inf at a reset token, so
+// exp2(+inf·A·log2 e) = 0 (A·log2 e is kept below −1e-30), with no instruction in the inner loop.
+//
+// Launch geometry at the bench sizes (B = 2, E = 3200, N = 16: R = 4, 8 channels a warp, W = 8):
+// a grid of 50 x 2 = 100 blocks of 256 threads for both kernels, one block (8 warps, 2 per SMSP)
+// per SM, 32 SMs idle. Balance is set by warps per SMSP, not blocks per SM: 800 warps of equal
+// work over 528 SMSPs is 1.52 on average and 2 at most whatever the grid (more, smaller blocks
+// give the same maximum and smaller dBm/dCm groups), so the busiest SMSPs run 1.32x the average.
+// Spreading better needs splitting the sequence, which costs an extra exp pass (a segment's entry
+// state is not known before the previous segment ends).
+//
+// Count per token and lane at N = 16 (4 elements; PTX counted, SASS sizes from K = 16 vs 8):
+// - forward: recurrence 16 (FMUL Δ·A, MUFU.EX2, FMUL Δu·B, FFMA h per state) + y 4 + LDS 3 +
+//   n-sum butterfly 3 + epilogue 1 ≈ 26-27 (SASS: 26); per-(t, e) staging ~40 (expf, log1pf,
+//   silu, converts) / 4 lanes ≈ 10; stores and loop ~3: ≈ 39 issue slots, 4.75 MUFU (8 cycles
+//   each per warp). Issue and MUFU are level at ~38-40 cycles per token and warp.
+// - backward: recompute 24 (EX2, h, y, dy·h) + reverse 28 + LDS 7 + dBm/dCm butterflies 28 (the
+//   largest item: 8 values a token over 8 channel lanes, a shuffle, an add and 2 selects each)
+//   + n-sum butterflies 9 + epilogues 4 ≈ 100 (PTX 97); staging ~55 / 4 ≈ 14; output stores,
+//   warp-sum adds, loop ≈ 10-15: ≈ 125-130 issue slots (~31 per element), MUFU 5.3 (not binding).
+// Predicted (written before any measurement; H100 SXM at ~1.75 GHz, the busiest SMSPs running
+// 2 warps at IPC ~0.85-0.95):
+//   S = 2176: forward 0.10-0.13 ms, backward 0.30-0.40 ms (+ ~0.01 ms finishing kernel),
+//   forward + backward ~0.42-0.53 ms, bf16 and fp32 alike (instruction-bound: with checkpoints
+//   and dBm/dCm partials both passes move ~0.47 GB in bf16, ~0.78 GB in fp32, 0.16 / 0.26 ms at
+//   3 TB/s, under the instruction time); S = 8704: 4x.
+//   The backward without checkpoints adds a forward without output (~0.08-0.10 ms).
+// That misses the 0.25 ms goal: at ~31 issue slots per element the backward alone is ~0.24 ms
+// even with perfect balance and issue. Where it goes: the dBm/dCm butterflies (7 per element),
+// recomputing y and dy·h for dz and dCm (3), the per-(t, e) staging (3.5), the imbalance (1.32x).
+//
+// Resources (nvcc 13, -arch=sm_90 -O3 --resource-usage, no spills anywhere): forward 93-123
+// registers (N <= 16, R = 4: 98 bf16 / 113 fp32), backward 161-255 (R = 4: 231 bf16 / 228 fp32;
+// R = 8: 255), finish 32. Dynamic shared memory at R = 4: forward 56 KB bf16 / 68 KB fp32,
+// backward 156 KB / 172 KB (R = 8: 136 / 144 KB; R <= 2: 60-73 KB), opted in with
+// cudaFuncSetAttribute.
 #include "cuda/selective_scan.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "core/cuda_check.h"
 #include "cuda/dtype.cuh"
@@ -35,431 +94,747 @@ namespace hymba::cuda {
 namespace {
 
 constexpr int64_t kMaxStateN = 32;   // largest N supported
-constexpr int kReduceThreads = 256;  // the final fixed-order reduction kernels
+constexpr int kStates = 4;           // states per lane
+constexpr int kFinishThreads = 256;  // the finishing (fixed-order reduction) kernel
 constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
 
-// The launch shape for state-group width G: threads per block, tokens per chunk (checkpoint
-// spacing and shared-memory staging), channels per block, warps per block; the backward's
-// sub-chunks (the tokens whose states and factors it keeps in registers) and the blocks per SM
-// its registers are capped for: at B·E = 6400 channels (the model), 4 blocks of 16 channels on
-// each of 132 SMs hold all 400 blocks at once, where 3 would leave 4 blocks for a second wave.
-template <int G>
+// The launch shape for R lanes per channel (see the top of the file).
+template <int R>
 struct Cfg {
-  static_assert(G == 16 || G == 32, "state groups are 16 or 32 lanes");
-  static constexpr int kThreads = 256;
-  static constexpr int kChunk = 64;
-  static constexpr int kChannels = kThreads / G;
-  static constexpr int kWarps = kThreads / 32;
-  static constexpr int kSub = 8;
-  static constexpr int kSubs = kChunk / kSub;
-  static constexpr int kBackwardBlocksPerSm = G == 16 ? 4 : 3;
+  static_assert(R == 1 || R == 2 || R == 4 || R == 8, "R lanes per channel: 1, 2, 4 or 8");
+  static constexpr int kNP = kStates * R;         // padded state count
+  static constexpr int kL = 32 / R;               // channels per warp
+  static constexpr int kWarps = R >= 4 ? 8 : 2 * R;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kCB = kWarps * kL;         // channels per block: 64, 64, 64, 32
+  static constexpr int kK = R >= 4 ? 16 : 8;      // tokens per sub-chunk = checkpoint spacing
+  static constexpr int kTB = kL / kStates;        // tokens per dBm/dCm butterfly (1..8)
+  static_assert(kK % R == 0 && kK % kTB == 0, "sub-chunks hold whole butterflies");
+
+  // Shared memory, bytes, in the order the kernels carve it. Forward: (Δe, Δu) and (u, silu z)
+  // float2 and out float per (t, e), B and C per (t, n), dt_bias, the loaded u, delta, z; each
+  // per-sub-chunk part double-buffered. Backward: (Δe, Δu, dy, Δ), (u, softplus', dout·silu'(z),
+  // -) and (du, dΔ, dz, -) float4 per (t, e), B and C, the warps' dBm/dCm sums, the loaded
+  // checkpoints, dt_bias, the loaded u, delta, z, dout.
+  template <class T>
+  static constexpr size_t kFwdSmem = 2 * size_t(kK) * kCB * (2 * 8 + 4) +
+                                     2 * 2 * size_t(kK) * kNP * 4 + kCB * 4 +
+                                     2 * 3 * size_t(kK) * kCB * sizeof(T);
+  template <class T>
+  static constexpr size_t kBwdSmem = 2 * size_t(kK) * kCB * 3 * 16 +
+                                     2 * 2 * size_t(kK) * kNP * 4 +
+                                     2 * size_t(kWarps) * kK * 2 * kNP * 4 + 2 * kCB * kNP * 4 +
+                                     kCB * 4 + 2 * 4 * size_t(kK) * kCB * sizeof(T);
 };
 
-// The scalar activations of kernels/cpu/activations.h, in fp32 with accurate expf / log1pf.
-__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
-__device__ __forceinline__ float silu(float x) { return x * sigmoid(x); }
-__device__ __forceinline__ float silu_grad(float x) {
-  const float s = sigmoid(x);
-  return s * (1.f + x * (1.f - s));
+int lanes_per_channel(int64_t N) { return N <= 4 ? 1 : N <= 8 ? 2 : N <= 16 ? 4 : 8; }
+
+// ---- device helpers ----
+
+__device__ __forceinline__ unsigned char* dynamic_smem() {
+  extern __shared__ __align__(16) unsigned char smem[];
+  return smem;
 }
-__device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
-__device__ __forceinline__ float softplus_grad(float x) { return x > 20.f ? 1.f : sigmoid(x); }
 
-// The sizes every kernel and the workspace layout derive from.
-struct Dims {
-  int64_t B, S, E, N;
-  int G;           // state-group width
-  int64_t chunk;   // tokens per chunk
-  int64_t chunks;  // ceil(S / chunk)
-  int64_t blocks;  // ceil(E / channels per block): blocks per batch row
-  explicit Dims(const ScanShape& s) : B(s.B), S(s.S), E(s.E), N(s.N) {
-    G = s.N <= 16 ? 16 : 32;
-    chunk = Cfg<16>::kChunk;
-    static_assert(Cfg<16>::kChunk == Cfg<32>::kChunk, "one chunk length");
-    const int64_t channels = G == 16 ? Cfg<16>::kChannels : Cfg<32>::kChannels;
-    chunks = (S + chunk - 1) / chunk;
-    blocks = (E + channels - 1) / channels;
-  }
-};
+// 2^x and 1/x on the MUFU unit (ftz; relative error ~2^-22): exp(Δ·A) is 2^(Δ·A·log2 e).
+__device__ __forceinline__ float ex2(float x) {
+#ifdef __CUDA_ARCH__
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return exp2f(x);
+#endif
+}
 
-// The backward's workspace, carved in this order.
-struct Workspace {
-  float* states;  // [B, chunks, E, N]: h entering each chunk (h[t0 − 1])
-  float* pdA;     // [B, E, N]: Σ_t g·Δ·a·h[t−1] per (b, e, n) (dA, before the factor A)
-  float* pdt;     // [B, E]: Σ_t ddelta per (b, e)
-  float* pdD;     // [B, E]: Σ_t dy·u per (b, e)
-  float* pB;      // [blocks, B, S, N]: dBm summed over each block's channels
-  float* pC;      // [blocks, B, S, N]: dCm likewise
-  int64_t total;  // floats in all
+__device__ __forceinline__ float rcp(float x) {
+#ifdef __CUDA_ARCH__
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return 1.f / x;
+#endif
+}
 
-  Workspace(const Dims& d, float* base) {
-    int64_t off = 0;
-    const auto take = [&](int64_t n) {
-      float* p = base ? base + off : nullptr;
-      off += n;
-      return p;
-    };
-    states = take(d.B * d.chunks * d.E * d.N);
-    pdA = take(d.B * d.E * d.N);
-    pdt = take(d.B * d.E);
-    pdD = take(d.B * d.E);
-    pB = take(d.blocks * d.B * d.S * d.N);
-    pC = take(d.blocks * d.B * d.S * d.N);
-    total = off;
-  }
-};
+// Δ = softplus(x) (identity above 20, as kernels/cpu/activations.h) from x and e^x. One function
+// for the forward and the backward, so both scan the same Δ.
+__device__ __forceinline__ float softplus_of(float x, float ex) { return x > 20.f ? x : log1pf(ex); }
 
-// One exchange step of group_sum_transposed: the lane holds 2·kHalf values; it gives one half to
-// the lane kOffset away and adds the other half to what that lane gives back, keeping the upper
-// half when its kOffset bit is set (swapped to the front first). Recursion rather than a loop
-// keeps every index a compile-time constant, so a[] stays in registers.
-template <int kHalf, int kStride>
-__device__ __forceinline__ void exchange_halves(float* a, int lane) {
-  if constexpr (kHalf >= 1) {
-    constexpr int kOffset = kHalf * kStride;
-    if (lane & kOffset) {
+// Each lane holds a[0..V); the P lanes whose lane bits STRIDE, 2·STRIDE, ..., P/2·STRIDE differ
+// add them up, transposed: the lane with group index q = (lane / STRIDE) % P ends with the group
+// sums of a[q·V/P + m] in a[m], m < V/P. Each level gives away half of the values still held and
+// adds the other half to what the partner gave (V/2 + V/4 + ... shuffles in all, not V·log2 P);
+// every sum is formed on one lane in a fixed order, so it is deterministic. Recursion keeps every
+// index a compile-time constant (a[] stays in registers). a[V/P..V) is clobbered.
+template <int V, int P, int STRIDE>
+__device__ __forceinline__ void transposed_sum(float* a, int lane) {
+  static_assert(P >= 1 && V >= P && V % P == 0, "V values over P lanes");
+  if constexpr (P > 1) {
+    constexpr int H = V / 2, kOffset = STRIDE * P / 2;
+    const bool upper = (lane & kOffset) != 0;  // keeps a[H..V), gives a[0..H)
 #pragma unroll
-      for (int i = 0; i < kHalf; ++i) {
-        const float t = a[i];
-        a[i] = a[i + kHalf];
-        a[i + kHalf] = t;
-      }
+    for (int i = 0; i < H; ++i) {
+      const float give = upper ? a[i] : a[i + H];
+      const float keep = upper ? a[i + H] : a[i];
+      a[i] = keep + __shfl_xor_sync(0xffffffffu, give, kOffset);
     }
-#pragma unroll
-    for (int i = 0; i < kHalf; ++i) a[i] += __shfl_xor_sync(0xffffffffu, a[i + kHalf], kOffset);
-    exchange_halves<kHalf / 2, kStride>(a, lane);
+    transposed_sum<H, P / 2, STRIDE>(a, lane);
   }
 }
 
-// Each of the G lanes of a group holds P values a[0..P) (P a power of two, P <= G); returns, on
-// group lane l, the sum over the group's lanes of a[l / (G / P)]: P − 1 exchange shuffles, then
-// log2(G / P) plain xor steps, in a fixed order (deterministic; the lanes holding the same sum
-// hold the same bits). The xor offsets are below G, so the groups of a warp never mix. a[] is
-// clobbered.
-template <int G, int P>
-__device__ __forceinline__ float group_sum_transposed(float* a, int lane) {
-  static_assert(P >= 1 && P <= G && (P & (P - 1)) == 0, "P must be a power of two <= G");
-  exchange_halves<P / 2, G / P>(a, lane);
-  float s = a[0];
-#pragma unroll
-  for (int offset = G / P / 2; offset >= 1; offset /= 2) s += __shfl_xor_sync(0xffffffffu, s, offset);
-  return s;
+// 16 bytes global -> shared without passing through registers (zero-filled when !valid: src is
+// then not read), so the next sub-chunk's loads cost no registers while the current one is
+// computed. copy_wait: this thread's copies have landed and are visible to it.
+__device__ __forceinline__ void copy16_async(void* dst, const void* src, bool valid) {
+#ifdef __CUDA_ARCH__
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+#else
+  if (valid) {
+    memcpy(dst, src, 16);
+  } else {
+    memset(dst, 0, 16);
+  }
+#endif
 }
 
-// The sum of v over the G lanes of a group, the same bits on every lane.
-template <int G>
-__device__ __forceinline__ float group_sum(float v) {
+__device__ __forceinline__ void copy_commit() {
+#ifdef __CUDA_ARCH__
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void copy_wait() {
+#ifdef __CUDA_ARCH__
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// W consecutive elements p[i, i + W): the first `valid` exist (0..W), the rest read as zero. One
+// 16-byte access when `vec` (every pointer aligned, E and the strides multiples of W) and the
+// pack is whole.
+template <class T, int W>
+__device__ __forceinline__ Pack<T, W> load_pack(const T* __restrict__ p, int64_t i, int valid,
+                                                bool vec) {
+  Pack<T, W> v;
+  if (vec && valid == W) {
+    v = *reinterpret_cast<const Pack<T, W>*>(p + i);
+  } else {
 #pragma unroll
-  for (int offset = G / 2; offset >= 1; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    for (int w = 0; w < W; ++w) v.v[w] = w < valid ? p[i + w] : from_float<T>(0.f);
+  }
   return v;
 }
 
-// Loads the (Bm, Cm) rows of tokens [t0, t0 + len) of one batch row (row0 = b·S + t0) into
-// sBC [kChunk, G] as fp32 pairs; entries past len or past N are zero, so padded tokens and
-// states do nothing.
-template <class T, int G, int kChunk, int kThreads>
-__device__ __forceinline__ void stage_bc(float2 (*sBC)[G], const T* __restrict__ Bm,
-                                         const T* __restrict__ Cm, int64_t row0, int len, int N) {
-  for (int k = threadIdx.x; k < kChunk * G; k += kThreads) {
-    const int tok = k / G, n = k % G;
-    float2 v = make_float2(0.f, 0.f);
-    if (tok < len && n < N) {
-      const int64_t i = (row0 + tok) * N + n;
-      v = make_float2(to_float(Bm[i]), to_float(Cm[i]));
-    }
-    sBC[tok][n] = v;
+template <class T, int W>
+__device__ __forceinline__ void store_pack(T* __restrict__ p, int64_t i, const Pack<T, W>& v,
+                                           int valid, bool vec) {
+  if (vec && valid == W) {
+    *reinterpret_cast<Pack<T, W>*>(p + i) = v;
+  } else {
+#pragma unroll
+    for (int w = 0; w < W; ++w)
+      if (w < valid) p[i + w] = v.v[w];
   }
 }
 
-// The forward recurrence of the channels [blockIdx.x · kChannels, +kChannels) of batch row
-// blockIdx.y. Writes out [B, S, E] unless out is null; stores the state entering every chunk to
-// states [B, chunks, E, N] unless states is null (the backward's first pass, which needs no out).
-template <class T, int G>
-__global__ void __launch_bounds__(Cfg<G>::kThreads)
-    forward_kernel(T* __restrict__ out, float* __restrict__ states, const T* __restrict__ u,
-                   const T* __restrict__ delta, const float* __restrict__ dt_bias,
-                   const float* __restrict__ A_log, const T* __restrict__ Bm,
-                   const T* __restrict__ Cm, const float* __restrict__ D,
-                   const T* __restrict__ z, int64_t ldz, int64_t S, int64_t E, int N,
-                   int64_t chunks) {
-  using C = Cfg<G>;
-  __shared__ float2 sDU[C::kChunk][C::kChannels];  // (Δ, Δ·u) per token and channel
-  __shared__ float sU[C::kChunk][C::kChannels];    // u, then the output value
-  __shared__ float sZ[C::kChunk][C::kChannels];    // silu(z)
-  __shared__ float2 sBC[C::kChunk][G];             // (Bm, Cm) per token and state
-  const int lane = threadIdx.x % G, ch = threadIdx.x / G;  // state n, channel within the block
-  const int64_t b = blockIdx.y, e0 = int64_t(blockIdx.x) * C::kChannels, e = e0 + ch;
-  const bool active = e < E, has_n = lane < N;
-  const int64_t ec = active ? e : E - 1;  // padding channels read valid parameters
-  const float A2 = has_n ? -expf(A_log[ec * N + lane]) * kLog2e : 0.f;  // A·log2(e)
-  const float De = D[ec];
-  float h = 0.f;  // state `lane` of channel e
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t t0 = c * C::kChunk, row0 = b * S + t0;
-    const int len = int(S - t0 < C::kChunk ? S - t0 : C::kChunk);
-    if (states && active && has_n) states[((b * chunks + c) * E + e) * N + lane] = h;
-    __syncthreads();  // the previous chunk's shared values may still be in use
-    for (int k = threadIdx.x; k < C::kChunk * C::kChannels; k += C::kThreads) {
-      const int tok = k / C::kChannels, cc = k % C::kChannels;  // consecutive k: consecutive e
-      const int64_t ee = e0 + cc;
-      float dt = 0.f, uu = 0.f, sz = 0.f;
-      if (tok < len && ee < E) {
-        const int64_t i = (row0 + tok) * E + ee;
-        uu = to_float(u[i]);
-        dt = softplus(to_float(delta[i]) + dt_bias[ee]);
-        if (out) sz = silu(to_float(z[(row0 + tok) * ldz + ee]));
-      }
-      sDU[tok][cc] = make_float2(dt, dt * uu);
-      sU[tok][cc] = uu;
-      sZ[tok][cc] = sz;
-    }
-    stage_bc<T, G, C::kChunk, C::kThreads>(sBC, Bm, Cm, row0, len, N);
-    __syncthreads();
-    // Padded tokens (past len) have Δ = Δu = Bm = Cm = 0: factor 1, no input, so h is unchanged.
-    for (int s0 = 0; s0 < len; s0 += G) {
-      float p[G];  // Cm[t, n]·h[t, n] for the G tokens of the sub-chunk
-#pragma unroll
-      for (int j = 0; j < G; ++j) {
-        const float2 du2 = sDU[s0 + j][ch];
-        const float2 bc = sBC[s0 + j][lane];
-        h = fmaf(exp2f(du2.x * A2), h, du2.y * bc.x);
-        p[j] = bc.y * h;
-      }
-      const float y = group_sum_transposed<G, G>(p, lane);  // Σ_n of token s0 + lane
-      if (out) {
-        const int tok = s0 + lane;  // < kChunk: s0 is a multiple of G, which divides kChunk
-        sU[tok][ch] = fmaf(De, sU[tok][ch], y) * sZ[tok][ch];
-      }
-    }
-    if (out) {
-      __syncthreads();
-      for (int k = threadIdx.x; k < C::kChunk * C::kChannels; k += C::kThreads) {
-        const int tok = k / C::kChannels, cc = k % C::kChannels;
-        const int64_t ee = e0 + cc;
-        if (tok < len && ee < E) out[(row0 + tok) * E + ee] = from_float<T>(sU[tok][cc]);
-      }
-    }
-  }
+// Where channel c of a token row sits in the per-(token, channel) shared arrays: permuted within
+// aligned groups of 8. A staging thread writes (and the store step reads) the 4 or 8 consecutive
+// channels of its 16-byte pack, so without the permutation the 8 lanes of a shared-memory phase
+// would all hit one bank group; the scan lanes read 8 consecutive channels, which stay in one
+// 128-byte line either way.
+__device__ __forceinline__ int swz(int c) { return c ^ ((c >> 3) & 7); }
+
+// How many of the W channels [ev, ev + W) of token t exist.
+__device__ __forceinline__ int valid_count(int64_t t, int64_t S, int64_t ev, int64_t E, int W) {
+  if (t >= S || ev >= E) return 0;
+  return E - ev < W ? int(E - ev) : W;
 }
 
-// The reverse pass of the channels [blockIdx.x · kChannels, +kChannels) of batch row blockIdx.y,
-// chunk by chunk from the last. Writes du, ddelta, dz of the real channels, the block's dBm / dCm
-// partials and the parameter-gradient partials (see Workspace). ws.states must hold
-// forward_kernel's checkpoints.
-template <class T, int G>
-__global__ void __launch_bounds__(Cfg<G>::kThreads, Cfg<G>::kBackwardBlocksPerSm)
-    backward_kernel(T* __restrict__ du, T* __restrict__ ddelta, T* __restrict__ dz, int64_t lddz,
-                    Workspace ws, const T* __restrict__ dout, const T* __restrict__ u,
-                    const T* __restrict__ delta, const float* __restrict__ dt_bias,
-                    const float* __restrict__ A_log, const T* __restrict__ Bm,
-                    const T* __restrict__ Cm, const float* __restrict__ D,
-                    const T* __restrict__ z, int64_t ldz, int64_t S, int64_t E, int N,
-                    int64_t chunks) {
-  using C = Cfg<G>;
-  // Per token and channel: (Δ, u, dy, softplus'(x)) in; (du, ddelta, dz, -) out, written over a
-  // sub-chunk's inputs once the sub-chunk is done with them.
-  __shared__ float4 sIO[C::kChunk][C::kChannels];
-  __shared__ float sGz[C::kChunk][C::kChannels];  // dout·silu'(z)
-  __shared__ float2 sBC[C::kChunk][G];            // (Bm, Cm) per token and state
-  constexpr int K = C::kSub, kRep = G / K;  // kRep lanes of a group hold each token's sums
-  __shared__ float sRed[2][K][C::kWarps][G];      // per sub-chunk token: warp partials of dBm, dCm
-  const int lane = threadIdx.x % G, ch = threadIdx.x / G;
-  const int warp = threadIdx.x / 32, warp_lane = threadIdx.x % 32;
-  const int64_t b = blockIdx.y, e0 = int64_t(blockIdx.x) * C::kChannels, e = e0 + ch;
-  const int64_t B = gridDim.y;
-  const bool active = e < E, has_n = lane < N;
-  const int64_t ec = active ? e : E - 1;
-  const float A = has_n ? -expf(A_log[ec * N + lane]) : 0.f, A2 = A * kLog2e;
-  const float De = D[ec];
-  float g = 0.f;                             // dL/dh[t, lane]
-  float dA = 0.f, dt_sum = 0.f, dD_sum = 0.f;  // this lane's parameter-gradient partials
+// ---- kernels ----
 
-  for (int64_t c = chunks - 1; c >= 0; --c) {
-    const int64_t t0 = c * C::kChunk, row0 = b * S + t0;
-    const int len = int(S - t0 < C::kChunk ? S - t0 : C::kChunk);
-    __syncthreads();  // the previous chunk's shared values may still be in use
-    for (int k = threadIdx.x; k < C::kChunk * C::kChannels; k += C::kThreads) {
-      const int tok = k / C::kChannels, cc = k % C::kChannels;
-      const int64_t ee = e0 + cc;
-      float4 in = make_float4(0.f, 0.f, 0.f, 0.f);
-      float gz = 0.f;
-      if (tok < len && ee < E) {
-        const int64_t i = (row0 + tok) * E + ee;
-        const float x = to_float(delta[i]) + dt_bias[ee];
-        const float zt = to_float(z[(row0 + tok) * ldz + ee]);
-        const float go = to_float(dout[i]);
-        in = make_float4(softplus(x), to_float(u[i]), go * silu(zt), softplus_grad(x));
-        gz = go * silu_grad(zt);
-      }
-      sIO[tok][cc] = in;
-      sGz[tok][cc] = gz;
-    }
-    stage_bc<T, G, C::kChunk, C::kThreads>(sBC, Bm, Cm, row0, len, N);
-    __syncthreads();
-
-    // The states entering each K-token sub-chunk, recomputed from the chunk's checkpoint.
-    float hs[C::kSubs];
-    hs[0] = active && has_n ? ws.states[((b * chunks + c) * E + e) * N + lane] : 0.f;
-#pragma unroll
-    for (int s = 0; s + 1 < C::kSubs; ++s) {
-      float h = hs[s];
-#pragma unroll
-      for (int j = 0; j < K; ++j) {
-        const float4 in = sIO[s * K + j][ch];
-        const float Bn = sBC[s * K + j][lane].x;
-        h = fmaf(exp2f(in.x * A2), h, in.x * in.y * Bn);
-      }
-      hs[s + 1] = h;
-    }
-
-    float dA_c = 0.f, dt_c = 0.f, dD_c = 0.f;  // per-chunk partials
-#pragma unroll
-    for (int s = C::kSubs - 1; s >= 0; --s) {
-      const int s0 = s * K;
-      if (s0 >= len) continue;  // the same for the whole block
-      // Recompute the sub-chunk: hh[j] = h[s0 + j − 1], a[j] = exp(Δ A) of token s0 + j.
-      float a[K], hh[K + 1], v[K];
-      hh[0] = hs[s];
-#pragma unroll
-      for (int j = 0; j < K; ++j) {
-        const float4 in = sIO[s0 + j][ch];
-        const float2 bc = sBC[s0 + j][lane];
-        a[j] = exp2f(in.x * A2);
-        hh[j + 1] = fmaf(a[j], hh[j], in.x * in.y * bc.x);
-        v[j] = bc.y * hh[j + 1];
-      }
-      // Group lane l ends up with the sums of token s0 + l / kRep.
-      const float y = group_sum_transposed<G, K>(v, lane);  // Σ_n Cm·h
-
-      // The reverse recurrence; pd[j] and v[j] collect the per-n terms of ddelta and du.
-      float pd[K];
-#pragma unroll
-      for (int j = K - 1; j >= 0; --j) {
-        const float4 in = sIO[s0 + j][ch];
-        const float2 bc = sBC[s0 + j][lane];
-        const float dt = in.x, ui = in.y, dy = in.z;
-        g = fmaf(dy, bc.y, g);
-        const float ah = a[j] * hh[j];
-        pd[j] = g * (A * ah + bc.x * ui);
-        dA_c = fmaf(g * dt, ah, dA_c);
-        v[j] = g * dt * bc.x;
-        float pB = g * dt * ui, pC = dy * hh[j + 1];
-        g *= a[j];
-        // dBm / dCm: the warp's channels first (one shuffle when two groups share a warp).
-        if constexpr (G == 16) {
-          pB += __shfl_xor_sync(0xffffffffu, pB, 16);
-          pC += __shfl_xor_sync(0xffffffffu, pC, 16);
-          sRed[warp_lane < 16 ? 0 : 1][j][warp][lane] = warp_lane < 16 ? pB : pC;
-        } else {
-          sRed[0][j][warp][lane] = pB;
-          sRed[1][j][warp][lane] = pC;
-        }
-      }
-      const float ddt = group_sum_transposed<G, K>(pd, lane);
-      const float dus = group_sum_transposed<G, K>(v, lane);
-      __syncwarp();  // every lane of the warp is done reading the sub-chunk's inputs
-      if (lane % kRep == 0) {  // one of the kRep lanes that hold token s0 + lane / kRep
-        const int tok = s0 + lane / kRep;
-        const float4 in = sIO[tok][ch];
-        const float ddx = ddt * in.w;
-        dt_c += ddx;
-        dD_c = fmaf(in.z, in.y, dD_c);
-        sIO[tok][ch] =
-            make_float4(fmaf(in.z, De, dus), ddx, sGz[tok][ch] * fmaf(De, in.y, y), 0.f);
-      }
-      __syncthreads();  // sRed complete
-      // The block's dBm / dCm of the sub-chunk's tokens: the warps added in order.
-      for (int k = threadIdx.x; k < 2 * K * G; k += C::kThreads) {
-        const int which = k / (K * G), j = (k / G) % K, n = k % G;
-        if (n < N && s0 + j < len) {
-          float sum = 0.f;
-#pragma unroll
-          for (int w = 0; w < C::kWarps; ++w) sum += sRed[which][j][w][n];
-          float* dst = which == 0 ? ws.pB : ws.pC;
-          dst[((int64_t(blockIdx.x) * B + b) * S + t0 + s0 + j) * N + n] = sum;
-        }
-      }
-      __syncthreads();  // sRed is reused by the next sub-chunk
-    }
-    dA += dA_c;
-    dt_sum += dt_c;
-    dD_sum += dD_c;
-
-    // The chunk's du, ddelta, dz (the last __syncthreads above made sIO complete).
-    for (int k = threadIdx.x; k < C::kChunk * C::kChannels; k += C::kThreads) {
-      const int tok = k / C::kChannels, cc = k % C::kChannels;
-      const int64_t ee = e0 + cc;
-      if (tok < len && ee < E) {
-        const float4 o = sIO[tok][cc];
-        const int64_t i = (row0 + tok) * E + ee;
-        du[i] = from_float<T>(o.x);
-        ddelta[i] = from_float<T>(o.y);
-        dz[(row0 + tok) * lddz + ee] = from_float<T>(o.z);
-      }
-    }
-  }
-
-  // dt_sum and dD_sum hold the tokens of this lane's position in each sub-chunk (zero on lanes
-  // that are not the first of their kRep): add the group.
-  dt_sum = group_sum<G>(dt_sum);
-  dD_sum = group_sum<G>(dD_sum);
-  if (active) {
-    if (has_n) ws.pdA[(b * E + e) * N + lane] = dA;
-    if (lane == 0) {
-      ws.pdt[b * E + e] = dt_sum;
-      ws.pdD[b * E + e] = dD_sum;
-    }
-  }
-}
-
-// dBm / dCm [B, S, N] (=): the blocks' partials pB / pC [blocks, B, S, N] added in block order.
 template <class T>
-__global__ void reduce_bc_kernel(T* __restrict__ dBm, T* __restrict__ dCm,
-                                 const float* __restrict__ pB, const float* __restrict__ pC,
-                                 int64_t blocks, int64_t total) {
-  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;  // (b, t, n)
-  if (j >= total) return;
-  float sB = 0.f, sC = 0.f;
-  for (int64_t k = 0; k < blocks; ++k) {
-    sB += pB[k * total + j];
-    sC += pC[k * total + j];
+struct ForwardArgs {
+  T* out;       // [B, S, E] or null (checkpoints only)
+  float* hT;    // [B, E, N] or null
+  float* ckpt;  // [B, chunks, E, NP] or null
+  const T *u, *delta, *z;  // [B, S, E]; z at stride ldz
+  int64_t ldz;
+  const T *Bm, *Cm;                      // [B, S, N]
+  const float *dt_bias, *A_log, *D, *h0;  // [E], [E, N], [E], [B, E, N] or null
+  const uint8_t* doc_start;               // [B, S] or null
+  int64_t S, E, chunks;
+  int N;
+  bool vec;       // 16-byte packs for u, delta, z, out
+  bool ckpt_vec;  // float4 checkpoint stores
+};
+
+// The forward of channels [blockIdx.x·CB, +CB) of batch row blockIdx.y: out (unless null), the
+// state entering every sub-chunk (unless ckpt is null), the final state (unless hT is null).
+template <class T, int R>
+__global__ void __launch_bounds__(Cfg<R>::kThreads, 1) forward_kernel(const ForwardArgs<T> p) {
+  using C = Cfg<R>;
+  constexpr int K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL, kThreads = C::kThreads;
+  constexpr int VW = 16 / int(sizeof(T)), kVecs = CB / VW;  // 16-byte packs per token row
+  constexpr int kSlots = K * kVecs, kSlotsPerThread = (kSlots + kThreads - 1) / kThreads;
+  constexpr int kBC = K * NP, kBCPerThread = (kBC + kThreads - 1) / kThreads;
+  static_assert(kThreads % kVecs == 0, "a thread's packs share their channels");
+
+  unsigned char* smem = dynamic_smem();
+  float2* sScan = reinterpret_cast<float2*>(smem);  // [2][K][CB]: (Δ or +inf at a reset, Δ·u)
+  float2* sEpi = sScan + 2 * K * CB;                // [2][K][CB]: (u, silu(z))
+  float* sOut = reinterpret_cast<float*>(sEpi + 2 * K * CB);  // [2][K][CB]: out
+  float* sB = sOut + 2 * K * CB;                    // [2][K][NP]
+  float* sC = sB + 2 * K * NP;                      // [2][K][NP]
+  float* sDt = sC + 2 * K * NP;                     // [CB]: dt_bias
+  T* sRaw = reinterpret_cast<T*>(sDt + CB);         // [2][3][K][CB]: u, delta, z as loaded
+
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int r = lane % R, slot = lane / R, ch = warp * L + slot;  // states 4r.., channel
+  const int64_t S = p.S, E = p.E, b = blockIdx.y, e0 = int64_t(blockIdx.x) * CB, e = e0 + ch;
+  const int N = p.N;
+  const bool active = e < E, with_out = p.out != nullptr;
+  const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
+
+  float A2[kStates], h[kStates];  // A·log2 e (kept below −1e-30 so +inf·A2 = −inf), the state
+#pragma unroll
+  for (int i = 0; i < kStates; ++i) {
+    const int n = kStates * r + i;
+    const bool ok = active && n < N;
+    A2[i] = ok ? fminf(-expf(p.A_log[e * N + n]) * kLog2e, -1e-30f) : -1.f;
+    h[i] = ok && p.h0 ? p.h0[(b * E + e) * N + n] : 0.f;
   }
-  dBm[j] = from_float<T>(sB);
-  dCm[j] = from_float<T>(sC);
+  const float De = active ? p.D[e] : 0.f;
+  for (int k = tid; k < CB; k += kThreads) sDt[k] = e0 + k < E ? p.dt_bias[e0 + k] : 0.f;
+
+  // Staging: this thread's packs are (token v / kVecs, channels ev..ev + VW) for its slots v.
+  const int cv = tid % kVecs;
+  const int64_t ev = e0 + int64_t(cv) * VW;
+  uint8_t rf[kSlotsPerThread];                 // doc_start of the slots' tokens
+  T rb[kBCPerThread], rc[kBCPerThread];        // B, C elements (t, n) = (k / NP, k % NP)
+
+  // The loads of sub-chunk c: u, delta, z packs into sRaw[c & 1] (aligned case; otherwise stage
+  // reads them itself), B, C and the reset flags into registers.
+  const auto prefetch = [&](int64_t c) {
+    const int64_t t0 = c * K;
+    const int rbuf = int(c & 1);
+#pragma unroll
+    for (int m = 0; m < kSlotsPerThread; ++m) {
+      const int v = tid + m * kThreads;
+      if (kSlots % kThreads != 0 && v >= kSlots) break;
+      const int j = v / kVecs;
+      const int64_t t = t0 + j, row = b * S + t;
+      rf[m] = p.doc_start && t < S ? p.doc_start[row] : uint8_t(0);
+      if (p.vec) {
+        const bool ok = valid_count(t, S, ev, E, VW) == VW;
+        T* dst = sRaw + (rbuf * 3 * K + j) * CB + cv * VW;  // tensor 0 of buffer rbuf
+        copy16_async(dst, ok ? p.u + row * E + ev : p.u, ok);
+        copy16_async(dst + K * CB, ok ? p.delta + row * E + ev : p.delta, ok);
+        if (with_out) copy16_async(dst + 2 * K * CB, ok ? p.z + row * p.ldz + ev : p.z, ok);
+      }
+    }
+    copy_commit();
+#pragma unroll
+    for (int m = 0; m < kBCPerThread; ++m) {
+      const int k = tid + m * kThreads;
+      if (kBC % kThreads != 0 && k >= kBC) break;
+      const int64_t t = t0 + k / NP;
+      const int n = k % NP;
+      const bool ok = t < S && n < N;
+      rb[m] = ok ? p.Bm[(b * S + t) * N + n] : from_float<T>(0.f);
+      rc[m] = ok ? p.Cm[(b * S + t) * N + n] : from_float<T>(0.f);
+    }
+  };
+
+  // The loaded values, converted once per (t, e), into buffer buf.
+  const auto stage = [&](int64_t c, int buf) {
+    const int64_t t0 = c * K;
+    copy_wait();
+#pragma unroll
+    for (int m = 0; m < kSlotsPerThread; ++m) {
+      const int v = tid + m * kThreads;
+      if (kSlots % kThreads != 0 && v >= kSlots) break;
+      const int j = v / kVecs;
+      const int64_t t = t0 + j, row = b * S + t;
+      const int valid = valid_count(t, S, ev, E, VW);
+      const T* raw = sRaw + (buf * 3 * K + j) * CB + cv * VW;
+      const Pack<T, VW> pu = p.vec ? *reinterpret_cast<const Pack<T, VW>*>(raw)
+                                   : load_pack<T, VW>(p.u, row * E + ev, valid, false);
+      const Pack<T, VW> pd = p.vec ? *reinterpret_cast<const Pack<T, VW>*>(raw + K * CB)
+                                   : load_pack<T, VW>(p.delta, row * E + ev, valid, false);
+      float dtb[VW];  // dt_bias of the pack's channels, as float4 loads
+#pragma unroll
+      for (int w = 0; w < VW; w += 4) {
+        const float4 d4 = *reinterpret_cast<const float4*>(sDt + cv * VW + w);
+        dtb[w] = d4.x, dtb[w + 1] = d4.y, dtb[w + 2] = d4.z, dtb[w + 3] = d4.w;
+      }
+      float2* scan = sScan + (buf * K + j) * CB;
+#pragma unroll
+      for (int w = 0; w < VW; ++w) {
+        const float x = to_float(pd.v[w]) + dtb[w];
+        const float dt = softplus_of(x, expf(x));
+        // Padding (past S or E) scans Δ = Δu = 0: factor 1, no input.
+        scan[swz(cv * VW + w)] = w < valid ? make_float2(rf[m] ? INFINITY : dt, dt * to_float(pu.v[w]))
+                            : make_float2(0.f, 0.f);
+      }
+      if (with_out) {
+        const Pack<T, VW> pz = p.vec ? *reinterpret_cast<const Pack<T, VW>*>(raw + 2 * K * CB)
+                                     : load_pack<T, VW>(p.z, row * p.ldz + ev, valid, false);
+        float2* epi = sEpi + (buf * K + j) * CB;
+#pragma unroll
+        for (int w = 0; w < VW; ++w) {
+          const float zz = to_float(pz.v[w]);
+          epi[swz(cv * VW + w)] = make_float2(to_float(pu.v[w]), zz * rcp(1.f + expf(-zz)));
+        }
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < kBCPerThread; ++m) {
+      const int k = tid + m * kThreads;
+      if (kBC % kThreads != 0 && k >= kBC) break;
+      sB[buf * K * NP + k] = to_float(rb[m]);
+      sC[buf * K * NP + k] = to_float(rc[m]);
+    }
+  };
+
+  // out of sub-chunk c from buffer buf, in packs.
+  const auto store_out = [&](int64_t c, int buf) {
+    const int64_t t0 = c * K;
+#pragma unroll
+    for (int m = 0; m < kSlotsPerThread; ++m) {
+      const int v = tid + m * kThreads;
+      if (kSlots % kThreads != 0 && v >= kSlots) break;
+      const int j = v / kVecs;
+      const int64_t t = t0 + j;
+      const int valid = valid_count(t, S, ev, E, VW);
+      if (valid == 0) continue;
+      Pack<T, VW> o;
+#pragma unroll
+      for (int w = 0; w < VW; ++w) o.v[w] = from_float<T>(sOut[(buf * K + j) * CB + swz(cv * VW + w)]);
+      store_pack<T, VW>(p.out, (b * S + t) * E + ev, o, valid, p.vec);
+    }
+  };
+
+  const int64_t chunks = p.chunks;
+  __syncthreads();  // sDt
+  if (chunks > 0) prefetch(0);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int buf = int(c & 1);
+    stage(c, buf);
+    if (c + 1 < chunks) prefetch(c + 1);
+    if (p.ckpt && active) {  // the state entering sub-chunk c
+      float* dst = p.ckpt + ((b * chunks + c) * E + e) * NP + kStates * r;
+      if (p.ckpt_vec) {
+        *reinterpret_cast<float4*>(dst) = make_float4(h[0], h[1], h[2], h[3]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < kStates; ++i) dst[i] = h[i];
+      }
+    }
+    __syncthreads();  // buffer buf staged; out of sub-chunk c − 1 complete
+    if (with_out && c > 0) store_out(c - 1, buf ^ 1);
+
+    float ybuf[R];  // Σ over this lane's states of C·h, for R tokens
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      const float2 dd = sScan[(buf * K + j) * CB + chs];
+      const float4 B4 = reinterpret_cast<const float4*>(sB + (buf * K + j) * NP)[r];
+      const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w};
+#pragma unroll
+      for (int i = 0; i < kStates; ++i) h[i] = fmaf(ex2(dd.x * A2[i]), h[i], dd.y * Bs[i]);
+      if (with_out) {
+        const float4 C4 = reinterpret_cast<const float4*>(sC + (buf * K + j) * NP)[r];
+        float y = C4.x * h[0];
+        y = fmaf(C4.y, h[1], y);
+        y = fmaf(C4.z, h[2], y);
+        y = fmaf(C4.w, h[3], y);
+        ybuf[j % R] = y;
+        if (j % R == R - 1) {  // lane r ends with y of token j − (R − 1) + r
+          transposed_sum<R, R, 1>(ybuf, lane);
+          const int jj = j - (R - 1) + r;
+          const float2 ue = sEpi[(buf * K + jj) * CB + chs];
+          sOut[(buf * K + jj) * CB + chs] = fmaf(De, ue.x, ybuf[0]) * ue.y;
+        }
+      }
+    }
+  }
+  if (with_out && chunks > 0) {
+    __syncthreads();
+    store_out(chunks - 1, int((chunks - 1) & 1));
+  }
+  if (p.hT && active) {
+#pragma unroll
+    for (int i = 0; i < kStates; ++i) {
+      const int n = kStates * r + i;
+      if (n < N) p.hT[(b * E + e) * N + n] = h[i];
+    }
+  }
 }
 
-// ddt_bias [E], dA_log [E, N], dD [E] (+=): the (b, e) partials added in batch order. One
-// thread per (e, n) of dA_log, and per e of the others (so max(E·N, E) threads).
-__global__ void reduce_params_kernel(float* __restrict__ ddt_bias, float* __restrict__ dA_log,
-                                     float* __restrict__ dD, const float* __restrict__ pdA,
-                                     const float* __restrict__ pdt,
-                                     const float* __restrict__ pdD,
-                                     const float* __restrict__ A_log, int64_t B, int64_t E,
-                                     int N) {
-  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j < E * N) {
-    float s = 0.f;
-    for (int64_t b = 0; b < B; ++b) s += pdA[b * E * N + j];
-    dA_log[j] += s * -expf(A_log[j]);  // A = −exp(A_log), so dA/dA_log = A
+template <class T>
+struct BackwardArgs {
+  T *du, *ddelta, *dz;  // [B, S, E]; dz at stride lddz
+  int64_t lddz;
+  float* part;           // [blocks, B, S, 2, NP]: the blocks' sums of dBm, dCm
+  float *pdA, *pdt, *pdD;  // [B, E, N], [B, E], [B, E]: per (b, e) parameter-gradient sums
+  float* dh0;              // [B, E, N] or null
+  const T* dout;           // [B, S, E]
+  const float* dhT;        // [B, E, N] or null
+  const float* ckpt;       // [B, chunks, E, NP]
+  const T *u, *delta, *z;  // [B, S, E]; z at stride ldz
+  int64_t ldz;
+  const T *Bm, *Cm;
+  const float *dt_bias, *A_log, *D;
+  const uint8_t* doc_start;
+  int64_t S, E, chunks;
+  int N;
+  bool vec;       // 16-byte packs for u, delta, z, dout, du, ddelta, dz
+  bool ckpt_vec;  // float4 checkpoint loads
+};
+
+// The backward of channels [blockIdx.x·CB, +CB) of batch row blockIdx.y, sub-chunk by sub-chunk
+// from the last, each from its checkpoint: du, ddelta, dz, the block's dBm/dCm sums, the (b, e)
+// parameter-gradient sums and dh0.
+template <class T, int R>
+__global__ void __launch_bounds__(Cfg<R>::kThreads, 1) backward_kernel(const BackwardArgs<T> p) {
+  using C = Cfg<R>;
+  constexpr int K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL, TB = C::kTB;
+  constexpr int W = C::kWarps, kThreads = C::kThreads;
+  constexpr int VW = 16 / int(sizeof(T)), kVecs = CB / VW;
+  constexpr int kSlots = K * kVecs, kSlotsPerThread = (kSlots + kThreads - 1) / kThreads;
+  constexpr int kBC = K * NP, kBCPerThread = (kBC + kThreads - 1) / kThreads;
+  static_assert(kThreads % kVecs == 0, "a thread's packs share their channels");
+
+  unsigned char* smem = dynamic_smem();
+  float4* sScan = reinterpret_cast<float4*>(smem);  // [2][K][CB]: (Δ or +inf at a reset, Δu, dy, Δ)
+  float4* sEpi = sScan + 2 * K * CB;  // [2][K][CB]: (u, softplus'(x), dout·silu'(z), -)
+  float4* sOut = sEpi + 2 * K * CB;   // [2][K][CB]: (du, ddelta, dz, -)
+  float* sB = reinterpret_cast<float*>(sOut + 2 * K * CB);  // [2][K][NP]
+  float* sC = sB + 2 * K * NP;                              // [2][K][NP]
+  float* sRed = sC + 2 * K * NP;       // [2][W][K][2][NP]: each warp's dBm, dCm sums
+  float* sCk = sRed + 2 * W * K * 2 * NP;  // [2][CB][NP]: checkpoints as loaded
+  float* sDt = sCk + 2 * CB * NP;          // [CB]: dt_bias
+  T* sRaw = reinterpret_cast<T*>(sDt + CB);  // [2][4][K][CB]: u, delta, z, dout as loaded
+
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int r = lane % R, slot = lane / R, ch = warp * L + slot;
+  const int64_t S = p.S, E = p.E, b = blockIdx.y, e0 = int64_t(blockIdx.x) * CB, e = e0 + ch;
+  const int64_t B = gridDim.y;
+  const int N = p.N;
+  const bool active = e < E;
+  const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
+
+  float A2[kStates], g[kStates], dA[kStates];  // A·log2 e; dL/dh; Σ_t Δ·g·a·h
+#pragma unroll
+  for (int i = 0; i < kStates; ++i) {
+    const int n = kStates * r + i;
+    const bool ok = active && n < N;
+    A2[i] = ok ? fminf(-expf(p.A_log[e * N + n]) * kLog2e, -1e-30f) : -1.f;
+    g[i] = ok && p.dhT ? p.dhT[(b * E + e) * N + n] : 0.f;
+    dA[i] = 0.f;
   }
-  if (j < E) {
+  const float De = active ? p.D[e] : 0.f;
+  float ddt_sum = 0.f, dD_sum = 0.f;  // over the tokens whose epilogue this lane does
+  for (int k = tid; k < CB; k += kThreads) sDt[k] = e0 + k < E ? p.dt_bias[e0 + k] : 0.f;
+
+  const int cv = tid % kVecs;
+  const int64_t ev = e0 + int64_t(cv) * VW;
+  uint8_t rf[kSlotsPerThread];
+  T rb[kBCPerThread], rc[kBCPerThread];
+  const float* ck_lane = p.ckpt + (b * p.chunks * E + e) * NP + kStates * r;  // + c·E·NP
+
+  // The loads of sub-chunk c (see the forward), and this lane's checkpoint into sCk[c & 1].
+  const auto prefetch = [&](int64_t c) {
+    const int64_t t0 = c * K;
+    const int rbuf = int(c & 1);
+#pragma unroll
+    for (int m = 0; m < kSlotsPerThread; ++m) {
+      const int v = tid + m * kThreads;
+      if (kSlots % kThreads != 0 && v >= kSlots) break;
+      const int j = v / kVecs;
+      const int64_t t = t0 + j, row = b * S + t;
+      rf[m] = p.doc_start && t < S ? p.doc_start[row] : uint8_t(0);
+      if (p.vec) {
+        const bool ok = valid_count(t, S, ev, E, VW) == VW;
+        T* dst = sRaw + (rbuf * 4 * K + j) * CB + cv * VW;
+        copy16_async(dst, ok ? p.u + row * E + ev : p.u, ok);
+        copy16_async(dst + K * CB, ok ? p.delta + row * E + ev : p.delta, ok);
+        copy16_async(dst + 2 * K * CB, ok ? p.z + row * p.ldz + ev : p.z, ok);
+        copy16_async(dst + 3 * K * CB, ok ? p.dout + row * E + ev : p.dout, ok);
+      }
+    }
+    if (p.ckpt_vec)
+      copy16_async(sCk + (rbuf * CB + ch) * NP + kStates * r, active ? ck_lane + c * E * NP : p.ckpt,
+                   active);
+    copy_commit();
+#pragma unroll
+    for (int m = 0; m < kBCPerThread; ++m) {
+      const int k = tid + m * kThreads;
+      if (kBC % kThreads != 0 && k >= kBC) break;
+      const int64_t t = t0 + k / NP;
+      const int n = k % NP;
+      const bool ok = t < S && n < N;
+      rb[m] = ok ? p.Bm[(b * S + t) * N + n] : from_float<T>(0.f);
+      rc[m] = ok ? p.Cm[(b * S + t) * N + n] : from_float<T>(0.f);
+    }
+  };
+
+  const auto stage = [&](int64_t c, int buf) {
+    const int64_t t0 = c * K;
+    copy_wait();
+#pragma unroll
+    for (int m = 0; m < kSlotsPerThread; ++m) {
+      const int v = tid + m * kThreads;
+      if (kSlots % kThreads != 0 && v >= kSlots) break;
+      const int j = v / kVecs;
+      const int64_t t = t0 + j, row = b * S + t;
+      const int valid = valid_count(t, S, ev, E, VW);
+      const T* raw = sRaw + (buf * 4 * K + j) * CB + cv * VW;
+      const auto packed = [&](int tensor, const T* src, int64_t i) {
+        return p.vec ? *reinterpret_cast<const Pack<T, VW>*>(raw + tensor * K * CB)
+                     : load_pack<T, VW>(src, i, valid, false);
+      };
+      const Pack<T, VW> pu = packed(0, p.u, row * E + ev), pd = packed(1, p.delta, row * E + ev);
+      const Pack<T, VW> pz = packed(2, p.z, row * p.ldz + ev), pg = packed(3, p.dout, row * E + ev);
+      float dtb[VW];  // dt_bias of the pack's channels, as float4 loads
+#pragma unroll
+      for (int w = 0; w < VW; w += 4) {
+        const float4 d4 = *reinterpret_cast<const float4*>(sDt + cv * VW + w);
+        dtb[w] = d4.x, dtb[w + 1] = d4.y, dtb[w + 2] = d4.z, dtb[w + 3] = d4.w;
+      }
+      float4* scan = sScan + (buf * K + j) * CB;
+      float4* epi = sEpi + (buf * K + j) * CB;
+#pragma unroll
+      for (int w = 0; w < VW; ++w) {
+        const float x = to_float(pd.v[w]) + dtb[w];
+        const float ex = expf(x);
+        const float dt = softplus_of(x, ex);
+        const float spg = x > 20.f ? 1.f : ex * rcp(1.f + ex);  // softplus'(x) = σ(x)
+        const float uu = to_float(pu.v[w]), zz = to_float(pz.v[w]), go = to_float(pg.v[w]);
+        const float sg = rcp(1.f + expf(-zz));             // σ(z)
+        const float sgrad = sg * fmaf(zz, 1.f - sg, 1.f);  // silu'(z)
+        const int at = swz(cv * VW + w);
+        if (w < valid) {
+          scan[at] = make_float4(rf[m] ? INFINITY : dt, dt * uu, go * (zz * sg), dt);
+          epi[at] = make_float4(uu, spg, go * sgrad, 0.f);
+        } else {  // padding: no input, no gradient
+          scan[at] = make_float4(0.f, 0.f, 0.f, 0.f);
+          epi[at] = make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < kBCPerThread; ++m) {
+      const int k = tid + m * kThreads;
+      if (kBC % kThreads != 0 && k >= kBC) break;
+      sB[buf * K * NP + k] = to_float(rb[m]);
+      sC[buf * K * NP + k] = to_float(rc[m]);
+    }
+  };
+
+  // du, ddelta, dz of sub-chunk c, and the block's dBm/dCm sums of its tokens (warps added in
+  // order), from buffer buf.
+  const auto store = [&](int64_t c, int buf) {
+    const int64_t t0 = c * K;
+#pragma unroll
+    for (int m = 0; m < kSlotsPerThread; ++m) {
+      const int v = tid + m * kThreads;
+      if (kSlots % kThreads != 0 && v >= kSlots) break;
+      const int j = v / kVecs;
+      const int64_t t = t0 + j, row = b * S + t;
+      const int valid = valid_count(t, S, ev, E, VW);
+      if (valid == 0) continue;
+      Pack<T, VW> odu, odd, odz;
+#pragma unroll
+      for (int w = 0; w < VW; ++w) {
+        const float4 o = sOut[(buf * K + j) * CB + swz(cv * VW + w)];
+        odu.v[w] = from_float<T>(o.x);
+        odd.v[w] = from_float<T>(o.y);
+        odz.v[w] = from_float<T>(o.z);
+      }
+      store_pack<T, VW>(p.du, row * E + ev, odu, valid, p.vec);
+      store_pack<T, VW>(p.ddelta, row * E + ev, odd, valid, p.vec);
+      store_pack<T, VW>(p.dz, row * p.lddz + ev, odz, valid, p.vec);
+    }
+    for (int k = tid; k < K * 2 * NP; k += kThreads) {
+      const int j = k / (2 * NP), q = k % (2 * NP);
+      const int64_t t = t0 + j;
+      if (t < S && q % NP < N) {
+        float sum = 0.f;
+#pragma unroll
+        for (int w = 0; w < W; ++w) sum += sRed[((buf * W + w) * K + j) * 2 * NP + q];
+        p.part[((int64_t(blockIdx.x) * B + b) * S + t) * 2 * NP + q] = sum;
+      }
+    }
+  };
+
+  const int64_t chunks = p.chunks;
+  __syncthreads();  // sDt
+  if (chunks > 0) prefetch(chunks - 1);
+  for (int64_t it = 0; it < chunks; ++it) {
+    const int64_t c = chunks - 1 - it;
+    const int buf = int(c & 1);  // every double buffer alternates with c
+    stage(c, buf);
+    float h[kStates];  // the state entering sub-chunk c
+    if (p.ckpt_vec) {
+      const float4 v = reinterpret_cast<const float4*>(sCk + (buf * CB + ch) * NP)[r];
+      h[0] = v.x, h[1] = v.y, h[2] = v.z, h[3] = v.w;
+    } else {
+#pragma unroll
+      for (int i = 0; i < kStates; ++i) h[i] = active ? ck_lane[c * E * NP + i] : 0.f;
+    }
+    if (c > 0) prefetch(c - 1);
+    __syncthreads();  // buffer buf staged; outputs and sums of sub-chunk c + 1 complete
+    if (it > 0) store(c + 1, buf ^ 1);
+
+    // The sub-chunk's forward from its checkpoint: a[j] = exp(Δ_j·A), hp[j] = h_{j−1}.
+    float a[K][kStates], hp[K][kStates];
+    float ybuf[R], ebuf[kStates * TB], sbuf[2 * R];
+    float* red = sRed + (buf * W + warp) * K * 2 * NP;  // [K][2][NP] of this warp
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      const float4 sc = sScan[(buf * K + j) * CB + chs];  // Δe, Δu, dy, Δ
+      const float4 B4 = reinterpret_cast<const float4*>(sB + (buf * K + j) * NP)[r];
+      const float4 C4 = reinterpret_cast<const float4*>(sC + (buf * K + j) * NP)[r];
+      const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w};
+#pragma unroll
+      for (int i = 0; i < kStates; ++i) {
+        a[j][i] = ex2(sc.x * A2[i]);
+        hp[j][i] = h[i];
+        h[i] = fmaf(a[j][i], h[i], sc.y * Bs[i]);
+        ebuf[(j % TB) * kStates + i] = sc.z * h[i];  // dCm term dy·h
+      }
+      float y = C4.x * h[0];
+      y = fmaf(C4.y, h[1], y);
+      y = fmaf(C4.z, h[2], y);
+      y = fmaf(C4.w, h[3], y);
+      ybuf[j % R] = y;
+      if (j % TB == TB - 1) {  // slot q ends with the warp's sum for token j0 + q/4, state q%4
+        transposed_sum<kStates * TB, L, R>(ebuf, lane);
+        red[(j - (TB - 1) + slot / kStates) * 2 * NP + NP + kStates * r + slot % kStates] = ebuf[0];
+      }
+      if (j % R == R - 1) {  // lane r: token jj's y, so its dz and dD term
+        transposed_sum<R, R, 1>(ybuf, lane);
+        const int jj = j - (R - 1) + r;
+        const float4 s = sScan[(buf * K + jj) * CB + chs];
+        const float4 ep = sEpi[(buf * K + jj) * CB + chs];
+        sOut[(buf * K + jj) * CB + chs].z = ep.z * fmaf(De, ep.x, ybuf[0]);
+        dD_sum = fmaf(s.z, ep.x, dD_sum);
+      }
+    }
+
+    // The reverse recurrence over the sub-chunk.
+#pragma unroll
+    for (int j = K - 1; j >= 0; --j) {
+      const float4 sc = sScan[(buf * K + j) * CB + chs];
+      const float4 B4 = reinterpret_cast<const float4*>(sB + (buf * K + j) * NP)[r];
+      const float4 C4 = reinterpret_cast<const float4*>(sC + (buf * K + j) * NP)[r];
+      const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w}, Cs[kStates] = {C4.x, C4.y, C4.z, C4.w};
+      float s1 = 0.f, s2 = 0.f;  // Σ g·B, Σ A·log2e·g·a·h over this lane's states
+#pragma unroll
+      for (int i = 0; i < kStates; ++i) {
+        g[i] = fmaf(sc.z, Cs[i], g[i]);      // dL/dh_j
+        s1 = fmaf(g[i], Bs[i], s1);
+        ebuf[(j % TB) * kStates + i] = g[i] * sc.y;  // dBm term g·Δ·u
+        g[i] *= a[j][i];                     // dL/dh_{j−1}
+        const float gah = g[i] * hp[j][i];   // g·a·h_{j−1}
+        s2 = fmaf(A2[i], gah, s2);
+        dA[i] = fmaf(sc.w, gah, dA[i]);
+      }
+      sbuf[2 * (j % R)] = s1;
+      sbuf[2 * (j % R) + 1] = s2;
+      if (j % TB == 0) {
+        transposed_sum<kStates * TB, L, R>(ebuf, lane);
+        red[(j + slot / kStates) * 2 * NP + kStates * r + slot % kStates] = ebuf[0];
+      }
+      if (j % R == 0) {  // lane r: token j + r's sums, so its du, ddelta
+        transposed_sum<2 * R, R, 1>(sbuf, lane);
+        const int jj = j + r;
+        const float4 s = sScan[(buf * K + jj) * CB + chs];
+        const float4 ep = sEpi[(buf * K + jj) * CB + chs];
+        const float ddl = fmaf(ep.x, sbuf[0], sbuf[1] * kLn2) * ep.y;  // (u·Σg·B + Σ A·g·a·h)·σ
+        float4& o = sOut[(buf * K + jj) * CB + chs];
+        o.x = fmaf(s.w, sbuf[0], s.z * De);  // Δ·Σ g·B + dy·D
+        o.y = ddl;
+        ddt_sum += ddl;
+      }
+    }
+  }
+  if (chunks > 0) {
+    __syncthreads();
+    store(0, 0);
+  }
+
+  // What is left in g flowed into h0; the lanes of a channel add their token sums in a fixed order.
+#pragma unroll
+  for (int off = R / 2; off >= 1; off /= 2) {
+    ddt_sum += __shfl_xor_sync(0xffffffffu, ddt_sum, off);
+    dD_sum += __shfl_xor_sync(0xffffffffu, dD_sum, off);
+  }
+  if (active) {
+#pragma unroll
+    for (int i = 0; i < kStates; ++i) {
+      const int n = kStates * r + i;
+      if (n < N) {
+        if (p.dh0) p.dh0[(b * E + e) * N + n] = g[i];
+        p.pdA[(b * E + e) * N + n] = dA[i];
+      }
+    }
+    if (r == 0) {
+      p.pdt[b * E + e] = ddt_sum;
+      p.pdD[b * E + e] = dD_sum;
+    }
+  }
+}
+
+// The fixed-order sums: dBm / dCm [B, S, N] (=) from the blocks' sums part [blocks, B, S, 2, NP]
+// in block order (threads [0, B·S·N)); ddt_bias [E], dA_log [E, N], dD [E] (+=) from the (b, e)
+// sums in batch order (the next max(E·N, E) threads).
+template <class T>
+__global__ void finish_kernel(T* __restrict__ dBm, T* __restrict__ dCm,
+                              const float* __restrict__ part, int64_t blocks, int64_t B,
+                              int64_t S, int N, int NP, float* __restrict__ ddt_bias,
+                              float* __restrict__ dA_log, float* __restrict__ dD,
+                              const float* __restrict__ pdA, const float* __restrict__ pdt,
+                              const float* __restrict__ pdD, const float* __restrict__ A_log,
+                              int64_t E) {
+  int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t bsn = B * S * N;
+  if (i < bsn) {
+    const int64_t bt = i / N;
+    const int n = int(i % N);
+    float sB = 0.f, sC = 0.f;
+    for (int64_t k = 0; k < blocks; ++k) {
+      const float* row = part + (k * B * S + bt) * 2 * NP;
+      sB += row[n];
+      sC += row[NP + n];
+    }
+    dBm[i] = from_float<T>(sB);
+    dCm[i] = from_float<T>(sC);
+    return;
+  }
+  i -= bsn;
+  if (i < E * N) {
+    float s = 0.f;
+    for (int64_t b = 0; b < B; ++b) s += pdA[b * E * N + i];
+    dA_log[i] += s * -expf(A_log[i]);  // A = −exp(A_log), so dA/dA_log = A
+  }
+  if (i < E) {
     float st = 0.f, sd = 0.f;
     for (int64_t b = 0; b < B; ++b) {
-      st += pdt[b * E + j];
-      sd += pdD[b * E + j];
+      st += pdt[b * E + i];
+      sd += pdD[b * E + i];
     }
-    ddt_bias[j] += st;
-    dD[j] += sd;
+    ddt_bias[i] += st;
+    dD[i] += sd;
   }
 }
 
-// ---- launchers (the host emulator stops reading here) ----
-
-unsigned reduce_blocks(int64_t n) { return unsigned((n + kReduceThreads - 1) / kReduceThreads); }
-
-void check_stride(const char* op, const char* name, int64_t ld, int64_t E) {
-  if (ld < E) fail(op, ": ", name, "=", ld, " is below the channel count E=", E);
-}
+// ---- launchers ----
 
 void check_shape(const char* op, const ScanShape& s) {
   if (s.B < 0 || s.S < 0 || s.E < 0) fail(op, ": negative size B=", s.B, " S=", s.S, " E=", s.E);
@@ -468,98 +843,191 @@ void check_shape(const char* op, const ScanShape& s) {
   if (s.B > 65535) fail(op, ": batch B=", s.B, " is above the supported 65535");
 }
 
-// Runs forward_kernel with the state groups sized for N.
-template <class T>
-void launch_forward(T* out, float* states, const T* u, const T* delta, const float* dt_bias,
-                    const float* A_log, const T* Bm, const T* Cm, const float* D, const T* z,
-                    int64_t ldz, const Dims& d, cudaStream_t stream) {
-  const dim3 grid(unsigned(d.blocks), unsigned(d.B));
-  const auto run = [&](auto kernel, int threads) {
-    kernel<<<grid, threads, 0, stream>>>(out, states, u, delta, dt_bias, A_log, Bm, Cm, D, z, ldz,
-                                         d.S, d.E, int(d.N), d.chunks);
-  };
-  if (d.G == 16) {
-    run(forward_kernel<T, 16>, Cfg<16>::kThreads);
-  } else {
-    run(forward_kernel<T, 32>, Cfg<32>::kThreads);
+void check_stride(const char* op, const char* name, int64_t ld, int64_t E) {
+  if (ld < E) fail(op, ": ", name, "=", ld, " is below the channel count E=", E);
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The sizes that depend on R (lanes per channel, from N).
+struct Geometry {
+  int R, K, NP, CB, threads;
+  int64_t chunks, blocks;  // sub-chunks per row; blocks per batch row
+  size_t fwd_smem, bwd_smem;
+};
+
+template <int R>
+Geometry geometry_for(const ScanShape& s, size_t elem) {
+  using C = Cfg<R>;
+  const bool f32 = elem == sizeof(float);
+  return {R,
+          C::kK,
+          C::kNP,
+          C::kCB,
+          C::kThreads,
+          (s.S + C::kK - 1) / C::kK,
+          (s.E + C::kCB - 1) / C::kCB,
+          f32 ? C::template kFwdSmem<float> : C::template kFwdSmem<bf16>,
+          f32 ? C::template kBwdSmem<float> : C::template kBwdSmem<bf16>};
+}
+
+// elem: sizeof(T), which only the shared-memory sizes depend on.
+Geometry geometry(const ScanShape& s, size_t elem = sizeof(float)) {
+  switch (lanes_per_channel(s.N)) {
+    case 1: return geometry_for<1>(s, elem);
+    case 2: return geometry_for<2>(s, elem);
+    case 4: return geometry_for<4>(s, elem);
+    default: return geometry_for<8>(s, elem);
   }
+}
+
+int64_t round4(int64_t n) { return (n + 3) / 4 * 4; }
+
+// The backward's workspace, carved in this order (each part a multiple of 4 floats, so the
+// checkpoints stay 16-byte aligned when the base is).
+struct Workspace {
+  float* ckpt;  // [B, chunks, E, NP]: used when the caller has no checkpoints
+  float* part;  // [blocks, B, S, 2, NP]
+  float* pdA;   // [B, E, N]
+  float* pdt;   // [B, E]
+  float* pdD;   // [B, E]
+  int64_t total;
+
+  Workspace(const ScanShape& s, const Geometry& g, float* base) {
+    int64_t off = 0;
+    const auto take = [&](int64_t n) {
+      float* q = base ? base + off : nullptr;
+      off += round4(n);
+      return q;
+    };
+    ckpt = take(s.B * g.chunks * s.E * g.NP);
+    part = take(g.blocks * s.B * s.S * 2 * g.NP);
+    pdA = take(s.B * s.E * s.N);
+    pdt = take(s.B * s.E);
+    pdD = take(s.B * s.E);
+    total = off;
+  }
+};
+
+template <class T, int R>
+void launch_forward_r(const ForwardArgs<T>& a, const Geometry& g, int64_t B, cudaStream_t stream) {
+  const auto kernel = forward_kernel<T, R>;
+  HYMBA_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(g.fwd_smem)));
+  kernel<<<dim3(unsigned(g.blocks), unsigned(B)), g.threads, g.fwd_smem, stream>>>(a);
   HYMBA_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void launch_forward(const ForwardArgs<T>& a, const Geometry& g, int64_t B, cudaStream_t stream) {
+  switch (g.R) {
+    case 1: launch_forward_r<T, 1>(a, g, B, stream); break;
+    case 2: launch_forward_r<T, 2>(a, g, B, stream); break;
+    case 4: launch_forward_r<T, 4>(a, g, B, stream); break;
+    default: launch_forward_r<T, 8>(a, g, B, stream); break;
+  }
+}
+
+template <class T, int R>
+void launch_backward_r(const BackwardArgs<T>& a, const Geometry& g, int64_t B,
+                       cudaStream_t stream) {
+  const auto kernel = backward_kernel<T, R>;
+  HYMBA_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(g.bwd_smem)));
+  kernel<<<dim3(unsigned(g.blocks), unsigned(B)), g.threads, g.bwd_smem, stream>>>(a);
+  HYMBA_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+ForwardArgs<T> forward_args(T* out, float* hT, float* ckpt, const ScanInputs<T>& in,
+                            const ScanShape& s, const Geometry& g) {
+  constexpr int64_t VW = 16 / int64_t(sizeof(T));
+  const bool vec = aligned16(in.u) && aligned16(in.delta) && (!out || aligned16(out)) &&
+                   (!out || aligned16(in.z)) && s.E % VW == 0 && (!out || in.ldz % VW == 0);
+  return {out,       hT,         ckpt,  in.u,  in.delta, in.z, in.ldz,   in.Bm,
+          in.Cm,     in.dt_bias, in.A_log, in.D, in.h0,    in.doc_start,
+          s.S,       s.E,        g.chunks, int(s.N), vec, aligned16(ckpt)};
 }
 
 }  // namespace
 
+int64_t selective_scan_checkpoint_floats(const ScanShape& s) {
+  check_shape("selective_scan_checkpoint_floats", s);
+  const Geometry g = geometry(s);
+  return s.B * g.chunks * s.E * g.NP;
+}
+
 template <class T>
-void selective_scan_forward(T* out, const T* u, const T* delta, const float* dt_bias,
-                            const float* A_log, const T* Bm, const T* Cm, const float* D,
-                            const T* z, int64_t ldz, const ScanShape& s, cudaStream_t stream) {
+void selective_scan_forward(T* out, float* hT, float* checkpoints, const ScanInputs<T>& in,
+                            const ScanShape& s, cudaStream_t stream) {
   check_shape("selective_scan_forward", s);
-  check_stride("selective_scan_forward", "ldz", ldz, s.E);
-  if (s.B == 0 || s.S == 0 || s.E == 0) return;
-  launch_forward<T>(out, nullptr, u, delta, dt_bias, A_log, Bm, Cm, D, z, ldz, Dims(s), stream);
+  check_stride("selective_scan_forward", "ldz", in.ldz, s.E);
+  if (s.B == 0 || s.E == 0) return;  // nothing to write (hT is [B, 0, N] or empty)
+  const Geometry g = geometry(s, sizeof(T));
+  launch_forward<T>(forward_args(out, hT, checkpoints, in, s, g), g, s.B, stream);
 }
 
 int64_t selective_scan_backward_workspace(const ScanShape& s) {
   check_shape("selective_scan_backward_workspace", s);
-  return Workspace(Dims(s), nullptr).total;
+  return Workspace(s, geometry(s), nullptr).total;
 }
 
 template <class T>
-void selective_scan_backward(T* du, T* ddelta, T* dz, int64_t lddz, T* dBm, T* dCm,
-                             float* ddt_bias, float* dA_log, float* dD, const T* dout, const T* u,
-                             const T* delta, const float* dt_bias, const float* A_log,
-                             const T* Bm, const T* Cm, const float* D, const T* z, int64_t ldz,
+void selective_scan_backward(const ScanGrads<T>& gr, const T* dout, const float* dhT,
+                             const ScanInputs<T>& in, const float* checkpoints,
                              const ScanShape& s, float* workspace, cudaStream_t stream) {
-  check_shape("selective_scan_backward", s);
-  check_stride("selective_scan_backward", "ldz", ldz, s.E);
-  check_stride("selective_scan_backward", "lddz", lddz, s.E);
-  if (s.B == 0 || s.S == 0) return;  // nothing to write, nothing to add
+  const char* op = "selective_scan_backward";
+  check_shape(op, s);
+  check_stride(op, "ldz", in.ldz, s.E);
+  check_stride(op, "lddz", gr.lddz, s.E);
+  if (s.B == 0) return;  // nothing to write, nothing to add
   if (s.E == 0) {
     // dBm and dCm are sums over no channels; zero bits are 0 in float and bf16 alike.
-    if (s.N > 0) {
+    if (s.S > 0 && s.N > 0) {
       const size_t bytes = size_t(s.B * s.S * s.N) * sizeof(T);
-      HYMBA_CUDA_CHECK(cudaMemsetAsync(dBm, 0, bytes, stream));
-      HYMBA_CUDA_CHECK(cudaMemsetAsync(dCm, 0, bytes, stream));
+      HYMBA_CUDA_CHECK(cudaMemsetAsync(gr.dBm, 0, bytes, stream));
+      HYMBA_CUDA_CHECK(cudaMemsetAsync(gr.dCm, 0, bytes, stream));
     }
     return;
   }
-  const Dims d(s);
-  const Workspace ws(d, workspace);
-  // Pass 1: the checkpoints.
-  launch_forward<T>(nullptr, ws.states, u, delta, dt_bias, A_log, Bm, Cm, D, z, ldz, d, stream);
-  // Pass 2: the reverse recurrence, with the state groups sized for N.
-  const auto run = [&](auto kernel, int threads) {
-    kernel<<<dim3(unsigned(d.blocks), unsigned(d.B)), threads, 0, stream>>>(
-        du, ddelta, dz, lddz, ws, dout, u, delta, dt_bias, A_log, Bm, Cm, D, z, ldz, d.S, d.E,
-        int(d.N), d.chunks);
-    HYMBA_CUDA_CHECK_LAUNCH();
-  };
-  if (d.G == 16) {
-    run(backward_kernel<T, 16>, Cfg<16>::kThreads);
-  } else {
-    run(backward_kernel<T, 32>, Cfg<32>::kThreads);
+  const Geometry g = geometry(s, sizeof(T));
+  const Workspace ws(s, g, workspace);
+  const float* ckpt = checkpoints;
+  if (!ckpt) {  // the forward kernel without output: the same states as the forward's
+    launch_forward<T>(forward_args<T>(nullptr, nullptr, ws.ckpt, in, s, g), g, s.B, stream);
+    ckpt = ws.ckpt;
   }
-  // Pass 3: the fixed-order sums over blocks of channels and over batch rows.
-  const int64_t bsn = d.B * d.S * d.N;
-  if (bsn > 0) {
-    reduce_bc_kernel<T><<<reduce_blocks(bsn), kReduceThreads, 0, stream>>>(dBm, dCm, ws.pB, ws.pC,
-                                                                           d.blocks, bsn);
-    HYMBA_CUDA_CHECK_LAUNCH();
+  constexpr int64_t VW = 16 / int64_t(sizeof(T));
+  const bool vec = aligned16(in.u) && aligned16(in.delta) && aligned16(in.z) && aligned16(dout) &&
+                   aligned16(gr.du) && aligned16(gr.ddelta) && aligned16(gr.dz) && s.E % VW == 0 &&
+                   in.ldz % VW == 0 && gr.lddz % VW == 0;
+  const BackwardArgs<T> a{gr.du,   gr.ddelta, gr.dz,     gr.lddz,  ws.part,      ws.pdA,
+                          ws.pdt,  ws.pdD,    gr.dh0,    dout,     dhT,          ckpt,
+                          in.u,    in.delta,  in.z,      in.ldz,   in.Bm,        in.Cm,
+                          in.dt_bias, in.A_log, in.D,    in.doc_start, s.S,      s.E,
+                          g.chunks, int(s.N), vec,       aligned16(ckpt)};
+  switch (g.R) {
+    case 1: launch_backward_r<T, 1>(a, g, s.B, stream); break;
+    case 2: launch_backward_r<T, 2>(a, g, s.B, stream); break;
+    case 4: launch_backward_r<T, 4>(a, g, s.B, stream); break;
+    default: launch_backward_r<T, 8>(a, g, s.B, stream); break;
   }
-  const int64_t params = std::max(d.E * d.N, d.E);
-  reduce_params_kernel<<<reduce_blocks(params), kReduceThreads, 0, stream>>>(
-      ddt_bias, dA_log, dD, ws.pdA, ws.pdt, ws.pdD, A_log, d.B, d.E, int(d.N));
+  const int64_t threads = s.B * s.S * s.N + std::max(s.E * s.N, s.E);
+  finish_kernel<T><<<unsigned((threads + kFinishThreads - 1) / kFinishThreads), kFinishThreads, 0,
+                     stream>>>(gr.dBm, gr.dCm, ws.part, g.blocks, s.B, s.S, int(s.N), g.NP,
+                               gr.ddt_bias, gr.dA_log, gr.dD, ws.pdA, ws.pdt, ws.pdD, in.A_log,
+                               s.E);
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
-#define HYMBA_INSTANTIATE_SCAN(T)                                                                 \
-  template void selective_scan_forward<T>(T*, const T*, const T*, const float*, const float*,     \
-                                          const T*, const T*, const float*, const T*, int64_t,    \
-                                          const ScanShape&, cudaStream_t);                        \
-  template void selective_scan_backward<T>(T*, T*, T*, int64_t, T*, T*, float*, float*, float*,   \
-                                           const T*, const T*, const T*, const float*,            \
-                                           const float*, const T*, const T*, const float*,        \
-                                           const T*, int64_t, const ScanShape&, float*,           \
-                                           cudaStream_t);
+#define HYMBA_INSTANTIATE_SCAN(T)                                                              \
+  template void selective_scan_forward<T>(T*, float*, float*, const ScanInputs<T>&,             \
+                                          const ScanShape&, cudaStream_t);                     \
+  template void selective_scan_backward<T>(const ScanGrads<T>&, const T*, const float*,         \
+                                           const ScanInputs<T>&, const float*, const ScanShape&, \
+                                           float*, cudaStream_t);
 HYMBA_INSTANTIATE_SCAN(float)
 HYMBA_INSTANTIATE_SCAN(bf16)
 #undef HYMBA_INSTANTIATE_SCAN

@@ -149,6 +149,7 @@ const std::vector<Field>& fields() {
       HYMBA_FIELD(model, dt_min, above(0)),
       HYMBA_FIELD(model, dt_max),
       HYMBA_FIELD(model, mixer, one_of({"hybrid", "attention", "mamba"})),
+      HYMBA_FIELD(model, attention_backend, one_of({"native", "simple"})),
       HYMBA_FIELD(train, steps, at_least(1)),
       HYMBA_FIELD(train, batch_size, at_least(1)),
       HYMBA_FIELD(train, seq_len, at_least(1)),

@@ -53,6 +53,12 @@ struct ModelConfig {
   // hybrid = attention and Mamba heads averaged (HYMBA_SPEC §2.7), attention = attention heads
   // only, mamba = Mamba heads only. Only hybrid exports to the official format.
   std::string mixer = "hybrid";
+  // Which attention kernels the CUDA backend runs (the same math; an ablation and debugging
+  // switch, not part of the exported model): native = the fastest the activation type and head
+  // sizes allow (flash kernels on tensor cores for bf16 with q/k heads of 64 and v heads of 128,
+  // else simple); simple = the first GPU path's kernels (CUDA cores, any type and size), the
+  // reference the fast ones are checked against. The CPU backend runs the CPU reference always.
+  std::string attention_backend = "native";
 
   int64_t head_dim() const { return hidden_size / num_attention_heads; }      // hd (q/k)
   int64_t inner_size() const { return mamba_expand * hidden_size; }           // E

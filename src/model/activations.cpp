@@ -37,7 +37,8 @@ struct Carver {
 
 template <class F, class St>
 int64_t place_activations(Activations<F, St>& act, const ModelConfig& c,
-                          const std::vector<LayerSpec>& plan, int64_t batch, int64_t seq_len, void* base) {
+                          const std::vector<LayerSpec>& plan, int64_t batch, int64_t seq_len,
+                          int64_t scan_states, void* base) {
   const auto [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = make_dims(c, batch, seq_len);
   Carver a{static_cast<std::byte*>(base)};
 
@@ -73,6 +74,7 @@ int64_t place_activations(Activations<F, St>& act, const ModelConfig& c,
     x.Cm = a.take_if<F>(mamba, BS * N);
     x.delta = a.take_if<F>(mamba, BS * E);
     x.scan = a.take_if<F>(mamba, BS * E);
+    x.scan_states = a.take_if<St>(mamba && scan_states > 0, scan_states);
     x.rstd_attn = a.take_if<St>(attn, BS);
     x.rstd_scan = a.take_if<St>(mamba, BS);
     x.fused = a.take<F>(BS * E);
@@ -113,12 +115,12 @@ int64_t place_activations(Activations<F, St>& act, const ModelConfig& c,
 }
 
 template int64_t place_activations(Activations<float>&, const ModelConfig&, const std::vector<LayerSpec>&,
-                                   int64_t, int64_t, void*);
+                                   int64_t, int64_t, int64_t, void*);
 template int64_t place_activations(Activations<double>&, const ModelConfig&, const std::vector<LayerSpec>&,
-                                   int64_t, int64_t, void*);
+                                   int64_t, int64_t, int64_t, void*);
 #ifdef HYMBA_HAVE_CUDA
 template int64_t place_activations(Activations<__nv_bfloat16, float>&, const ModelConfig&,
-                                   const std::vector<LayerSpec>&, int64_t, int64_t, void*);
+                                   const std::vector<LayerSpec>&, int64_t, int64_t, int64_t, void*);
 #endif
 
 }  // namespace hymba

@@ -33,6 +33,8 @@ struct LayerActivations {
   F* Cm;         // [BS, N]         normalised C
   F* delta;      // [BS, E]         dt_proj output (bias not yet added)
   F* scan;       // [BS, E]         gated scan output
+  S* scan_states;  // [scan_states]  states the scan's forward saves for its backward (GPU; none
+                   //                on the CPU, whose backward recomputes them)
   S* rstd_attn;  // [BS]            fusion norm statistics
   S* rstd_scan;  // [BS]
   F* fused;      // [BS, E]         (norm(attn) + norm(scan)) / 2, or the one branch's norm:
@@ -84,9 +86,10 @@ struct Activations {
 
 // Places every buffer of `a` one after the other from `base` (each on a 256-byte boundary), or
 // only counts them when base is null (then the pointers are null). Returns the bytes needed.
+// scan_states: the S values each Mamba layer's scan saves (the backend's scan_state_count).
 template <class F, class S>
 int64_t place_activations(Activations<F, S>& a, const ModelConfig& c,
                           const std::vector<LayerSpec>& plan, int64_t batch, int64_t seq_len,
-                          void* base);
+                          int64_t scan_states, void* base);
 
 }  // namespace hymba

@@ -80,8 +80,17 @@ class CpuBackend {
   HYMBA_CPU_OP(attention_backward)
   HYMBA_CPU_OP(conv_silu_forward)
   HYMBA_CPU_OP(conv_silu_backward)
-  HYMBA_CPU_OP(selective_scan_forward)
-  HYMBA_CPU_OP(selective_scan_backward)
+  // The CPU backward recomputes the scan's states from its inputs: the forward saves none.
+  static int64_t scan_state_count(const cpu::ScanShape&) { return 0; }
+  void selective_scan_forward(F* out, F* /*states: none*/, const cpu::ScanInputs<F>& in,
+                              const cpu::ScanShape& s) {
+    cpu::selective_scan_forward<F>(out, /*hT=*/nullptr, in, s);
+  }
+  void selective_scan_backward(const cpu::ScanGrads<F>& grads, const F* dout,
+                               const cpu::ScanInputs<F>& in, const F* /*states: none*/,
+                               const cpu::ScanShape& s) {
+    cpu::selective_scan_backward<F>(grads, dout, /*dhT=*/nullptr, in, s);
+  }
   HYMBA_CPU_OP(swiglu_forward)
   HYMBA_CPU_OP(swiglu_backward)
   HYMBA_CPU_OP(cross_entropy)

@@ -10,6 +10,7 @@
 #include "cpu/embedding.h"
 #include "cuda/adamw.h"
 #include "cuda/attention.h"
+#include "cuda/flash_attention.h"
 #include "cuda/conv_silu.h"
 #include "cuda/cross_entropy.h"
 #include "cuda/elementwise.h"
@@ -38,6 +39,8 @@ int64_t workspace_floats(const ModelConfig& c, const Dims& d) {
                    cuda::selective_scan_backward_workspace(cpu::ScanShape{B, S, E, N}),
                    cuda::attention_backward_workspace(window),
                    cuda::attention_backward_workspace(global),
+                   cuda::flash_attention_backward_workspace(window),
+                   cuda::flash_attention_backward_workspace(global),
                    cuda::cross_entropy_workspace(B * T),
                    cuda::sum_of_squares_workspace(storage),
                    int64_t(1)});
@@ -47,7 +50,8 @@ int64_t workspace_floats(const ModelConfig& c, const Dims& d) {
 
 template <class T>
 CudaBackend<T>::CudaBackend(const ModelConfig& c, const Dims& d)
-    : gemm_(kStream),
+    : native_attention_(c.attention_backend == "native"),
+      gemm_(kStream),
       workspace_(workspace_floats(c, d)),
       ids_(d.B * d.T),
       targets_(d.B * d.T),
@@ -142,8 +146,29 @@ void CudaBackend<T>::rope_backward(T* dx, int64_t lddx, const T* dy, const float
 }
 
 template <class T>
+bool CudaBackend<T>::uses_flash_attention(const cpu::AttentionShape& s, int64_t ldv) const {
+  return std::is_same_v<T, __nv_bfloat16> && native_attention_ &&
+         cuda::flash_attention_supports(s, ldv);
+}
+
+const char* cuda_attention_kernels(const ModelConfig& c, bool bf16) {
+  // The v columns are a slice of in_proj's output: its row stride is the whole width, which
+  // only the alignment check reads, and every in_proj width of a config with these heads passes.
+  const cpu::AttentionShape s{1, 1, c.num_attention_heads, c.num_key_value_heads, c.head_dim(),
+                              c.v_head_dim(), false, c.sliding_window, c.num_memory_tokens};
+  return bf16 && c.attention_backend == "native" && cuda::flash_attention_supports(s) ? "flash"
+                                                                                    : "simple";
+}
+
+template <class T>
 void CudaBackend<T>::attention_forward(T* out, float* lse, const T* q, const T* k, const T* v,
                                     int64_t ldv, const cpu::AttentionShape& s) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (uses_flash_attention(s, ldv)) {
+      cuda::flash_attention_forward(out, lse, q, k, v, ldv, s, kStream);
+      return;
+    }
+  }
   cuda::attention_forward(out, lse, q, k, v, ldv, s, kStream);
 }
 
@@ -151,6 +176,13 @@ template <class T>
 void CudaBackend<T>::attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q,
                                      const T* k, const T* v, int64_t ldv, const T* out,
                                      const float* lse, const cpu::AttentionShape& s) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (uses_flash_attention(s, ldv)) {
+      cuda::flash_attention_backward(dq, dk, dv, dout, q, k, v, ldv, out, lse, s,
+                                     workspace_.data(), kStream);
+      return;
+    }
+  }
   cuda::attention_backward(dq, dk, dv, dout, q, k, v, ldv, out, lse, s, workspace_.data(), kStream);
 }
 
@@ -168,21 +200,23 @@ void CudaBackend<T>::conv_silu_backward(T* dx, int64_t lddx, float* dw, float* d
 }
 
 template <class T>
-void CudaBackend<T>::selective_scan_forward(T* out, const T* u, const T* delta, const float* dt_bias,
-                                         const float* A_log, const T* Bm, const T* Cm, const float* D,
-                                         const T* z, int64_t ldz, const cpu::ScanShape& s) {
-  cuda::selective_scan_forward(out, u, delta, dt_bias, A_log, Bm, Cm, D, z, ldz, s, kStream);
+int64_t CudaBackend<T>::scan_state_count(const cpu::ScanShape& s) {
+  return cuda::selective_scan_checkpoint_floats(s);
 }
 
 template <class T>
-void CudaBackend<T>::selective_scan_backward(T* du, T* ddelta, T* dz, int64_t lddz, T* dBm,
-                                          T* dCm, float* ddt_bias, float* dA_log, float* dD,
-                                          const T* dout, const T* u, const T* delta,
-                                          const float* dt_bias, const float* A_log, const T* Bm,
-                                          const T* Cm, const float* D, const T* z, int64_t ldz,
-                                          const cpu::ScanShape& s) {
-  cuda::selective_scan_backward(du, ddelta, dz, lddz, dBm, dCm, ddt_bias, dA_log, dD, dout, u, delta, dt_bias,
-                                A_log, Bm, Cm, D, z, ldz, s, workspace_.data(), kStream);
+void CudaBackend<T>::selective_scan_forward(T* out, float* states,
+                                            const cpu::ScanInputs<T, float>& in,
+                                            const cpu::ScanShape& s) {
+  cuda::selective_scan_forward(out, /*hT=*/nullptr, states, in, s, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::selective_scan_backward(const cpu::ScanGrads<T, float>& grads, const T* dout,
+                                             const cpu::ScanInputs<T, float>& in,
+                                             const float* states, const cpu::ScanShape& s) {
+  cuda::selective_scan_backward(grads, dout, /*dhT=*/nullptr, in, states, s, workspace_.data(),
+                                kStream);
 }
 
 template <class T>

@@ -76,6 +76,9 @@ class CudaBackend {
                     int64_t heads, int64_t hd);
   void rope_backward(T* dx, int64_t lddx, const T* dy, const float* inv_freq, int64_t B, int64_t S,
                      int64_t heads, int64_t hd);
+  // The flash kernels where model.attention_backend is native and they take the activation type
+  // and shape (bf16, heads of 64 / 128), else the simple ones.
+  bool uses_flash_attention(const cpu::AttentionShape& s, int64_t ldv) const;
   void attention_forward(T* out, float* lse, const T* q, const T* k, const T* v, int64_t ldv,
                          const cpu::AttentionShape& s);
   void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
@@ -86,13 +89,12 @@ class CudaBackend {
   void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* du, const T* x,
                           int64_t ldx, const T* pre, const float* w, int64_t B, int64_t S, int64_t E,
                           int64_t K);
-  void selective_scan_forward(T* out, const T* u, const T* delta, const float* dt_bias,
-                              const float* A_log, const T* Bm, const T* Cm, const float* D,
-                              const T* z, int64_t ldz, const cpu::ScanShape& s);
-  void selective_scan_backward(T* du, T* ddelta, T* dz, int64_t lddz, T* dBm, T* dCm,
-                               float* ddt_bias, float* dA_log, float* dD, const T* dout, const T* u,
-                               const T* delta, const float* dt_bias, const float* A_log, const T* Bm,
-                               const T* Cm, const float* D, const T* z, int64_t ldz,
+  // The forward saves the scan's chunk states (scan_state_count floats) for the backward.
+  static int64_t scan_state_count(const cpu::ScanShape& s);
+  void selective_scan_forward(T* out, float* states, const cpu::ScanInputs<T, float>& in,
+                              const cpu::ScanShape& s);
+  void selective_scan_backward(const cpu::ScanGrads<T, float>& grads, const T* dout,
+                               const cpu::ScanInputs<T, float>& in, const float* states,
                                const cpu::ScanShape& s);
   void swiglu_forward(T* a, const T* g, const T* up, int64_t n);
   void swiglu_backward(T* dg, T* dup, const T* da, const T* g, const T* up, int64_t n);
@@ -106,12 +108,17 @@ class CudaBackend {
   }
 
   static constexpr cudaStream_t kStream = nullptr;  // the default stream: every call in order
+  bool native_attention_;                   // model.attention_backend == native
   cuda::Gemm gemm_;
   cuda::DeviceArray<float> workspace_;      // scratch of the kernel running now
   std::vector<T> staging_;                  // host_floats' download
   cuda::DeviceArray<int32_t> ids_, targets_;  // [B·T] the batch's ids and targets
   cuda::DeviceArray<int32_t> embedding_workspace_;
 };
+
+// The attention kernels a CUDA model of config c runs at precision bf16 or fp32, for the run's
+// log: "flash" or "simple" (see model.attention_backend).
+const char* cuda_attention_kernels(const ModelConfig& c, bool bf16);
 
 extern template class CudaBackend<float>;
 extern template class CudaBackend<__nv_bfloat16>;

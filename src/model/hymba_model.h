@@ -77,6 +77,8 @@ class HymbaModelOn {
   void layer_backward(int64_t l);
   void attention_heads_backward(int64_t l);
   void mamba_heads_backward(int64_t l);
+  cpu::ScanShape scan_shape() const;               // every Mamba layer's scan
+  cpu::ScanInputs<F, P> scan_inputs(int64_t l) const;  // layer l's scan operands
   double head_forward(const int32_t* targets, double grad_scale, bool want_grad);
   void head_backward();
 

@@ -56,8 +56,10 @@ HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, in
     compute_weights_ = Backend::template make_array<F>(layout_.storage);
     wc_ = param_views(layout_, compute_weights_.data());
   }
-  arena_ = Backend::template make_array<std::byte>(place_activations(a_, cfg_, plan_, d_.B, d_.T, nullptr));
-  place_activations(a_, cfg_, plan_, d_.B, d_.T, arena_.data());
+  const int64_t scan_states = Backend::scan_state_count(scan_shape());
+  arena_ = Backend::template make_array<std::byte>(
+      place_activations(a_, cfg_, plan_, d_.B, d_.T, scan_states, nullptr));
+  place_activations(a_, cfg_, plan_, d_.B, d_.T, scan_states, arena_.data());
   ids_.assign(d_.B * d_.T, 0);
 }
 
@@ -186,8 +188,23 @@ void HymbaModelOn<Backend>::mamba_heads_forward(int64_t l) {
   ops_.rmsnorm_forward(a.Bm, N, a.rstd_B, a.ssm + R, R + 2 * N, w.B_norm, BS, N, eps);
   ops_.rmsnorm_forward(a.Cm, N, a.rstd_C, a.ssm + R + N, R + 2 * N, w.C_norm, BS, N, eps);
   ops_.linear_forward(a.delta, E, a.dt, R, wc.dt_proj_w, BS, R, E);  // bias goes inside the scan
-  ops_.selective_scan_forward(a.scan, a.u, a.delta, w.dt_proj_b, w.A_log, a.Bm, a.Cm, w.D,
-                         a.proj + p.z, p.width, cpu::ScanShape{B, S, E, N});  // [BS, E]
+  ops_.selective_scan_forward(a.scan, a.scan_states, scan_inputs(l), scan_shape());  // [BS, E]
+}
+
+template <class Backend>
+cpu::ScanShape HymbaModelOn<Backend>::scan_shape() const {
+  return {d_.B, d_.S, cfg_.inner_size(), cfg_.mamba_d_state};
+}
+
+// Layer l's scan operands: the model's scan starts from zero at the first meta token and has no
+// document resets (HYMBA_SPEC §2.6).
+template <class Backend>
+cpu::ScanInputs<typename Backend::Act, typename Backend::Param> HymbaModelOn<Backend>::scan_inputs(
+    int64_t l) const {
+  const LayerParams<P*>& w = w_.layers[l];
+  const LayerActivations<F, Stat>& a = a_.layers[l];
+  const ProjSlices p = proj_slices(cfg_, plan_[l]);
+  return {a.u, a.delta, a.proj + p.z, p.width, a.Bm, a.Cm, w.dt_proj_b, w.A_log, w.D};
 }
 
 // On entry a_.s.dres holds dL/d(a_.resid[l+1]); on exit dL/d(a_.resid[l]).
@@ -246,9 +263,9 @@ void HymbaModelOn<Backend>::mamba_heads_backward(int64_t l) {
   const LayerActivations<F, Stat>& a = a_.layers[l];
   const ProjSlices p = proj_slices(c, plan_[l]);
   BackwardScratch<F>& s = a_.s;
-  ops_.selective_scan_backward(s.du, s.ddelta, s.dproj + p.z, p.width, s.dBm, s.dCm, g.dt_proj_b,
-                          g.A_log, g.D, s.dscan, a.u, a.delta, w.dt_proj_b, w.A_log, a.Bm, a.Cm,
-                          w.D, a.proj + p.z, p.width, cpu::ScanShape{B, S, E, N});
+  const cpu::ScanGrads<F, P> grads{s.du,         s.ddelta, s.dproj + p.z, p.width, s.dBm,
+                                   s.dCm,        g.dt_proj_b, g.A_log,    g.D};
+  ops_.selective_scan_backward(grads, s.dscan, scan_inputs(l), a.scan_states, scan_shape());
   ops_.linear_backward(s.ddt, R, g.dt_proj_w, s.ddelta, E, a.dt, R, wc.dt_proj_w, BS, R, E);
   ops_.rmsnorm_backward(s.dssm, R + 2 * N, g.dt_norm, s.ddt, R, a.ssm, R + 2 * N, w.dt_norm,
                    a.rstd_dt, BS, R);

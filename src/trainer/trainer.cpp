@@ -47,7 +47,11 @@ bool choose_device(const Config& cfg, std::ostream& log) {
     fail(cfg.path, ": train.precision: ", cfg.train.precision, " needs the GPU; the CPU trains in fp32");
   }
   if (gpu) {
-    log << "device: cuda, " << cuda_device_name(0) << ", " << cfg.train.precision << "\n";
+#ifdef HYMBA_HAVE_CUDA
+    log << "device: cuda, " << cuda_device_name(0) << ", " << cfg.train.precision
+        << ", attention kernels: " << cuda_attention_kernels(cfg.model, cfg.train.precision == "bf16")
+        << "\n";
+#endif
     return true;
   }
   if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));

@@ -11,6 +11,9 @@ namespace {
 
 using namespace hymba::bench;
 
+// TB/s of `bytes` moved in `ms` milliseconds.
+double tbs(double bytes, float ms) { return bytes / (ms * 1e-3) / 1e12; }
+
 // One line per width for activations of type T.
 template <class T>
 void bench(const char* dtype, int64_t rows) {
@@ -27,16 +30,17 @@ void bench(const char* dtype, int64_t rows) {
       hymba::cuda::rmsnorm_backward<T>(dx.data(), dim, dw.data(), dy.data(), dim, x.data(), dim, w.data(), rstd.data(),
                                        rows, dim, false, work.data(), nullptr);
     };
+    fwd();  // rstd from a real forward for the backward's own timing
     const float f_ms = median_ms(fwd);
+    const float b_ms = median_ms(bwd);
     const float fb_ms = median_ms([&] { fwd(); bwd(); });
-    // Bytes per row, each [rows, dim] tensor counted once at sizeof(T) per element. Forward: read
-    // x, write y. Backward: read x and dy, write dx. (w, rstd, dw and the dw partials are small.)
-    const double f_row = 2.0 * dim * sizeof(T), fb_row = 5.0 * dim * sizeof(T);
-    const double f_tbs = f_row * rows / (f_ms * 1e-3) / 1e12;
-    const double fb_tbs = fb_row * rows / (fb_ms * 1e-3) / 1e12;
-    std::printf("%5s %6lld %9.0f %9.4f %9.2f %11.0f %11.4f %11.2f   (%.0f%% / %.0f%% of %.1f TB/s)\n", dtype,
-                static_cast<long long>(dim), f_row, f_ms, f_tbs, fb_row, fb_ms, fb_tbs, 100 * f_tbs / kCopyTBs,
-                100 * fb_tbs / kCopyTBs, kCopyTBs);
+    // Bytes, each [rows, dim] tensor counted once at sizeof(T) per element. Forward: read x, write
+    // y. Backward: read x and dy, write dx. (w, rstd, dw and the dw partials are small.)
+    const double tensor = double(rows) * dim * sizeof(T);
+    const double f_tbs = tbs(2 * tensor, f_ms), b_tbs = tbs(3 * tensor, b_ms), fb_tbs = tbs(5 * tensor, fb_ms);
+    std::printf("%5s %5lld  %7.4f %5.2f %4.0f%%   %7.4f %5.2f %4.0f%%   %7.4f %5.2f %4.0f%%\n", dtype,
+                static_cast<long long>(dim), f_ms, f_tbs, 100 * f_tbs / kCopyTBs, b_ms, b_tbs, 100 * b_tbs / kCopyTBs,
+                fb_ms, fb_tbs, 100 * fb_tbs / kCopyTBs);
   }
 }
 
@@ -48,9 +52,11 @@ int main() {
     return 1;
   }
   const int64_t rows = 8 * 2176;  // batch 8 of 128 meta + 2048 text tokens
-  std::printf("RMSNorm, rows %lld (8 x 2176), times are medians of 50 runs\n", static_cast<long long>(rows));
-  std::printf("%5s %6s %9s %9s %9s %11s %11s %11s\n", "dtype", "dim", "fwd B/row", "fwd ms", "fwd TB/s",
-              "f+b B/row", "fwd+bwd ms", "f+b TB/s");
+  std::printf("RMSNorm, rows %lld (8 x 2176), medians of 50 runs; TB/s counts each [rows, dim] tensor once\n"
+              "(forward 2: x, y; backward 3: x, dy, dx; forward + backward 5); %% of the %.1f TB/s copy bandwidth\n",
+              static_cast<long long>(rows), kCopyTBs);
+  std::printf("%5s %5s  %7s %5s %5s   %7s %5s %5s   %7s %5s %5s\n", "dtype", "dim", "fwd ms", "TB/s", "%", "bwd ms",
+              "TB/s", "%", "f+b ms", "TB/s", "%");
   bench<float>("fp32", rows);
   bench<bf16>("bf16", rows);
   return 0;
