@@ -2,10 +2,13 @@
 // double, under the bf16 tolerance rule: forward (out, lse) and backward (dq written, dk/dv
 // accumulated onto random start values) on random inputs, for the global and the sliding-window +
 // meta-token masks at sequence lengths that are and are not multiples of the 64-row tiles (1, 63,
-// 200, 300, 333, 1152, 2176, 4224), windows below and above S, M = 0, 37, 64, 128, GQA groups of 1
-// and 5, B = 2 on the small cases, and v read as a column slice of a wider matrix. Then the flash
-// kernels against the simple GPU kernels at the Hymba-1.5B layer size, where a double reference
-// is too slow; determinism; and the shape checks. Skipped without a GPU (the shape checks run
+// 129, 200, 300, 333, 1152, 2176, 4224), windows below and above S, M = 0, 37, 64, 128, GQA groups of 1 and 5, B = 2
+// on the small cases, and v read as a column slice of a wider matrix. The dk/dv split: cases with
+// one part (no reduction), with parts that do not divide a key tile's (head, query tile) pairs,
+// and with empty parts (a key tile with fewer pairs than parts); checked below that the list has
+// all three. Then the flash kernels against the simple GPU kernels at the Hymba-1.5B layer size
+// (S 2176, 4 parts) and at S 8320 global (1 part, 1300 blocks), where a double reference is too
+// slow; determinism; and the shape checks. Skipped without a GPU (the shape checks run
 // everywhere: they happen before any launch).
 #include <gtest/gtest.h>
 
@@ -17,6 +20,7 @@
 
 #include "cpu/attention.h"
 #include "gpu_test.h"
+#include "gpu_attention_reference.h"
 #include "gradcheck.h"
 
 #ifdef HYMBA_HAVE_CUDA
@@ -70,65 +74,24 @@ std::vector<Case> cases() {
       {global_shape(1, 2176, 1, 1), 8},             //
       {local_shape(1, 4224, 1, 1, 1024, 128), 8},   // long: most key tiles skipped
       {global_shape(1, 4224, 1, 1), 0},             // long causal
+      {global_shape(1, 129, 1, 1), 0},              // a forward block whose newer half is one row
+      {local_shape(1, 333, 1, 1, 100, 0), 8},       // window edges inside 128-row forward blocks
   };
+}
+
+// (Head, query tile) pairs the backward gives key tile kt (as the kernel's query_tiles counts).
+int64_t pairs_of_key_tile(const AttentionShape& s, int64_t kt) {
+  const int64_t tiles = (s.S + 63) / 64;
+  int64_t last = tiles - 1;
+  if (!s.global && kt * 64 >= s.meta) last = std::min(last, (kt * 64 + 63 + s.window) / 64);
+  return (s.nh / s.nkv) * (last + 1 - kt);
 }
 
 std::vector<double> rounded(const std::vector<double>& v) { return bf16_round(v); }
 
 std::vector<bf16> nan_bf16(size_t n) { return std::vector<bf16>(n, nan_of<bf16>()); }
 
-// v [B·S, nkv·vd] as the columns [pad, pad + nkv·vd) of a [B·S, nkv·vd + pad] matrix whose other
-// columns are NaN: a read outside the slice poisons the result.
-std::vector<double> wide_v(const std::vector<double>& v, const AttentionShape& s, int64_t pad) {
-  const int64_t width = s.nkv * s.vd, ld = width + pad;
-  std::vector<double> wide(s.B * s.S * ld, std::numeric_limits<double>::quiet_NaN());
-  for (int64_t t = 0; t < s.B * s.S; ++t) {
-    for (int64_t c = 0; c < width; ++c) wide[t * ld + pad + c] = v[t * width + c];
-  }
-  return wide;
-}
 
-double max_abs(const std::vector<double>& v) {
-  double m = 0;
-  for (double x : v) m = std::max(m, std::abs(x));
-  return m;
-}
-
-std::vector<double> plus(const std::vector<double>& a, const std::vector<double>& b) {
-  std::vector<double> r(a.size());
-  for (size_t i = 0; i < a.size(); ++i) r[i] = a[i] + b[i];
-  return r;
-}
-
-// The comparisons take max over |differences|, which a NaN would slip through: check it first.
-void expect_finite(const std::vector<double>& v, const char* what) {
-  const auto bad = std::count_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); });
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << v.size() << " elements are not finite";
-}
-
-// The double reference. dk and dv are the gradients alone (accumulated from zero).
-struct Reference {
-  std::vector<double> out, lse;  // [B, S, nh, vd], [B, nh, S]
-  std::vector<double> dq;        // [B, S, nh, hd]
-  std::vector<double> dk, dv;    // [B, S, nkv, hd], [B, S, nkv, vd]
-};
-
-// With round_out the backward reads out rounded to bf16, as a naive bf16 implementation stores it.
-Reference reference(const AttentionShape& s, const std::vector<double>& q, const std::vector<double>& k,
-                    const std::vector<double>& v, const std::vector<double>& dout, bool round_out) {
-  Reference r;
-  r.out.assign(s.B * s.S * s.nh * s.vd, 0.0);
-  r.lse.assign(s.B * s.nh * s.S, 0.0);
-  r.dq.assign(s.B * s.S * s.nh * s.hd, 0.0);
-  r.dk.assign(s.B * s.S * s.nkv * s.hd, 0.0);
-  r.dv.assign(s.B * s.S * s.nkv * s.vd, 0.0);
-  const int64_t ldv = s.nkv * s.vd;
-  cpu::attention_forward(r.out.data(), r.lse.data(), q.data(), k.data(), v.data(), ldv, s);
-  const std::vector<double> out = round_out ? bf16_round(r.out) : r.out;
-  cpu::attention_backward(r.dq.data(), r.dk.data(), r.dv.data(), dout.data(), q.data(), k.data(),
-                          v.data(), ldv, out.data(), r.lse.data(), s);
-  return r;
-}
 
 // Device buffers of one case and the flash forward + backward on them.
 struct FlashRun {
@@ -212,6 +175,18 @@ void check_case(const Case& cs, uint64_t seed) {
 TEST(GpuFlashAttention, WithinTheBf16RuleOfTheDoubleReference) {
   HYMBA_REQUIRE_GPU();
 #ifdef HYMBA_HAVE_CUDA
+  // The cases cover the dk/dv split's boundaries: one part, parts not dividing a tile's pairs,
+  // and empty parts.
+  bool one = false, uneven = false, empty = false;
+  for (const Case& cs : cases()) {
+    const int parts = cuda::flash_attention_dkdv_parts(cs.s);
+    one |= parts == 1;
+    for (int64_t kt = 0; kt < (cs.s.S + 63) / 64; ++kt) {
+      uneven |= parts > 1 && pairs_of_key_tile(cs.s, kt) % parts != 0;
+      empty |= pairs_of_key_tile(cs.s, kt) < parts;
+    }
+  }
+  EXPECT_TRUE(one && uneven && empty) << one << uneven << empty;
   uint64_t seed = 300;
   for (const Case& cs : cases()) {
     SCOPED_TRACE(describe(cs.s, cs.vpad));
@@ -231,8 +206,8 @@ TEST(GpuFlashAttention, WithinTheBf16RuleOfTheDoubleReference) {
 TEST(GpuFlashAttention, AgreesWithTheSimpleKernelAtThe1p5BLayerSize) {
   HYMBA_REQUIRE_GPU();
 #ifdef HYMBA_HAVE_CUDA
-  for (const bool global : {false, true}) {
-    const AttentionShape s = global ? global_shape(2, 2176, 25, 5) : local_shape(2, 2176, 25, 5, 1024, 128);
+  for (const AttentionShape& s : {local_shape(2, 2176, 25, 5, 1024, 128), global_shape(2, 2176, 25, 5),
+                                  global_shape(2, 8320, 25, 5)}) {
     SCOPED_TRACE(describe(s, 0));
     const int64_t nq = s.B * s.S * s.nh * s.hd, nk = s.B * s.S * s.nkv * s.hd;
     const int64_t nv = s.B * s.S * s.nkv * s.vd, no = s.B * s.S * s.nh * s.vd, nl = s.B * s.nh * s.S;
@@ -309,7 +284,20 @@ TEST(GpuFlashAttention, RejectsUnsupportedShapesAndSkipsEmptyOnes) {
 
   EXPECT_NO_THROW(forward(global_shape(1, 0, 2, 1), 128));
   EXPECT_NO_THROW(backward(local_shape(0, 9, 2, 1, 3, 1), 128));
-  EXPECT_EQ(cuda::flash_attention_backward_workspace(global_shape(3, 7, 5, 1)), 2 * 3 * 5 * 7);
+  // Workspace: the dk/dv partials [B·nkv, tiles, parts][64, 192] when split, then D and lse·log2(e).
+  for (const AttentionShape& s : {global_shape(3, 7, 5, 1), local_shape(2, 63, 2, 2, 20, 0),
+                                  local_shape(2, 2176, 25, 5, 1024, 128), global_shape(2, 8320, 25, 5)}) {
+    const int64_t parts = cuda::flash_attention_dkdv_parts(s), tiles = (s.S + 63) / 64;
+    EXPECT_GE(parts, 1);
+    EXPECT_LE(parts, 4);
+    EXPECT_EQ(cuda::flash_attention_backward_workspace(s),
+              (parts > 1 ? s.B * s.nkv * tiles * parts * 64 * 192 : 0) + 2 * s.B * s.nh * s.S);
+  }
+  EXPECT_EQ(cuda::flash_attention_dkdv_parts(local_shape(2, 2176, 25, 5, 1024, 128)), 4);  // 340 → 1360 blocks
+  EXPECT_EQ(cuda::flash_attention_dkdv_parts(global_shape(2, 8320, 25, 5)), 1);            // 1300 blocks already
+  EXPECT_EQ(cuda::flash_attention_dkdv_parts(local_shape(2, 63, 2, 2, 20, 0)), 1);         // one pair per tile
+  EXPECT_EQ(cuda::flash_attention_backward_workspace(hd32), 2 * 1 * 2 * 4);                // not taken: no split
+  EXPECT_EQ(cuda::flash_attention_backward_workspace(local_shape(0, 9, 2, 1, 3, 1)), 0);
 #endif
 }
 

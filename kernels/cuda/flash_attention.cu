@@ -1,18 +1,24 @@
 // Flash attention (FlashAttention-2 style) for hd = 64, vd = 128, bf16, on mma.sync tensor cores.
+// v2: the dk/dv work split into parts with a fixed-order reduction.
 //
-// Tiling. Every kernel works on 64 x 64 (query x key) tiles with 4 warps (128 threads); a warp owns
-// 16 rows of its block's 64, so each product is a run of m16n8k16 MMAs (bf16 in, fp32 accumulate)
-// over a warp slab. MMA counts are per warp and per 64 x 64 tile:
-//   forward  block (b, h, 64 queries), per key tile: S = Q Kᵀ (16x64, 32 MMAs), online softmax in
-//            fp32 on the accumulators, O += P V (16x128, 64 MMAs). Writes out (bf16) and lse.
-//   dq       block (b, h, 64 queries), per key tile: S = Q Kᵀ (32), P = exp(S − lse), dP = dO Vᵀ
-//            (64), dS = P (dP − D), dQ += dS K (32).
-//   dk/dv    block (b, KV head g, 64 keys), per (query head of the group, query tile that sees the
-//            keys), in two halves of 32 queries: Sᵀ = K Qᵀ (32), Pᵀ, dPᵀ = V dOᵀ (64), dSᵀ,
-//            dV += Pᵀ dO (64), dK += dSᵀ Q (32). Each dk/dv element has one owner, which adds
-//            its fp32 sum into the bf16 gradient (read-modify-write), so there are no atomics.
+// Tiling. Keys move in 64-row tiles; a warp owns 16 query (or key) rows, so each product is a run
+// of m16n8k16 MMAs (bf16 in, fp32 accumulate) over a warp slab. MMA counts are per warp and per
+// 16 x 64 slab-tile:
+//   forward  block (b, h, 64 queries), 4 warps, per key tile: S = Q Kᵀ (16x64, 32 MMAs), online
+//            softmax in fp32 on the accumulators, O += P V (16x128, 64 MMAs). Writes out and lse.
+//            A warp skips a key tile none of its 16 rows sees (tile_empty). kFwdWarps = 8 gives
+//            128-row blocks (each K/V tile fetched once for 128 rows): measured slower, see below.
+//   dq       block (b, h, 64 queries), 4 warps, per key tile: S = Q Kᵀ (32), P = exp(S − lse),
+//            dP = dO Vᵀ (64), dS = P (dP − D), dQ += dS K (32).
+//   dk/dv    block (b, KV head g, 64 keys, part p), 4 warps: the (query head of the group, query
+//            tile that sees the keys) pairs, head outermost, cut into `parts` near-equal ranges
+//            (dkdv_parts, 1 to 4, from the shape); per pair, in two halves of 32 queries:
+//            Sᵀ = K Qᵀ (32), Pᵀ, dPᵀ = V dOᵀ (64), dSᵀ, dV += Pᵀ dO (64), dK += dSᵀ Q (32).
+//            With one part the block adds its fp32 sums into the bf16 gradients (the keys' one
+//            owner); with more it writes them to a workspace slot, and dkdv_reduce_kernel adds
+//            the slots of each key row in part order into dk/dv (+=). No atomics either way.
 //   D        D_i = dout_i · out_i and lse_i·log2(e), one warp per row, into the workspace.
-// The 4 warps of a block share its K/V (or Q/dO) tiles in shared memory; the block's own rows
+// The warps of a block share its K/V (or Q/dO) tiles in shared memory; the block's own rows
 // (forward: Q; dq: Q and dO) are read once into registers as MMA A fragments.
 //
 // Fragments. Operands move shared → registers with ldmatrix.x4 (.trans for B operands stored with
@@ -21,8 +27,9 @@
 // of n-tiles 2k and 2k+1 (16 rows x 16 columns) are exactly the A fragment of k-step k once
 // packed to bf16x2 (FlashAttention-2's register reuse). Shared rows are padded by 16 bytes (row
 // strides 144 and 272 bytes) so the 8 row addresses of every ldmatrix phase land on distinct
-// banks. The lane offsets and loop shapes are checked on the host by an emulator of the PTX
-// fragment tables (not part of the build).
+// banks. The lane offsets, loop shapes and tile lists are checked on the host by an emulator of
+// the PTX fragment tables, and the kernels themselves by a host SIMT simulation (not part of the
+// build).
 //
 // Pipeline. K/V tiles (forward, dq) and Q/dO/lse/D tiles (dk/dv) are double-buffered with
 // cp.async: at the top of iteration i the block waits for tile i, synchronises once, issues tile
@@ -31,43 +38,62 @@
 // so a padded query row or key row contributes exact zeros; such rows are never stored.
 //
 // Masks. A block visits only the key tiles that hold a key some of its rows may see: under the
-// global mask the tiles up to the diagonal; under the local mask the tiles holding meta tokens
-// [0, M) and the tiles meeting [q0 − W, q1], never the masked middle (key_tiles; dk/dv uses the
-// mirror image, query_tiles). A tile whose every (query, key) pair is allowed (tile_unmasked)
-// skips the per-element test; the others apply attention_allows per element, the same function
-// as the CPU reference. The forward visits the diagonal tile first, so every row's running max is
-// finite from the first tile on (a guard keeps exp2(−inf − −inf) from ever being evaluated).
-// Softmax uses exp2 of scores prescaled by scale·log2(e); lse is stored with the natural log.
+// global mask the tiles up to the (newest) diagonal; under the local mask the tiles holding meta
+// tokens [0, M) and the tiles meeting [q0 − W, q1], never the masked middle (key_tiles; dk/dv uses
+// the mirror image, query_tiles). A tile whose every (query, key) pair of a warp slab (forward) or
+// a tile (dq, dk/dv) is allowed (tile_unmasked) skips the per-element test; the others apply
+// attention_allows per element, the same function as the CPU reference. The forward visits the
+// newest diagonal tile first; a row whose first tiles are all masked keeps m = −inf, and a guard
+// keeps exp2(−inf − −inf) from ever being evaluated. Softmax uses exp2 of scores prescaled by
+// scale·log2(e); lse is stored with the natural log.
 //
 // Work order: forward and dq blocks start from the last query tiles (the heaviest under the
 // causal mask), dk/dv blocks from the first key tiles (seen by the most queries; under the local
-// mask the meta-token tiles are seen by every later query). No split of heavy blocks: a block
-// per (b, KV head, key tile) keeps dk/dv single-writer without partial buffers, at a price: few
-// blocks (B·nkv·S/64 = 340 at the 1.5B training shape, 1.3 waves of 2 blocks per SM) and, under
-// the local mask at long S, meta-token blocks that each carry all S/64 query tiles.
+// mask the meta-token tiles are seen by every later query).
+//
+// dk/dv split (v2). v1 ran one dk/dv block per (b, KV head, key tile): 340 blocks at the 1.5B
+// training shape (1.3 waves of 2 blocks per SM), with the meta-token blocks carrying 170 (head,
+// query tile) pairs against ~90 per block slot on average, so the critical path was ~2x the
+// ideal. dkdv_parts picks the parts from the shape: enough for ~4 waves (1056 blocks) and no
+// block above half the ideal per-slot share; 4 at B 2, S 2176 (1360 blocks of ≤ 43 pairs), 3 at
+// S 8320 local, 1 at S 8320 global. Workspace for the partials: B·nkv·tiles·parts·64·192 floats
+// (67 MB at S 2176, 195 MB at S 8320 local), written once and read once by the reduction (about
+// 2 x 67 MB of traffic, ~45 us at S 2176, partly from L2).
+// Not done: dq inside the dk/dv pass. A deterministic version needs a dq partial per (query row,
+// visible key tile): B·nh·S·64 floats times ~18 key tiles at S 2176, W 1024 (~500 MB), or dS
+// stored in bf16 per visible pair (~180 MB) for a separate dS·K pass; neither is reasonable
+// scratch, so the dq kernel keeps recomputing S and dP (1280 executed FLOPs per pair for 896
+// counted).
 //
 // Numerics: P and dS are rounded to bf16 as MMA operands (as in FlashAttention-2); row sums,
-// max, lse, D and every accumulator are fp32. Deterministic: fixed iteration order, no atomics.
+// max, lse, D, every accumulator and the dk/dv partials are fp32. Deterministic: fixed iteration
+// order, fixed part order in the reduction (parts depend on the shape only), no atomics.
 //
-// Predicted throughput on an H100 SXM (written before any measurement; TFLOP/s counted from the
-// unmasked pairs as in bench/attention.cpp, B 2, nh 25, nkv 5). Assumptions: mma.sync peaks near
-// 2/3 of the 989 TFLOP/s dense figure, these kernels reach about half of that (8 warps per SM,
-// exp2 on the MUFU pipe, ldmatrix traffic of 16-row warp slabs), the visited tiles hold ~92% useful
-// pairs (local) and the backward executes 1280 FLOPs per pair for the 896 counted (dq recomputes
-// S and dP). Local, S = 2176: forward ~300, backward ~180, fwd+bwd ~200 TFLOP/s; global, S = 2176
-// a little lower (half-masked diagonal tiles); S = 8320: forward ~310, backward ~190 global and
-// ~150 local (the meta-token dk/dv blocks become the critical path). That misses the issue's
-// 350 / 250 goal; closing the gap likely needs wgmma (sm_90a) or a dk/dv split with partial sums.
+// v1 measured (H100, B 2, nh 25, nkv 5, local W 1024, M 128, S 2176): fwd 200.6, bwd 127.3,
+// fwd+bwd 143.0 TFLOP/s (predicted ~300 / ~180 / ~200); global S 2176: 221.5 / 144.7 / 161.5.
+//
+// v2 on the H100 SXM, predicted before any measurement (TFLOP/s from unmasked pairs as in
+// bench/attention.cpp): the dk/dv split brings dk/dv near its throughput-bound time (~1.6x) and
+// the reduction costs ~45 us, local S 2176 backward ~0.50 ms ≈ 165 TFLOP/s; 128-row forward
+// blocks (8 warps, one block per SM at 216 registers) +5..15%, forward ~215 TFLOP/s, fwd+bwd
+// ~175. Measured (commit of this file's merge, bench-attention, local S 2176): backward
+// 0.549-0.551 ms = 150 TFLOP/s (v1 0.649); the 128-row forward 0.204 ms = 173.5 TFLOP/s, slower
+// than v1's 0.177 (one block per SM leaves each barrier stall uncovered), so the forward stays at
+// 64 rows: 0.185 ms = 191.3 TFLOP/s (per-warp masking costs a little against v1's 200.6), fwd+bwd
+// 0.736 ms = 160.4 TFLOP/s (v1 143.0). This still misses the 350 / 250 goal: the forward is
+// latency-bound on mma.sync with 2 warps per scheduler (ncu v1: issue slots 44%); reaching 350
+// likely needs wgmma (sm_90a) with warp-specialised TMA loads, and the backward needs dq without
+// the recompute.
 //
 // Resource usage (nvcc 13.0, -O3 -arch=sm_90 --resource-usage): no spills, no stack.
-//   forward_kernel  240 registers, 62464 B dynamic shared (2 blocks / SM)
-//   dq_kernel       250 registers, 79872 B dynamic shared (2 blocks / SM)
-//   dkdv_kernel     255 registers, 80896 B dynamic shared (2 blocks / SM)
-//   row_dot_kernel   26 registers, no shared memory
-// ptxas spends every register __launch_bounds__(128, 2) allows on early ldmatrix loads; with
-// (128, 3) the forward spills (the live set is ~170 registers).
+//   forward_kernel      244 registers, 62464 B dynamic shared (2 blocks of 128 threads / SM)
+//   dq_kernel           250 registers, 79872 B dynamic shared (2 blocks / SM)
+//   dkdv_kernel         255 registers, 80896 B dynamic shared (2 blocks / SM)
+//   dkdv_reduce_kernel   32 registers, no shared memory
+//   row_dot_kernel       26 registers, no shared memory
 #include "cuda/flash_attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -84,9 +110,12 @@ namespace {
 
 constexpr int kHd = int(kFlashHeadDim);   // q/k head dim
 constexpr int kVd = int(kFlashValueDim);  // v head dim
-constexpr int kBlock = 64;                // query rows per block = keys per tile (one size for both)
-constexpr int kWarps = 4;                 // 16 rows each
+constexpr int kBlock = 64;                // keys per tile; query rows per dq block, per dk/dv query tile
+constexpr int kWarps = 4;                 // 16 rows each (dq, dk/dv)
 constexpr int kThreads = kWarps * 32;
+constexpr int kFwdWarps = 4;              // forward: 16 query rows each
+constexpr int kFwdRows = 16 * kFwdWarps;  // query rows per forward block (two 64-row tiles)
+constexpr int kFwdThreads = kFwdWarps * 32;
 constexpr int kLdK = kHd + 8;             // shared row stride (bf16) of hd-wide tiles: 144 bytes
 constexpr int kLdV = kVd + 8;             // shared row stride of vd-wide tiles: 272 bytes
 constexpr int kTileK = kBlock * kLdK;     // bf16 of one [kBlock, hd] tile
@@ -102,16 +131,16 @@ static_assert(kHd % 16 == 0 && kVd % 16 == 0, "head dims are whole MMA k-steps")
 
 HYMBA_HOST_DEVICE inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-// The mask of a layer with window and meta clamped to [0, S + kBlock]: for positions below
-// S + kBlock (every row of every tile) attention_allows gives the same answers as with the
-// shape's own values, and sums stay in int.
+// The mask of a layer with window and meta clamped to [0, S + 2·kBlock]: for positions below
+// S + 2·kBlock (every row of every tile, forward blocks of 128 rows included) attention_allows
+// gives the same answers as with the shape's own values, and sums stay in int.
 struct Mask {
   bool global;
   int window, meta;
 };
 
 HYMBA_HOST_DEVICE inline Mask make_mask(const AttentionShape& s) {
-  const int64_t top = s.S + kBlock;
+  const int64_t top = s.S + 2 * kBlock;
   auto clamp = [&](int64_t x) { return int(x < 0 ? 0 : x > top ? top : x); };
   return {s.global, clamp(s.window), clamp(s.meta)};
 }
@@ -120,21 +149,30 @@ HYMBA_HOST_DEVICE inline bool allows(int q, int k, const Mask& m) {
   return attention_allows(q, k, m.global, m.window, m.meta);
 }
 
-// Whether every (query, key) pair of the query tile starting at q0 and the key tile starting at
-// k0 is allowed, so the per-element mask can be skipped. Pairs with a query past the sequence end
-// count too (they are never stored), and a key past the end is above every valid query, so an
-// unmasked tile never holds one.
-HYMBA_HOST_DEVICE inline bool tile_unmasked(int q0, int k0, const Mask& m) {
-  const int k1 = k0 + kBlock - 1, q1 = q0 + kBlock - 1;
+// Whether every (query, key) pair of the rows [q0, q0 + rows) and the key tile starting at k0 is
+// allowed, so the per-element mask can be skipped. Pairs with a query past the sequence end count
+// too (they are never stored), and a key past the end is above every valid query, so an unmasked
+// tile never holds one. rows is 64 (dq, dk/dv: whole tiles) or 16 (a forward warp's slab).
+HYMBA_HOST_DEVICE inline bool tile_unmasked(int q0, int rows, int k0, const Mask& m) {
+  const int k1 = k0 + kBlock - 1, q1 = q0 + rows - 1;
   if (k1 > q0) return false;  // some key above some query
   return m.global || k1 < m.meta || q1 - k0 <= m.window;
 }
 
-// The key tiles query tile qt visits, as iterations i = 0 .. n − 1: first the tiles meeting the
-// window, qt (the diagonal) down to start2, then the meta-token tiles meta − 1 down to 0 that the
+// Whether no pair of the rows [q0, q0 + rows) and the key tile at k0 is allowed: every key above
+// every row, or (local) every key a text token outside the window of every row. A forward warp skips such a tile (the two 64-row halves of a forward block see different
+// key ranges). False is always safe (the per-element mask then zeroes the tile).
+HYMBA_HOST_DEVICE inline bool tile_empty(int q0, int rows, int k0, const Mask& m) {
+  if (k0 > q0 + rows - 1) return true;
+  return !m.global && k0 >= m.meta && q0 - (k0 + kBlock - 1) > m.window;
+}
+
+// The key tiles the query tiles lo .. qt (64-row tiles; lo = qt for dq, lo = qt − 1 for a forward
+// block of 128 rows) visit, as iterations i = 0 .. n − 1: first the tiles meeting the window, qt
+// (the newest diagonal) down to start2, then the meta-token tiles meta − 1 down to 0 that the
 // window range does not already hold. A key tile outside both holds no visible key for any row.
 struct KeyTiles {
-  int qt;      // the diagonal tile
+  int qt;      // the newest diagonal tile
   int meta;    // meta-token tiles [0, meta) visited after the window range
   int start2;  // first tile of the window range [start2, qt]
   int n;       // iterations
@@ -145,10 +183,10 @@ struct KeyTiles {
   }
 };
 
-HYMBA_HOST_DEVICE inline KeyTiles key_tiles(int qt, const Mask& m) {
+HYMBA_HOST_DEVICE inline KeyTiles key_tiles(int lo, int qt, const Mask& m) {
   if (m.global) return {qt, 0, 0, qt + 1};
   const int meta = ceil_div(m.meta, kBlock) < qt + 1 ? ceil_div(m.meta, kBlock) : qt + 1;
-  const int first_key = qt * kBlock - m.window;  // the oldest key row qt·kBlock sees in its window
+  const int first_key = lo * kBlock - m.window;  // the oldest key row lo·kBlock sees in its window
   const int w0 = first_key > 0 ? first_key / kBlock : 0;
   const int start2 = meta > w0 ? meta : w0;
   return {qt, meta, start2, meta + qt + 1 - start2};
@@ -328,16 +366,16 @@ __device__ __forceinline__ void mma_ab(float (&acc)[N][4], const uint32_t (&a)[K
 
 // ---- global → shared tiles ------------------------------------------------------------------
 
-// Rows [row0, row0 + kBlock) of a [rows, W] bf16 matrix at row stride ld (elements) into a shared
-// tile at row stride lds, as 16-byte cp.async chunks; rows at or past `rows` become zeros (their
-// source address is the matrix start, which is never read).
-template <int W>
+// Rows [row0, row0 + R) of a [rows, W] bf16 matrix at row stride ld (elements) into a shared
+// tile at row stride lds, as 16-byte cp.async chunks spread over the block's N threads; rows at or
+// past `rows` become zeros (their source address is the matrix start, which is never read).
+template <int W, int R = kBlock, int N = kThreads>
 __device__ __forceinline__ void load_tile(bf16* dst, int lds, const bf16* src, int64_t ld, int row0, int rows) {
   constexpr int kChunks = W / 8;  // per row
-  static_assert(kBlock * kChunks % kThreads == 0, "whole chunks per thread");
+  static_assert(R * kChunks % N == 0, "whole chunks per thread");
 #pragma unroll
-  for (int i = 0; i < kBlock * kChunks / kThreads; ++i) {
-    const int x = int(threadIdx.x) + i * kThreads;
+  for (int i = 0; i < R * kChunks / N; ++i) {
+    const int x = int(threadIdx.x) + i * N;
     const int r = x / kChunks, c = x % kChunks;
     const bool valid = row0 + r < rows;
     cp_async16(dst + r * lds + c * 8, valid ? src + int64_t(row0 + r) * ld + c * 8 : src, valid);
@@ -354,31 +392,36 @@ struct Dims {
 
 // ---- forward --------------------------------------------------------------------------------
 
-// Block → (b, head, tile) for the row-tile kernels (forward, dq): the tile index runs slowest and
-// from the last tile down, so the heaviest blocks (most key tiles) start first.
+// Block → (b, head, tile) for the row-tile kernels (forward: kFwdRows-row tiles, dq: 64-row tiles): the
+// tile index runs slowest and from the last tile down, so the heaviest blocks (most key tiles)
+// start first.
 struct RowBlock {
   int b, h, qt;
 };
 
-__device__ __forceinline__ RowBlock row_block(const Dims& d) {
-  const int tiles = ceil_div(d.S, kBlock), heads = d.B * d.nh;
+__device__ __forceinline__ RowBlock row_block(const Dims& d, int rows) {
+  const int tiles = ceil_div(d.S, rows), heads = d.B * d.nh;
   const int bh = int(blockIdx.x) % heads;
   return {bh / d.nh, bh % d.nh, tiles - 1 - int(blockIdx.x) / heads};
 }
 
-constexpr size_t kForwardSmem = sizeof(bf16) * size_t(3 * kTileK + 2 * kTileV);
+constexpr int kTileQF = kFwdRows * kLdK;  // bf16 of the forward block's [kFwdRows, hd] query tile
+constexpr size_t kForwardSmem = sizeof(bf16) * size_t(kTileQF + 2 * kTileK + 2 * kTileV);
 
-__global__ void __launch_bounds__(kThreads, 2)
+// A block owns kFwdRows query rows (one 64-row tile) of one (b, head) and walks the 64-key tiles
+// they see; warp w owns rows q0 + 16w .. + 15 and skips a key tile none of its rows sees (window
+// edges).
+__global__ void __launch_bounds__(kFwdThreads, kFwdWarps == 4 ? 2 : 1)
     forward_kernel(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q,
                    const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t ldv, Dims d) {
   const int S = d.S;
-  const RowBlock rb = row_block(d);
-  const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kBlock;
+  const RowBlock rb = row_block(d, kFwdRows);
+  const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kFwdRows;
   const float scale_log2 = d.scale * kLog2e;
 
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16* qs = reinterpret_cast<bf16*>(smem);  // [kBlock, kLdK] the block's query rows
-  bf16* ks = qs + kTileK;                    // [2][kBlock, kLdK] key tiles (double buffer)
+  bf16* qs = reinterpret_cast<bf16*>(smem);  // [kFwdRows, kLdK] the block's query rows
+  bf16* ks = qs + kTileQF;                   // [2][kBlock, kLdK] key tiles (double buffer)
   bf16* vs = ks + 2 * kTileK;                // [2][kBlock, kLdV] value tiles
 
   const int64_t ldq = int64_t(d.nh) * kHd, ldk = int64_t(d.nkv) * kHd;
@@ -386,15 +429,19 @@ __global__ void __launch_bounds__(kThreads, 2)
   const bf16* kb = k + int64_t(b) * S * ldk + g * kHd;  // key row j at kb + j·ldk
   const bf16* vb = v + int64_t(b) * S * ldv + g * kVd;  // value row j at vb + j·ldv
 
-  const KeyTiles tiles = key_tiles(rb.qt, d.mask);
-  load_tile<kHd>(qs, kLdK, qb, ldq, q0, S);
-  load_tile<kHd>(ks, kLdK, kb, ldk, tiles.tile(0) * kBlock, S);
-  load_tile<kVd>(vs, kLdV, vb, ldv, tiles.tile(0) * kBlock, S);
+  // The block's 64-row query tile.
+  const int lo = rb.qt, hi = rb.qt;
+  const KeyTiles tiles = key_tiles(lo, hi, d.mask);
+  load_tile<kHd, kFwdRows, kFwdThreads>(qs, kLdK, qb, ldq, q0, S);
+  load_tile<kHd, kBlock, kFwdThreads>(ks, kLdK, kb, ldk, tiles.tile(0) * kBlock, S);
+  load_tile<kVd, kBlock, kFwdThreads>(vs, kLdV, vb, ldv, tiles.tile(0) * kBlock, S);
   cp_async_commit();
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int gr = lane / 4, tc = lane % 4;  // fragment row group, column pair
-  const int row0 = q0 + warp * 16 + gr;    // this thread's rows: row0 and row0 + 8
+  const int wq0 = q0 + warp * 16;          // the warp's first row
+  const int row0 = wq0 + gr;               // this thread's rows: row0 and row0 + 8
+  const bool idle = wq0 >= S;              // a warp wholly past the end computes nothing
 
   cp_async_wait_all();
   __syncthreads();
@@ -416,18 +463,21 @@ __global__ void __launch_bounds__(kThreads, 2)
     __syncthreads();      // … for every thread, and tile i − 1 (the other buffer) is no longer read
     if (i + 1 < tiles.n) {
       const int next = tiles.tile(i + 1) * kBlock;
-      load_tile<kHd>(ks + (buf ^ 1) * kTileK, kLdK, kb, ldk, next, S);
-      load_tile<kVd>(vs + (buf ^ 1) * kTileV, kLdV, vb, ldv, next, S);
+      load_tile<kHd, kBlock, kFwdThreads>(ks + (buf ^ 1) * kTileK, kLdK, kb, ldk, next, S);
+      load_tile<kVd, kBlock, kFwdThreads>(vs + (buf ^ 1) * kTileV, kLdV, vb, ldv, next, S);
     }
     cp_async_commit();
     const int k0 = tiles.tile(i) * kBlock;
+    // Warp-uniform: the shuffles below see all 32 lanes or none. Skipping leaves m, l, o as they
+    // are, exactly what a tile of masked scores would (exp2(−inf) = 0, alpha = 1 or the guard).
+    if (idle || tile_empty(wq0, 16, k0, d.mask)) continue;
 
     float sc[8][4];  // S = Q Kᵀ: rows row0, row0 + 8; keys k0 + 8j + 2tc, + 1
 #pragma unroll
     for (int j = 0; j < 8; ++j) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
     mma_abt<8, 4>(sc, qf, ks + buf * kTileK, kLdK);
 
-    if (!tile_unmasked(q0, k0, d.mask)) {
+    if (!tile_unmasked(wq0, 16, k0, d.mask)) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
 #pragma unroll
@@ -520,7 +570,7 @@ __global__ void __launch_bounds__(kThreads, 2)
               const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t ldv,
               const float* __restrict__ lse2, const float* __restrict__ D, Dims d) {
   const int S = d.S;
-  const RowBlock rb = row_block(d);
+  const RowBlock rb = row_block(d, kBlock);
   const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kBlock;
   const float scale_log2 = d.scale * kLog2e;
 
@@ -534,7 +584,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const bf16* kb = k + int64_t(b) * S * ldk + g * kHd;  // key row j at kb + j·ldk
   const bf16* vb = v + int64_t(b) * S * ldv + g * kVd;  // value row j at vb + j·ldv
 
-  const KeyTiles tiles = key_tiles(rb.qt, d.mask);
+  const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
   load_tile<kHd>(qs, kLdK, q + int64_t(b) * S * ldq + h * kHd, ldq, q0, S);
   load_tile<kVd>(dos, kLdV, dout + int64_t(b) * S * ldo + h * kVd, ldo, q0, S);
   load_tile<kHd>(ks, kLdK, kb, ldk, tiles.tile(0) * kBlock, S);
@@ -583,7 +633,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
     for (int j = 0; j < 8; ++j) p[j][0] = p[j][1] = p[j][2] = p[j][3] = 0.f;
     mma_abt<8, 4>(p, qf, kt, kLdK);
-    const bool unmasked = tile_unmasked(q0, k0, d.mask);
+    const bool unmasked = tile_unmasked(q0, kBlock, k0, d.mask);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
 #pragma unroll
@@ -622,18 +672,27 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 constexpr size_t kDkDvSmem = sizeof(bf16) * size_t(3 * kTileK + 3 * kTileV) + sizeof(float) * 4 * kBlock;
 
+// One row of a dk/dv partial: the 64 dk columns then the 128 dv columns, fp32.
+constexpr int kPartCols = kHd + kVd;
+constexpr int64_t kPartFloats = int64_t(kBlock) * kPartCols;  // one [kBlock, kPartCols] partial
+
 // dv_j += Σ_h Σ_i P_ij dout_i and dk_j += scale · Σ_h Σ_i dS_ij q_i over the query heads h of the
-// group and the queries i that see key j. A block owns 64 keys of one (b, KV head) and walks
-// (head, query tile) pairs, head outermost; warp w owns keys k0 + 16w .. + 15. Products are
-// transposed (keys are the rows): Sᵀ = K Qᵀ and dPᵀ = V dOᵀ.
+// group and the queries i that see key j. The (head, query tile) pairs that see a key tile, head
+// outermost, are cut into `parts` near-equal contiguous ranges; a block owns 64 keys of one
+// (b, KV head) and one range; warp w owns keys k0 + 16w .. + 15. Products are transposed (keys
+// are the rows): Sᵀ = K Qᵀ and dPᵀ = V dOᵀ. With parts == 1 the block adds its sums into dk/dv
+// (its keys' one owner); otherwise it writes them, fp32, to its slot of `part`
+// [B·nkv, tiles, parts][kBlock, kPartCols] and dkdv_reduce_kernel adds the slots in order.
 __global__ void __launch_bounds__(kThreads, 2)
-    dkdv_kernel(bf16* __restrict__ dk, bf16* __restrict__ dv, const bf16* __restrict__ dout,
-                const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-                int64_t ldv, const float* __restrict__ lse2, const float* __restrict__ D, Dims d) {
+    dkdv_kernel(bf16* __restrict__ dk, bf16* __restrict__ dv, float* __restrict__ part,
+                const bf16* __restrict__ dout, const bf16* __restrict__ q, const bf16* __restrict__ k,
+                const bf16* __restrict__ v, int64_t ldv, const float* __restrict__ lse2,
+                const float* __restrict__ D, Dims d, int parts) {
   const int S = d.S, rep = d.nh / d.nkv;
   const int tiles = ceil_div(S, kBlock), groups = d.B * d.nkv;
   // The first key tiles are seen by the most queries: they start first.
-  const int kt = int(blockIdx.x) / groups, bg = int(blockIdx.x) % groups;
+  const int kt = int(blockIdx.x) / (groups * parts), pg = int(blockIdx.x) % (groups * parts);
+  const int p = pg / groups, bg = pg % groups;
   const int b = bg / d.nkv, g = bg % d.nkv, k0 = kt * kBlock;
   const float scale_log2 = d.scale * kLog2e;
 
@@ -649,7 +708,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   const bf16* qb = q + int64_t(b) * S * ldq;     // query row i of head h at qb + i·ldq + h·hd
   const bf16* ob = dout + int64_t(b) * S * ldo;  // dout row i of head h at ob + i·ldo + h·vd
   const QueryTiles qtiles = query_tiles(kt, tiles, d.mask);
-  const int n = rep * qtiles.count;  // iterations: (head, query tile), head outermost
+  const int n = rep * qtiles.count;  // (head, query tile) pairs, head outermost
+  // This block's range [it0, it1) of them (empty when n < parts).
+  const int it0 = int(int64_t(n) * p / parts), it1 = int(int64_t(n) * (p + 1) / parts);
   // Iteration it's query head and first query.
   auto head_of = [&](int it) { return g * rep + it / qtiles.count; };
   auto q0_of = [&](int it) { return (qtiles.first + it % qtiles.count) * kBlock; };
@@ -667,7 +728,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   load_tile<kHd>(ks, kLdK, k + int64_t(b) * S * ldk + g * kHd, ldk, k0, S);
   load_tile<kVd>(vs, kLdV, v + int64_t(b) * S * ldv + g * kVd, ldv, k0, S);
-  load_queries(0, 0);
+  if (it0 < it1) load_queries(it0, 0);
   cp_async_commit();
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
@@ -680,14 +741,14 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
   for (int c = 0; c < 16; ++c) dva[c][0] = dva[c][1] = dva[c][2] = dva[c][3] = 0.f;
 
-  for (int it = 0; it < n; ++it) {
-    const int buf = it & 1;
+  for (int it = it0; it < it1; ++it) {
+    const int buf = (it - it0) & 1;
     cp_async_wait_all();
     __syncthreads();
-    if (it + 1 < n) load_queries(it + 1, buf ^ 1);
+    if (it + 1 < it1) load_queries(it + 1, buf ^ 1);
     cp_async_commit();
     const int q0 = q0_of(it);
-    const bool unmasked = tile_unmasked(q0, k0, d.mask);
+    const bool unmasked = tile_unmasked(q0, kBlock, k0, d.mask);
 
     // The 64 queries in two halves of 32 (columns c0 .. c0 + 31 of the tile): the score-shaped
     // tiles of a half take half the registers, and a rolled loop keeps ptxas from interleaving the
@@ -744,6 +805,26 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
   }
 
+  cp_async_wait_all();  // an empty range still issued the K/V loads
+
+  if (parts > 1) {
+    // The slot of (b, g, kt, p); rows past the sequence end are written too (never read).
+    float* slot = part + ((int64_t(bg) * tiles + kt) * parts + p) * kPartFloats;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float* prow = slot + (warp * 16 + gr + 8 * r) * kPartCols + 2 * tc;  // columns 8c + 2tc, + 1
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        *reinterpret_cast<float2*>(prow + 8 * c) = make_float2(d.scale * dka[c][2 * r], d.scale * dka[c][2 * r + 1]);
+      }
+#pragma unroll
+      for (int c = 0; c < 16; ++c) {
+        *reinterpret_cast<float2*>(prow + kHd + 8 * c) = make_float2(dva[c][2 * r], dva[c][2 * r + 1]);
+      }
+    }
+    return;
+  }
+
   // Each (key, column) has this one owner: add the sums into the accumulated gradients.
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -767,6 +848,36 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+// dk/dv (+=) the sum of the `parts` partials of each key row, in part order: one thread per 4
+// columns of a row (b, j, g) of the concatenated [dk | dv] columns (kPartCols / 4 = 48 per row),
+// so a warp reads and writes whole rows.
+constexpr int kReduceThreads = 256;
+
+__global__ void __launch_bounds__(kReduceThreads)
+    dkdv_reduce_kernel(bf16* __restrict__ dk, bf16* __restrict__ dv, const float* __restrict__ part, Dims d,
+                       int parts) {
+  constexpr int kQuads = kPartCols / 4;
+  const int64_t x = int64_t(blockIdx.x) * kReduceThreads + threadIdx.x;
+  if (x >= int64_t(d.B) * d.S * d.nkv * kQuads) return;
+  const int c = int(x % kQuads) * 4;  // first column in [dk | dv]
+  const int64_t row = x / kQuads;     // (b·S + j)·nkv + g, the row of dk and dv
+  const int g = int(row % d.nkv), j = int(row / d.nkv % d.S), b = int(row / d.nkv / d.S);
+  const int tiles = ceil_div(d.S, kBlock), kt = j / kBlock;
+  const float* src = part + ((int64_t(b) * d.nkv + g) * tiles + kt) * parts * kPartFloats +
+                     (j % kBlock) * kPartCols + c;  // slot p at src + p·kPartFloats
+  float4 sum = *reinterpret_cast<const float4*>(src);
+  for (int p = 1; p < parts; ++p) {
+    const float4 y = *reinterpret_cast<const float4*>(src + p * kPartFloats);
+    sum.x += y.x, sum.y += y.y, sum.z += y.z, sum.w += y.w;
+  }
+  bf16* dst = c < kHd ? dk + row * kHd + c : dv + row * kVd + (c - kHd);  // 4 bf16, 8-byte aligned
+  uint2 old = *reinterpret_cast<const uint2*>(dst);
+  const float2 a = unpack_bf16(old.x), e = unpack_bf16(old.y);
+  old.x = pack_bf16(a.x + sum.x, a.y + sum.y);
+  old.y = pack_bf16(e.x + sum.z, e.y + sum.w);
+  *reinterpret_cast<uint2*>(dst) = old;
+}
+
 // ---- host -----------------------------------------------------------------------------------
 
 constexpr int64_t kMaxS = int64_t(1) << 30;  // positions and tile sums stay in int
@@ -781,10 +892,41 @@ const char* unsupported(const AttentionShape& s, int64_t ldv) {
   if (ldv % 8 != 0) return "ldv is not a multiple of 8 (v rows are read in 16-byte pieces)";
   if (!s.global && (s.window < 0 || s.meta < 0)) return "negative window or meta";
   if (s.S > kMaxS) return "S is above 2^30";
-  // Blocks of the largest grid (the D kernel: 8 rows each, so at most 8 per (b, head, query
-  // tile) of the forward and dq grids); B, nh, S fit in int below it.
+  // Blocks of the largest grids (the D kernel: 8 rows each, so at most 8 per (b, head, query
+  // tile) of the dq grid; the dk/dv reduction: 256 threads over 48 per key row, below the D
+  // kernel's); B, nh, S fit in int below it. The dk/dv grid has at most kMaxParts ≤ 8 blocks per
+  // (b, KV head, key tile), and a part's iteration bounds n·parts ≤ nh·tiles·8 stay in int.
   if (s.B * s.nh * ((s.S + kBlock - 1) / kBlock) * 8 > int64_t(0x7fffffff)) return "too many blocks for the grid";
   return nullptr;
+}
+
+// How many parts the dk/dv work of each key tile is cut into (1: no partials, no reduction).
+// Enough blocks to fill the GPU a few times over (kFillBlocks, ~4 waves of 2 blocks on 132 SMs),
+// and no block longer than half the ideal per-slot share of all the work (the meta-token key tiles
+// of a local layer are seen by every query tile: v1's critical path). At most kMaxParts, and no
+// more than the heaviest key tile's (head, query tile) pairs. A function of the shape only, so
+// the partial sums, and the bits of dk/dv, do not depend on the device.
+constexpr int kMaxParts = 4;
+constexpr int64_t kSlots = 264;        // block slots of an H100 (132 SMs x 2): a tuning constant
+constexpr int64_t kFillBlocks = 4 * kSlots;
+
+int dkdv_parts(const AttentionShape& s) {
+  // Shapes the kernels do not take (their workspace is v1's) and empty ones need no partials.
+  if (unsupported(s, s.nkv * s.vd) != nullptr || s.B == 0 || s.S == 0 || s.nh == 0) return 1;
+  const Mask m = make_mask(s);
+  const int tiles = int((s.S + kBlock - 1) / kBlock);
+  int64_t total = 0, heaviest = 0;  // (query tile) counts over the key tiles, and their maximum
+  for (int kt = 0; kt < tiles; ++kt) {
+    const int64_t c = query_tiles(kt, tiles, m).count;
+    total += c, heaviest = std::max(heaviest, c);
+  }
+  const int64_t base = s.B * s.nkv * tiles;  // blocks with one part each
+  const int64_t fill = (kFillBlocks + base - 1) / base;
+  // heaviest / parts <= (total · B·nkv / kSlots) / 2, per (b, KV head) the rep factor cancels.
+  const int64_t share = s.B * s.nkv * total;
+  const int64_t balance = (2 * heaviest * kSlots + share - 1) / share;
+  const int64_t cap = std::min<int64_t>(kMaxParts, (s.nh / s.nkv) * heaviest);
+  return int(std::max<int64_t>(1, std::min(cap, std::max(fill, balance))));
 }
 
 // Validates the shape (hymba::fail naming op and values); false when there is nothing to compute.
@@ -827,13 +969,24 @@ void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T
   if (!check_shape(s, ldv, op)) return;
   check_aligned(out, 16, "out", op), check_aligned(lse, 4, "lse", op), check_aligned(q, 16, "q", op);
   check_aligned(k, 16, "k", op), check_aligned(v, 16, "v", op);
-  const int64_t tiles = (s.S + kBlock - 1) / kBlock;
+  const int64_t tiles = (s.S + kFwdRows - 1) / kFwdRows;
   allow_smem(forward_kernel, kForwardSmem);
-  forward_kernel<<<blocks(s.B * s.nh * tiles), kThreads, kForwardSmem, stream>>>(out, lse, q, k, v, ldv, dims(s));
+  forward_kernel<<<blocks(s.B * s.nh * tiles), kFwdThreads, kForwardSmem, stream>>>(out, lse, q, k, v, ldv, dims(s));
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
-int64_t flash_attention_backward_workspace(const AttentionShape& s) { return 2 * s.B * s.nh * s.S; }
+// [B·nkv, tiles, parts][kBlock, kPartCols] dk/dv partials when parts > 1 (first, so they stay
+// 16-byte aligned), then D and lse·log2(e), [B, nh, S] each.
+int64_t dkdv_partial_floats(const AttentionShape& s) {
+  const int parts = dkdv_parts(s);
+  return parts > 1 ? s.B * s.nkv * ((s.S + kBlock - 1) / kBlock) * parts * kPartFloats : 0;
+}
+
+int64_t flash_attention_backward_workspace(const AttentionShape& s) {
+  return dkdv_partial_floats(s) + 2 * s.B * s.nh * s.S;
+}
+
+int flash_attention_dkdv_parts(const AttentionShape& s) { return dkdv_parts(s); }
 
 template <class T>
 void flash_attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
@@ -845,10 +998,12 @@ void flash_attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, co
   check_aligned(dq, 16, "dq", op), check_aligned(dk, 16, "dk", op), check_aligned(dv, 16, "dv", op);
   check_aligned(dout, 16, "dout", op), check_aligned(q, 16, "q", op), check_aligned(k, 16, "k", op);
   check_aligned(v, 16, "v", op), check_aligned(out, 16, "out", op), check_aligned(lse, 4, "lse", op);
-  check_aligned(workspace, 4, "workspace", op);
+  check_aligned(workspace, 16, "workspace", op);
   const Dims d = dims(s);
-  float* D = workspace;                        // [B, nh, S]
-  float* lse2 = workspace + s.B * s.nh * s.S;  // [B, nh, S]
+  const int parts = dkdv_parts(s);
+  float* part = workspace;                             // [B·nkv, tiles, parts][kBlock, kPartCols] if parts > 1
+  float* D = workspace + dkdv_partial_floats(s);       // [B, nh, S]
+  float* lse2 = D + s.B * s.nh * s.S;                  // [B, nh, S]
   const int64_t tiles = (s.S + kBlock - 1) / kBlock;
 
   const int64_t rows = s.B * s.S * s.nh;
@@ -861,8 +1016,15 @@ void flash_attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, co
   HYMBA_CUDA_CHECK_LAUNCH();
 
   allow_smem(dkdv_kernel, kDkDvSmem);
-  dkdv_kernel<<<blocks(s.B * s.nkv * tiles), kThreads, kDkDvSmem, stream>>>(dk, dv, dout, q, k, v, ldv, lse2, D, d);
+  dkdv_kernel<<<blocks(s.B * s.nkv * tiles * parts), kThreads, kDkDvSmem, stream>>>(dk, dv, part, dout, q, k, v, ldv,
+                                                                                   lse2, D, d, parts);
   HYMBA_CUDA_CHECK_LAUNCH();
+  if (parts > 1) {
+    const int64_t threads = s.B * s.S * s.nkv * (kPartCols / 4);
+    dkdv_reduce_kernel<<<blocks((threads + kReduceThreads - 1) / kReduceThreads), kReduceThreads, 0, stream>>>(
+        dk, dv, part, d, parts);
+    HYMBA_CUDA_CHECK_LAUNCH();
+  }
 }
 
 template void flash_attention_forward<bf16>(bf16*, float*, const bf16*, const bf16*, const bf16*, int64_t,

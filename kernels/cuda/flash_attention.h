@@ -38,16 +38,24 @@ template <class T>
 void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T* v, int64_t ldv,
                              const AttentionShape& s, cudaStream_t stream);
 
-// Floats of scratch flash_attention_backward needs: D_i = dout_i · out_i and lse_i·log2(e) for
-// every query row, two [B, nh, S] arrays.
+// Floats of scratch flash_attention_backward needs: the fp32 dk/dv partial sums when the dk/dv
+// work is split (parts > 1, below: B·nkv·ceil(S/64)·parts·64·192 floats, e.g. 16.7 M floats =
+// 67 MB at B 2, S 2176, nkv 5, parts 4; none at B 2, S 8320 global), then D_i = dout_i · out_i and
+// lse_i·log2(e) for every query row, two [B, nh, S] arrays. A function of the shape only.
 int64_t flash_attention_backward_workspace(const AttentionShape& s);
+
+// Into how many parts the backward cuts each 64-key tile's work (the GQA group's query heads x
+// the query tiles that see the tile), 1 to 4, chosen from the shape alone so that dk/dv's bits do
+// not depend on the device; with parts > 1 the part sums meet in a fixed order in a reduction
+// kernel. Informational (tests, benchmarks); 1 for shapes the kernels do not take.
+int flash_attention_dkdv_parts(const AttentionShape& s);
 
 // dq [B, S, nh, hd] contiguous (=). dk [B, S, nkv, hd] and dv [B, S, nkv, vd], contiguous, are
 // ACCUMULATED (+=): with cross-layer KV sharing several layers' gradients sum into the producer's
 // k and v. dout and out [B, S, nh, vd] contiguous; lse [B, nh, S] from flash_attention_forward (or
 // attention_forward); q, k, v as in the forward. Probabilities are recomputed from q, k and lse.
-// Deterministic (no atomics). workspace: flash_attention_backward_workspace(s) floats. Alignment
-// as in the forward. T = bf16 only.
+// Deterministic (no atomics). workspace: flash_attention_backward_workspace(s) floats, 16-byte
+// aligned. Other alignment as in the forward. T = bf16 only.
 template <class T>
 void flash_attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
                               int64_t ldv, const T* out, const float* lse, const AttentionShape& s,

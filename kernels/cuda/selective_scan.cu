@@ -85,6 +85,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "core/cuda_check.h"
 #include "cuda/dtype.cuh"
@@ -137,25 +138,32 @@ __device__ __forceinline__ unsigned char* dynamic_smem() {
   return smem;
 }
 
-// 2^x and 1/x on the MUFU unit (ftz; relative error ~2^-22): exp(Δ·A) is 2^(Δ·A·log2 e).
+// 2^x and 1/x (exp(Δ·A) is 2^(Δ·A·log2 e)). With bf16 activations the bare MUFU approximations
+// (ftz; relative error ~2^-22, far below bf16 rounding); with fp32 activations exp2f and a
+// correctly rounded division, since the fp32 path is held to the CPU model's float accuracy (the
+// approximations alone were enough to put the fp32 GPU-model test over its bound).
+template <class T>
 __device__ __forceinline__ float ex2(float x) {
 #ifdef __CUDA_ARCH__
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-#else
-  return exp2f(x);
+  if constexpr (!std::is_same_v<T, float>) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+  }
 #endif
+  return exp2f(x);
 }
 
+template <class T>
 __device__ __forceinline__ float rcp(float x) {
 #ifdef __CUDA_ARCH__
-  float y;
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-#else
-  return 1.f / x;
+  if constexpr (!std::is_same_v<T, float>) {
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+  }
 #endif
+  return 1.f / x;
 }
 
 // Δ = softplus(x) (identity above 20, as kernels/cpu/activations.h) from x and e^x. One function
@@ -255,6 +263,63 @@ __device__ __forceinline__ int valid_count(int64_t t, int64_t S, int64_t ev, int
   return E - ev < W ? int(E - ev) : W;
 }
 
+// This lane's states 4r .. 4r + 3 of channel e: A·log2 e per state (kept below −1e-30, so a reset's
+// +inf Δ gives exp2(−inf) = 0; padding states get −1) and the state's start value from
+// start [B, E, N] (h0 in the forward, dhT in the backward; zero where null or padding).
+__device__ __forceinline__ void init_states(float* A2, float* start_value, const float* A_log,
+                                            const float* start, int64_t b, int64_t e, int64_t E,
+                                            int N, int r, bool active) {
+#pragma unroll
+  for (int i = 0; i < kStates; ++i) {
+    const int n = kStates * r + i;
+    const bool ok = active && n < N;
+    A2[i] = ok ? fminf(-expf(A_log[e * N + n]) * kLog2e, -1e-30f) : -1.f;
+    start_value[i] = ok && start ? start[(b * E + e) * N + n] : 0.f;
+  }
+}
+
+// This thread's share of the B and C rows of tokens [t0, t0 + kTokens) of batch row b: elements
+// k = tid + m·kThreads of the [kTokens, NP] tiles, (t, n) = (k / NP, k % NP), zero past S and N.
+template <class T, int kTokens, int NP, int kThreads>
+__device__ __forceinline__ void load_bc(T* rb, T* rc, const T* __restrict__ Bm,
+                                        const T* __restrict__ Cm, int64_t b, int64_t S, int N,
+                                        int64_t t0, int tid) {
+  constexpr int kBC = kTokens * NP, kPerThread = (kBC + kThreads - 1) / kThreads;
+#pragma unroll
+  for (int m = 0; m < kPerThread; ++m) {
+    const int k = tid + m * kThreads;
+    if (kBC % kThreads != 0 && k >= kBC) break;
+    const int64_t t = t0 + k / NP;
+    const int n = k % NP;
+    const bool ok = t < S && n < N;
+    rb[m] = ok ? Bm[(b * S + t) * N + n] : from_float<T>(0.f);
+    rc[m] = ok ? Cm[(b * S + t) * N + n] : from_float<T>(0.f);
+  }
+}
+
+// The B and C elements load_bc read, as floats into this sub-chunk's shared tiles sB, sC [K, NP].
+template <class T, int kTokens, int NP, int kThreads>
+__device__ __forceinline__ void stage_bc(float* sB, float* sC, const T* rb, const T* rc, int tid) {
+  constexpr int kBC = kTokens * NP, kPerThread = (kBC + kThreads - 1) / kThreads;
+#pragma unroll
+  for (int m = 0; m < kPerThread; ++m) {
+    const int k = tid + m * kThreads;
+    if (kBC % kThreads != 0 && k >= kBC) break;
+    sB[k] = to_float(rb[m]);
+    sC[k] = to_float(rc[m]);
+  }
+}
+
+// dt_bias of the W channels of a pack, from the block's shared copy, in float4 loads.
+template <int W>
+__device__ __forceinline__ void load_dt_bias(float* dtb, const float* sDt_pack) {
+#pragma unroll
+  for (int w = 0; w < W; w += 4) {
+    const float4 d4 = *reinterpret_cast<const float4*>(sDt_pack + w);
+    dtb[w] = d4.x, dtb[w + 1] = d4.y, dtb[w + 2] = d4.z, dtb[w + 3] = d4.w;
+  }
+}
+
 // ---- kernels ----
 
 template <class T>
@@ -300,14 +365,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) forward_kernel(const Forw
   const bool active = e < E, with_out = p.out != nullptr;
   const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
 
-  float A2[kStates], h[kStates];  // A·log2 e (kept below −1e-30 so +inf·A2 = −inf), the state
-#pragma unroll
-  for (int i = 0; i < kStates; ++i) {
-    const int n = kStates * r + i;
-    const bool ok = active && n < N;
-    A2[i] = ok ? fminf(-expf(p.A_log[e * N + n]) * kLog2e, -1e-30f) : -1.f;
-    h[i] = ok && p.h0 ? p.h0[(b * E + e) * N + n] : 0.f;
-  }
+  float A2[kStates], h[kStates];  // A·log2 e, the state
+  init_states(A2, h, p.A_log, p.h0, b, e, E, N, r, active);
   const float De = active ? p.D[e] : 0.f;
   for (int k = tid; k < CB; k += kThreads) sDt[k] = e0 + k < E ? p.dt_bias[e0 + k] : 0.f;
 
@@ -338,16 +397,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) forward_kernel(const Forw
       }
     }
     copy_commit();
-#pragma unroll
-    for (int m = 0; m < kBCPerThread; ++m) {
-      const int k = tid + m * kThreads;
-      if (kBC % kThreads != 0 && k >= kBC) break;
-      const int64_t t = t0 + k / NP;
-      const int n = k % NP;
-      const bool ok = t < S && n < N;
-      rb[m] = ok ? p.Bm[(b * S + t) * N + n] : from_float<T>(0.f);
-      rc[m] = ok ? p.Cm[(b * S + t) * N + n] : from_float<T>(0.f);
-    }
+    load_bc<T, K, NP, kThreads>(rb, rc, p.Bm, p.Cm, b, S, N, t0, tid);
   };
 
   // The loaded values, converted once per (t, e), into buffer buf.
@@ -366,12 +416,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) forward_kernel(const Forw
                                    : load_pack<T, VW>(p.u, row * E + ev, valid, false);
       const Pack<T, VW> pd = p.vec ? *reinterpret_cast<const Pack<T, VW>*>(raw + K * CB)
                                    : load_pack<T, VW>(p.delta, row * E + ev, valid, false);
-      float dtb[VW];  // dt_bias of the pack's channels, as float4 loads
-#pragma unroll
-      for (int w = 0; w < VW; w += 4) {
-        const float4 d4 = *reinterpret_cast<const float4*>(sDt + cv * VW + w);
-        dtb[w] = d4.x, dtb[w + 1] = d4.y, dtb[w + 2] = d4.z, dtb[w + 3] = d4.w;
-      }
+      float dtb[VW];  // dt_bias of the pack's channels
+      load_dt_bias<VW>(dtb, sDt + cv * VW);
       float2* scan = sScan + (buf * K + j) * CB;
 #pragma unroll
       for (int w = 0; w < VW; ++w) {
@@ -388,17 +434,11 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) forward_kernel(const Forw
 #pragma unroll
         for (int w = 0; w < VW; ++w) {
           const float zz = to_float(pz.v[w]);
-          epi[swz(cv * VW + w)] = make_float2(to_float(pu.v[w]), zz * rcp(1.f + expf(-zz)));
+          epi[swz(cv * VW + w)] = make_float2(to_float(pu.v[w]), zz * rcp<T>(1.f + expf(-zz)));
         }
       }
     }
-#pragma unroll
-    for (int m = 0; m < kBCPerThread; ++m) {
-      const int k = tid + m * kThreads;
-      if (kBC % kThreads != 0 && k >= kBC) break;
-      sB[buf * K * NP + k] = to_float(rb[m]);
-      sC[buf * K * NP + k] = to_float(rc[m]);
-    }
+    stage_bc<T, K, NP, kThreads>(sB + buf * K * NP, sC + buf * K * NP, rb, rc, tid);
   };
 
   // out of sub-chunk c from buffer buf, in packs.
@@ -445,7 +485,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) forward_kernel(const Forw
       const float4 B4 = reinterpret_cast<const float4*>(sB + (buf * K + j) * NP)[r];
       const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w};
 #pragma unroll
-      for (int i = 0; i < kStates; ++i) h[i] = fmaf(ex2(dd.x * A2[i]), h[i], dd.y * Bs[i]);
+      for (int i = 0; i < kStates; ++i) h[i] = fmaf(ex2<T>(dd.x * A2[i]), h[i], dd.y * Bs[i]);
       if (with_out) {
         const float4 C4 = reinterpret_cast<const float4*>(sC + (buf * K + j) * NP)[r];
         float y = C4.x * h[0];
@@ -528,15 +568,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) backward_kernel(const Bac
   const bool active = e < E;
   const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
 
-  float A2[kStates], g[kStates], dA[kStates];  // A·log2 e; dL/dh; Σ_t Δ·g·a·h
-#pragma unroll
-  for (int i = 0; i < kStates; ++i) {
-    const int n = kStates * r + i;
-    const bool ok = active && n < N;
-    A2[i] = ok ? fminf(-expf(p.A_log[e * N + n]) * kLog2e, -1e-30f) : -1.f;
-    g[i] = ok && p.dhT ? p.dhT[(b * E + e) * N + n] : 0.f;
-    dA[i] = 0.f;
-  }
+  float A2[kStates], g[kStates], dA[kStates] = {};  // A·log2 e; dL/dh; Σ_t Δ·g·a·h
+  init_states(A2, g, p.A_log, p.dhT, b, e, E, N, r, active);
   const float De = active ? p.D[e] : 0.f;
   float ddt_sum = 0.f, dD_sum = 0.f;  // over the tokens whose epilogue this lane does
   for (int k = tid; k < CB; k += kThreads) sDt[k] = e0 + k < E ? p.dt_bias[e0 + k] : 0.f;
@@ -571,16 +604,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) backward_kernel(const Bac
       copy16_async(sCk + (rbuf * CB + ch) * NP + kStates * r, active ? ck_lane + c * E * NP : p.ckpt,
                    active);
     copy_commit();
-#pragma unroll
-    for (int m = 0; m < kBCPerThread; ++m) {
-      const int k = tid + m * kThreads;
-      if (kBC % kThreads != 0 && k >= kBC) break;
-      const int64_t t = t0 + k / NP;
-      const int n = k % NP;
-      const bool ok = t < S && n < N;
-      rb[m] = ok ? p.Bm[(b * S + t) * N + n] : from_float<T>(0.f);
-      rc[m] = ok ? p.Cm[(b * S + t) * N + n] : from_float<T>(0.f);
-    }
+    load_bc<T, K, NP, kThreads>(rb, rc, p.Bm, p.Cm, b, S, N, t0, tid);
   };
 
   const auto stage = [&](int64_t c, int buf) {
@@ -600,12 +624,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) backward_kernel(const Bac
       };
       const Pack<T, VW> pu = packed(0, p.u, row * E + ev), pd = packed(1, p.delta, row * E + ev);
       const Pack<T, VW> pz = packed(2, p.z, row * p.ldz + ev), pg = packed(3, p.dout, row * E + ev);
-      float dtb[VW];  // dt_bias of the pack's channels, as float4 loads
-#pragma unroll
-      for (int w = 0; w < VW; w += 4) {
-        const float4 d4 = *reinterpret_cast<const float4*>(sDt + cv * VW + w);
-        dtb[w] = d4.x, dtb[w + 1] = d4.y, dtb[w + 2] = d4.z, dtb[w + 3] = d4.w;
-      }
+      float dtb[VW];  // dt_bias of the pack's channels
+      load_dt_bias<VW>(dtb, sDt + cv * VW);
       float4* scan = sScan + (buf * K + j) * CB;
       float4* epi = sEpi + (buf * K + j) * CB;
 #pragma unroll
@@ -613,9 +633,9 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) backward_kernel(const Bac
         const float x = to_float(pd.v[w]) + dtb[w];
         const float ex = expf(x);
         const float dt = softplus_of(x, ex);
-        const float spg = x > 20.f ? 1.f : ex * rcp(1.f + ex);  // softplus'(x) = σ(x)
+        const float spg = x > 20.f ? 1.f : ex * rcp<T>(1.f + ex);  // softplus'(x) = σ(x)
         const float uu = to_float(pu.v[w]), zz = to_float(pz.v[w]), go = to_float(pg.v[w]);
-        const float sg = rcp(1.f + expf(-zz));             // σ(z)
+        const float sg = rcp<T>(1.f + expf(-zz));             // σ(z)
         const float sgrad = sg * fmaf(zz, 1.f - sg, 1.f);  // silu'(z)
         const int at = swz(cv * VW + w);
         if (w < valid) {
@@ -627,13 +647,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) backward_kernel(const Bac
         }
       }
     }
-#pragma unroll
-    for (int m = 0; m < kBCPerThread; ++m) {
-      const int k = tid + m * kThreads;
-      if (kBC % kThreads != 0 && k >= kBC) break;
-      sB[buf * K * NP + k] = to_float(rb[m]);
-      sC[buf * K * NP + k] = to_float(rc[m]);
-    }
+    stage_bc<T, K, NP, kThreads>(sB + buf * K * NP, sC + buf * K * NP, rb, rc, tid);
   };
 
   // du, ddelta, dz of sub-chunk c, and the block's dBm/dCm sums of its tokens (warps added in
@@ -703,7 +717,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) backward_kernel(const Bac
       const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w};
 #pragma unroll
       for (int i = 0; i < kStates; ++i) {
-        a[j][i] = ex2(sc.x * A2[i]);
+        a[j][i] = ex2<T>(sc.x * A2[i]);
         hp[j][i] = h[i];
         h[i] = fmaf(a[j][i], h[i], sc.y * Bs[i]);
         ebuf[(j % TB) * kStates + i] = sc.z * h[i];  // dCm term dy·h

@@ -71,6 +71,8 @@ void bench(const AttentionShape& s) {
   flash_fwd();  // out and lse of the real forward for the backward
   const float ff = median_ms(flash_fwd), fb = median_ms(flash_bwd);
   line("flash", s, pairs, ff, fb);
+  std::printf("       (flash backward: dk/dv in %d part(s), workspace %.1f MB)\n", hymba::cuda::flash_attention_dkdv_parts(s),
+              4e-6 * double(hymba::cuda::flash_attention_backward_workspace(s)));
 
   auto simple_fwd = [&] {
     hymba::cuda::attention_forward<bf16>(out.data(), lse.data(), q.data(), k.data(), v.data(), ldv, s, nullptr);
