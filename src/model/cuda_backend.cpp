@@ -145,10 +145,18 @@ void CudaBackend<T>::rope_backward(T* dx, int64_t lddx, const T* dy, const float
   cuda::rope_backward(dx, lddx, dy, inv_freq, B, S, heads, hd, kStream);
 }
 
+namespace {
+
+// The one rule of model.attention_backend: flash for native, bf16 and a shape the kernels take.
+bool flash_applies(bool bf16, bool native, const cpu::AttentionShape& s, int64_t ldv) {
+  return bf16 && native && cuda::flash_attention_supports(s, ldv);
+}
+
+}  // namespace
+
 template <class T>
 bool CudaBackend<T>::uses_flash_attention(const cpu::AttentionShape& s, int64_t ldv) const {
-  return std::is_same_v<T, __nv_bfloat16> && native_attention_ &&
-         cuda::flash_attention_supports(s, ldv);
+  return flash_applies(std::is_same_v<T, __nv_bfloat16>, native_attention_, s, ldv);
 }
 
 const char* cuda_attention_kernels(const ModelConfig& c, bool bf16) {
@@ -156,8 +164,9 @@ const char* cuda_attention_kernels(const ModelConfig& c, bool bf16) {
   // only the alignment check reads, and every in_proj width of a config with these heads passes.
   const cpu::AttentionShape s{1, 1, c.num_attention_heads, c.num_key_value_heads, c.head_dim(),
                               c.v_head_dim(), false, c.sliding_window, c.num_memory_tokens};
-  return bf16 && c.attention_backend == "native" && cuda::flash_attention_supports(s) ? "flash"
-                                                                                    : "simple";
+  const int64_t contiguous_ldv = s.nkv * s.vd;
+  return flash_applies(bf16, c.attention_backend == "native", s, contiguous_ldv) ? "flash"
+                                                                                 : "simple";
 }
 
 template <class T>
