@@ -1,6 +1,7 @@
 // hymba-train CONFIG [section.key=value ...] [--info]
 //   Trains the model a YAML config describes (see configs/ and README.md), or with --info prints
 //   the model summary: parameters per tensor kind, activation memory and FLOPs per token.
+//   Under `mpirun -np N` every rank runs this, as one data-parallel job (trainer.h).
 #include <exception>
 #include <iostream>
 #include <string>
@@ -10,6 +11,7 @@
 #include "core/cli.h"
 #include "core/error.h"
 #include "model/model_info.h"
+#include "parallel/process_group.h"
 #include "trainer/trainer.h"
 
 namespace {
@@ -23,6 +25,7 @@ const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  hymba::ProcessGroup group = hymba::ProcessGroup::from_environment(&argc, &argv);
   std::string config_path;
   std::vector<std::string> overrides;
   bool info = false;
@@ -42,12 +45,16 @@ int main(int argc, char** argv) {
   try {
     const hymba::Config cfg = hymba::load_config(config_path, overrides);
     if (info) {
-      std::cout << "config: " << cfg.path << "\n"
-                << hymba::format_model_info(hymba::describe_model(cfg.model, cfg.train.seq_len));
+      if (group.rank() == 0) {
+        std::cout << "config: " << cfg.path << "\n"
+                  << hymba::format_model_info(hymba::describe_model(cfg.model, cfg.train.seq_len));
+      }
       return 0;
     }
-    hymba::train(cfg, std::cout);
+    hymba::train(cfg, group, std::cout);
   } catch (const std::exception& e) {
+    // Under mpirun the other ranks would wait for this one in their next collective: end the job.
+    if (group.uses_mpi()) group.abort(e.what());
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }

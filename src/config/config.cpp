@@ -179,6 +179,8 @@ const std::vector<Field>& fields() {
       HYMBA_FIELD(checkpoint, keep_every, at_least(0)),
       HYMBA_FIELD(eval, every, at_least(0)),
       HYMBA_FIELD(eval, batches, at_least(1)),
+      HYMBA_FIELD(parallel, tp, at_least(1)),
+      HYMBA_FIELD(parallel, timeout_s, above(0)),
       HYMBA_FIELD(run, dir, non_empty()),
   };
   return table;
@@ -380,7 +382,7 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
   return best ? " (did you mean " + *best + "?)" : "";
 }
 
-const std::vector<std::string> kSections = {"model", "train", "optim", "data", "checkpoint", "eval", "run"};
+const std::vector<std::string> kSections = {"model", "train", "optim", "data", "checkpoint", "eval", "parallel", "run"};
 
 // `shown` is what the message names: the section in a file, the whole key on the command line.
 void require_section(const std::string& origin, const std::string& section, const std::string& shown) {

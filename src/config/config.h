@@ -67,7 +67,7 @@ struct ModelConfig {
 
 struct TrainConfig {
   int64_t steps = 100;        // optimizer steps
-  int64_t batch_size = 8;     // rows per micro-batch
+  int64_t batch_size = 8;     // rows per micro-batch, over all data-parallel ranks together
   int64_t seq_len = 64;       // T, text tokens per row (the model sees M + T positions)
   int64_t grad_accum = 1;     // micro-batches per optimizer step
   uint64_t seed = 1234;       // initialisation and data order
@@ -116,6 +116,12 @@ struct EvalConfig {
   int64_t batches = 8;  // validation batches per evaluation
 };
 
+// Multi-process runs (mpirun -np N hymba-train ...): N = data-parallel × tensor-parallel ranks.
+struct ParallelConfig {
+  int64_t tp = 1;            // tensor-parallel ranks per model replica (only 1 so far)
+  double timeout_s = 300;    // a collective waiting longer than this aborts the job
+};
+
 struct RunConfig {
   std::string dir = "runs/default";  // output folder: metrics.jsonl, the resolved config
 };
@@ -127,6 +133,7 @@ struct Config {
   DataConfig data;
   CheckpointConfig checkpoint;
   EvalConfig eval;
+  ParallelConfig parallel;
   RunConfig run;
   std::string path;      // the config file given
   std::string resolved;  // the merged configuration as YAML text (bases and overrides applied)

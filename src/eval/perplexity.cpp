@@ -14,8 +14,10 @@ double PerplexityResult::perplexity() const { return std::exp(loss); }
 
 template <class Model>
 PerplexityResult evaluate_perplexity(Model& model, const std::vector<std::string>& shards,
-                                     int64_t batches, const std::string& tokenizer) {
+                                     int64_t batches, const std::string& tokenizer, int rank, int world) {
   LoaderOptions o;
+  o.rank = rank;
+  o.world = world;
   o.shards = shards;
   o.seq_len = model.seq_len();
   o.batch_size = model.batch();
@@ -24,7 +26,7 @@ PerplexityResult evaluate_perplexity(Model& model, const std::vector<std::string
   o.max_vocab = model.config().vocab_size;
   o.tokenizer = tokenizer;
   DataLoader loader(o);
-  const int64_t available = loader.rows_per_epoch() / model.batch();
+  const int64_t available = loader.rows_per_epoch() / (model.batch() * world);
   PerplexityResult r;
   r.batches = batches > 0 ? std::min(batches, available) : available;
   r.tokens = r.batches * model.batch() * model.seq_len();  // shard rows have no ignored targets
@@ -38,12 +40,12 @@ PerplexityResult evaluate_perplexity(Model& model, const std::vector<std::string
 }
 
 template PerplexityResult evaluate_perplexity(HymbaModel<float>&, const std::vector<std::string>&,
-                                              int64_t, const std::string&);
+                                              int64_t, const std::string&, int, int);
 #ifdef HYMBA_HAVE_CUDA
 template PerplexityResult evaluate_perplexity(CudaHymbaModel&, const std::vector<std::string>&,
-                                              int64_t, const std::string&);
+                                              int64_t, const std::string&, int, int);
 template PerplexityResult evaluate_perplexity(CudaBf16HymbaModel&, const std::vector<std::string>&,
-                                              int64_t, const std::string&);
+                                              int64_t, const std::string&, int, int);
 #endif
 
 }  // namespace hymba

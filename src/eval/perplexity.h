@@ -23,9 +23,12 @@ struct PerplexityResult {
 // vocabulary larger than the model's, or made with another tokenizer than `tokenizer` (an
 // identity; empty = not checked), are refused by the loader with an error naming the file.
 // Model: HymbaModel<float> or (built with CUDA) CudaHymbaModel, CudaBf16HymbaModel.
+// Data-parallel rank `rank` of `world` scores its share of each batch of world·model.batch()
+// rows (the loader's rank split), so the ranks' results added together (loss · tokens, tokens)
+// are the single-process result with batches of world·model.batch() rows.
 template <class Model>
 PerplexityResult evaluate_perplexity(Model& model,
                                      const std::vector<std::string>& shards, int64_t batches,
-                                     const std::string& tokenizer = "");
+                                     const std::string& tokenizer = "", int rank = 0, int world = 1);
 
 }  // namespace hymba

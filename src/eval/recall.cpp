@@ -145,23 +145,24 @@ void score_recall(const float* logits, const int32_t* targets, int64_t rows, int
 }
 
 template <class Model>
-RecallResult evaluate_recall(Model& model, const RecallTask& task, int64_t batches, uint64_t seed) {
+RecallResult evaluate_recall(Model& model, const RecallTask& task, int64_t batches, uint64_t seed, int rank,
+                             int world) {
   check_recall_task(task, model.config().vocab_size);
   const int64_t B = model.batch(), T = model.seq_len(), V = model.config().vocab_size;
   RecallResult result;
   std::vector<int32_t> ids, targets;  // [B, T]
   for (int64_t i = 0; i < batches; ++i) {
-    recall_batch(task, B, T, seed, static_cast<uint64_t>(i), ids, targets);
+    recall_batch(task, B, T, seed, static_cast<uint64_t>(i * world + rank), ids, targets);
     model.forward(ids.data(), nullptr);
     score_recall(model.host_logits(), targets.data(), B * T, V, result);
   }
   return result;
 }
 
-template RecallResult evaluate_recall(HymbaModel<float>&, const RecallTask&, int64_t, uint64_t);
+template RecallResult evaluate_recall(HymbaModel<float>&, const RecallTask&, int64_t, uint64_t, int, int);
 #ifdef HYMBA_HAVE_CUDA
-template RecallResult evaluate_recall(CudaHymbaModel&, const RecallTask&, int64_t, uint64_t);
-template RecallResult evaluate_recall(CudaBf16HymbaModel&, const RecallTask&, int64_t, uint64_t);
+template RecallResult evaluate_recall(CudaHymbaModel&, const RecallTask&, int64_t, uint64_t, int, int);
+template RecallResult evaluate_recall(CudaBf16HymbaModel&, const RecallTask&, int64_t, uint64_t, int, int);
 #endif
 
 }  // namespace hymba

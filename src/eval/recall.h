@@ -75,8 +75,12 @@ void score_recall(const float* logits, const int32_t* targets, int64_t rows, int
 // Scores `model` on batches 0 .. batches − 1 of recall_batch(task, model.batch(),
 // model.seq_len(), seed, ...). The task may be shorter than the model's row: the forward is
 // causal, so the padding after a sequence does not change its logits.
+// Data-parallel rank `rank` of `world` scores rows [rank·B, (rank + 1)·B) of each batch of
+// world·B rows (B = model.batch()), so the ranks' results added together are the
+// single-process result with batches of world·B rows.
 // Model: HymbaModel<float> or (built with CUDA) CudaHymbaModel, CudaBf16HymbaModel.
 template <class Model>
-RecallResult evaluate_recall(Model& model, const RecallTask& task, int64_t batches, uint64_t seed);
+RecallResult evaluate_recall(Model& model, const RecallTask& task, int64_t batches, uint64_t seed,
+                             int rank = 0, int world = 1);
 
 }  // namespace hymba

@@ -42,7 +42,7 @@ class CpuBackend {
   using Array = std::vector<T>;
   static constexpr const char* kName = "cpu";
 
-  CpuBackend(const ModelConfig&, const Dims&) {}
+  CpuBackend(const ModelConfig&, const Dims&, int64_t /*param_storage*/) {}
 
   template <class T>
   static Array<T> make_array(int64_t n) { return Array<T>(size_t(n), T(0)); }
@@ -61,9 +61,7 @@ class CpuBackend {
   void zero(T* p, int64_t n) { std::fill(p, p + n, T(0)); }
   template <class T>
   void copy(T* dst, const T* src, int64_t n) { std::copy(src, src + n, dst); }
-  double grad_norm(const Array<F>& grads, const ParamLayout& layout) {
-    return global_grad_norm(grads.data(), layout);
-  }
+  double sum_of_squares(const F* x, int64_t n) { return hymba::sum_of_squares(x, n); }
 
   HYMBA_CPU_OP(copy_rows)
   HYMBA_CPU_OP(average_into)

@@ -19,7 +19,6 @@
 #include "cuda/rope.h"
 #include "cuda/selective_scan.h"
 #include "cuda/swiglu.h"
-#include "model/layer_plan.h"
 
 namespace hymba {
 
@@ -27,9 +26,8 @@ namespace {
 
 // Floats of scratch the largest kernel call of this model needs (each kernel uses the buffer
 // only while it runs, and calls are in stream order).
-int64_t workspace_floats(const ModelConfig& c, const Dims& d) {
+int64_t workspace_floats(const ModelConfig& c, const Dims& d, int64_t param_storage) {
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d;
-  const int64_t storage = build_param_layout(c, plan_layers(c)).storage;
   const cpu::AttentionShape window{B, S, nh, nkv, hd, vd, false, c.sliding_window, M};
   const cpu::AttentionShape global{B, S, nh, nkv, hd, vd, true, c.sliding_window, M};
   return std::max({cuda::rmsnorm_backward_workspace(BS, std::max(H, E)),
@@ -42,17 +40,17 @@ int64_t workspace_floats(const ModelConfig& c, const Dims& d) {
                    cuda::flash_attention_backward_workspace(window),
                    cuda::flash_attention_backward_workspace(global),
                    cuda::cross_entropy_workspace(B * T),
-                   cuda::sum_of_squares_workspace(storage),
+                   cuda::sum_of_squares_workspace(param_storage),
                    int64_t(1)});
 }
 
 }  // namespace
 
 template <class T>
-CudaBackend<T>::CudaBackend(const ModelConfig& c, const Dims& d)
+CudaBackend<T>::CudaBackend(const ModelConfig& c, const Dims& d, int64_t param_storage)
     : native_attention_(c.attention_backend == "native"),
       gemm_(kStream),
-      workspace_(workspace_floats(c, d)),
+      workspace_(workspace_floats(c, d, param_storage)),
       ids_(d.B * d.T),
       targets_(d.B * d.T),
       embedding_workspace_(std::max<int64_t>(cuda::embedding_backward_workspace(d.B, d.T), 1)) {}
@@ -76,8 +74,9 @@ void CudaBackend<T>::cast(T* dst, const float* src, int64_t n) {
 }
 
 template <class T>
-double CudaBackend<T>::grad_norm(const Array<float>& grads, const ParamLayout& layout) {
-  return std::sqrt(cuda::sum_of_squares(grads.data(), layout.storage, workspace_.data(), kStream));
+double CudaBackend<T>::sum_of_squares(const float* x, int64_t n) {
+  HYMBA_ASSERT(cuda::sum_of_squares_workspace(n) <= workspace_.size());
+  return cuda::sum_of_squares(x, n, workspace_.data(), kStream);
 }
 
 template <class T>

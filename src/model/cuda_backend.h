@@ -34,7 +34,7 @@ class CudaBackend {
   using Array = cuda::DeviceArray<U>;
   static constexpr const char* kName = "cuda";
 
-  CudaBackend(const ModelConfig& c, const Dims& d);
+  CudaBackend(const ModelConfig& c, const Dims& d, int64_t param_storage);  // elements of the parameter buffer
 
   // Zero-filled device memory of n elements, and a device copy of a host vector.
   template <class U>
@@ -51,7 +51,7 @@ class CudaBackend {
   const float* host_floats(const T* p, int64_t n, std::vector<float>& staging);
   // dst = src rounded to T: the GEMMs' copy of the fp32 weights.
   void cast(T* dst, const float* src, int64_t n);
-  double grad_norm(const Array<float>& grads, const ParamLayout& layout);
+  double sum_of_squares(const float* x, int64_t n);  // Σ x², returned to the host (a sync)
 
   void copy_rows(T* dst, int64_t lddst, const T* src, int64_t ldsrc, int64_t rows, int64_t cols);
   void average_into(T* a, const T* b, int64_t n);

@@ -8,8 +8,10 @@
 // beyond small per-call scratch inside the CPU kernels.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "config/config.h"
@@ -31,8 +33,9 @@ class HymbaModelOn {
   using Array = typename Backend::template Array<T>;
 
   // Plans and allocates parameters, gradients and activations for batches of `batch` rows of
-  // `seq_len` text tokens. The config must be validated.
-  HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len);
+  // `seq_len` text tokens. The config must be validated. data_parallel: the number of ZeRO-1
+  // shards the layout's buckets must split into (build_param_layout).
+  HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len, int64_t data_parallel = 1);
   HymbaModelOn(const HymbaModelOn&) = delete;  // the views below point into this object's buffers
   HymbaModelOn& operator=(const HymbaModelOn&) = delete;
 
@@ -51,15 +54,20 @@ class HymbaModelOn {
   // activations the GEMMs read a bf16 copy of the weights, which this refreshes.
   void params_updated();
   void zero_grads();
-  double grad_norm() { return ops_.grad_norm(grads, layout_); }  // sqrt(Σ g²) over every tensor
+  double grad_norm() { return std::sqrt(ops_.sum_of_squares(grads.data(), layout_.storage)); }
 
   // ids [B, T] (host memory). With targets [B, T] (kIgnoreIndex rows skipped) returns the summed
   // cross-entropy over counted targets; without, returns 0. logits() then holds [B, T, V].
   double forward(const int32_t* ids, const int32_t* targets);
 
+  // Called during backward with b as soon as no later work writes the gradients of
+  // layout().buckets[b] (in the backend's order: on the GPU, after the kernels issued so far).
+  using BucketDone = std::function<void(size_t b)>;
+
   // forward, then backward of (grad_scale · summed loss) into grads (+=). The logits buffer is
   // turned into dlogits in the same pass as the loss (fused softmax/cross-entropy).
-  double forward_backward(const int32_t* ids, const int32_t* targets, double grad_scale);
+  double forward_backward(const int32_t* ids, const int32_t* targets, double grad_scale,
+                          const BucketDone& bucket_done = {});
 
   const F* logits() const { return a_.logits; }  // [B, T, V] in the backend's memory
   // The logits as floats in host memory (evaluation, generation).

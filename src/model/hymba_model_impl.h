@@ -38,12 +38,13 @@ ProjSlices proj_slices(const ModelConfig& c, const LayerSpec& s) {
 }  // namespace
 
 template <class Backend>
-HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len)
+HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len,
+                                    int64_t data_parallel)
     : cfg_(config),
       plan_(plan_layers(config)),
-      layout_(build_param_layout(config, plan_)),
+      layout_(build_param_layout(config, plan_, data_parallel)),
       d_(make_dims(config, batch, seq_len)),
-      ops_(cfg_, d_) {
+      ops_(cfg_, d_, layout_.storage) {
   inv_freq_ = Backend::to_array(cpu::rope_inv_freq(cfg_.head_dim(), cfg_.rope_theta, cfg_.rope_type == "ntk",
                                                    cfg_.max_position_embeddings, cfg_.orig_max_position_embeddings));
   params = Backend::template make_array<P>(layout_.storage);
@@ -99,13 +100,22 @@ double HymbaModelOn<Backend>::forward(const int32_t* ids, const int32_t* targets
 
 template <class Backend>
 double HymbaModelOn<Backend>::forward_backward(const int32_t* ids, const int32_t* targets,
-                                       double grad_scale) {
+                                       double grad_scale, const BucketDone& bucket_done) {
   const ModelConfig& c = cfg_;
+  const int64_t L = c.num_hidden_layers;
+  const auto done = [&](int64_t b) {
+    if (bucket_done) bucket_done(size_t(b));
+  };
   const double loss = run_forward(ids, targets, grad_scale, true);
-  head_backward();
-  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l);
+  head_backward();  // final norm (bucket L + 1), and the tied lm_head's share of the embedding
+  done(L + 1);
+  for (int64_t l = L - 1; l >= 0; --l) {
+    layer_backward(l);  // writes layer l's gradients only (a KV consumer adds into scratch)
+    done(1 + l);
+  }
   ops_.embedding_backward(g_.embed, g_.meta, a_.s.dres, ids_.data(), d_.B, d_.T, d_.M, d_.H,
                      c.pad_token_id);
+  done(0);
   return loss;
 }
 

@@ -1,5 +1,7 @@
 #include "model/param_layout.h"
 
+#include "core/error.h"
+
 #ifdef HYMBA_HAVE_CUDA
 #include <cuda_bf16.h>
 #endif
@@ -25,6 +27,13 @@ constexpr int64_t kAlign = 64;  // elements: 256 B in fp32, so every tensor is v
 
 struct LayoutBuilder {
   ParamLayout& out;
+  int64_t bucket_align;
+  // Ends the bucket that began at the previous end (or 0): pads storage to bucket_align.
+  void end_bucket() {
+    const int64_t begin = out.buckets.empty() ? 0 : out.buckets.back().end;
+    out.storage = (out.storage + bucket_align - 1) / bucket_align * bucket_align;
+    out.buckets.push_back({begin, out.storage});
+  }
   int64_t add(std::string name, std::vector<int64_t> shape, ParamKind kind, InitRule init) {
     int64_t numel = 1;
     for (int64_t d : shape) numel *= d;
@@ -38,16 +47,19 @@ struct LayoutBuilder {
 
 }  // namespace
 
-ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec>& layers) {
+ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec>& layers,
+                               int64_t bucket_multiple) {
+  HYMBA_ASSERT(bucket_multiple >= 1);
   const int64_t H = c.hidden_size, E = c.inner_size(), V = c.vocab_size, M = c.num_memory_tokens;
   const int64_t R = c.mamba_dt_rank, N = c.mamba_d_state, K = c.mamba_d_conv;
   const int64_t I = c.intermediate_size;
   ParamLayout layout;
-  LayoutBuilder b{layout};
+  LayoutBuilder b{layout, kAlign * bucket_multiple};
   using K_ = ParamKind;
   using I_ = InitRule;
   layout.offsets.embed = b.add("model.embed_tokens.weight", {V, H}, K_::embedding, I_::embedding);
   layout.offsets.meta = b.add("model.memory_tokens", {M, H}, K_::meta, I_::unit_normal);
+  b.end_bucket();
   for (size_t l = 0; l < layers.size(); ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     const std::string m = p + "mamba.";
@@ -78,8 +90,10 @@ ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec
     o.up = b.add(p + "moe.experts.0.up_proj.weight", {I, H}, K_::matrix, I_::normal);
     o.down = b.add(p + "moe.experts.0.down_proj.weight", {H, I}, K_::matrix, I_::normal);
     layout.offsets.layers.push_back(o);
+    b.end_bucket();
   }
   layout.offsets.final_norm = b.add("model.final_layernorm.weight", {H}, K_::norm, I_::ones);
+  b.end_bucket();
   return layout;
 }
 

@@ -78,14 +78,28 @@ struct ModelParams {
   std::vector<LayerParams<P>> layers;
 };
 
+// A run of the buffer [begin, end) whose gradients are complete at the same point of backward.
+struct ParamRange {
+  int64_t begin = 0, end = 0;
+  int64_t size() const { return end - begin; }
+};
+
 struct ParamLayout {
   std::vector<ParamTensor> tensors;  // in HF order
   ModelParams<int64_t> offsets;
   int64_t count = 0;    // number of parameters (what --info reports)
   int64_t storage = 0;  // buffer length: tensors start on 64-element boundaries (zero padding)
+  // Buckets, in buffer order, tiling [0, storage): the embedding and memory tokens, then one per
+  // decoder layer (bucket 1 + l), then the final norm. Data parallelism reduces and shards the
+  // gradients bucket by bucket (parallel/param_shard.h).
+  std::vector<ParamRange> buckets;
 };
 
-ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec>& layers);
+// bucket_multiple: every bucket's length is a multiple of 64·bucket_multiple elements (zero
+// padding at its end), so it splits into that many equal, 64-aligned parts: the data-parallel
+// size. Tensor offsets, and so the buffer contents, depend on it; what is saved (by name) does not.
+ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec>& layers,
+                               int64_t bucket_multiple = 1);
 
 // Typed pointers into a flat buffer (parameters, gradients or moments) with this layout.
 template <class T>

@@ -8,14 +8,10 @@
 namespace hymba {
 
 template <class T>
-double global_grad_norm(const T* grads, const ParamLayout& layout) {
+double sum_of_squares(const T* x, int64_t n) {
   double sum_sq = 0;
-  for (const ParamTensor& t : layout.tensors) {
-    const T* g = grads + t.offset;
-    cpu::parallel_for_reduce(t.numel, 1, &sum_sq, t.numel,
-                             [&](int64_t i, double* acc) { *acc += double(g[i]) * double(g[i]); });
-  }
-  return std::sqrt(sum_sq);
+  cpu::parallel_for_reduce(n, 1, &sum_sq, n, [&](int64_t i, double* acc) { *acc += double(x[i]) * double(x[i]); });
+  return sum_sq;
 }
 
 double clip_factor(double grad_norm, double max_norm) {
@@ -33,29 +29,33 @@ std::vector<bool> decaying_tensors(const ParamLayout& layout, const OptimConfig&
   return decays;
 }
 
-template <class T>
-AdamW<T>::AdamW(const ParamLayout& layout, const OptimConfig& config)
-    : layout_(layout),
-      cfg_(config),
-      decays_(decaying_tensors(layout, config)),
-      m_(layout.storage, T(0)),
-      v_(layout.storage, T(0)) {}
+AdamWConstants adamw_constants(const OptimConfig& config, int64_t step, double lr) {
+  return {1.0 - std::pow(config.beta1, double(step)), 1.0 - std::pow(config.beta2, double(step)),
+          1.0 - lr * config.weight_decay};
+}
 
 template <class T>
-void AdamW<T>::step(T* params, const T* grads, double lr, double grad_factor) {
+AdamW<T>::AdamW(const ParamLayout& layout, const OptimConfig& config, const ParamShard& shard)
+    : cfg_(config),
+      decays_(decaying_tensors(layout, config)),
+      segments_(shard_segments(layout, shard)),
+      m_(shard.length, T(0)),
+      v_(shard.length, T(0)) {}
+
+template <class T>
+void AdamW<T>::step(T* params, const T* shard_grads, double lr, double grad_factor) {
   ++t_;
   const double b1 = cfg_.beta1, b2 = cfg_.beta2;
-  const double bias1 = 1.0 - std::pow(b1, double(t_));
-  const double bias2 = 1.0 - std::pow(b2, double(t_));
-  for (size_t ti = 0; ti < layout_.tensors.size(); ++ti) {
-    const ParamTensor& t = layout_.tensors[ti];
-    const double decay = decays_[ti] ? 1.0 - lr * cfg_.weight_decay : 1.0;
-    T* p = params + t.offset;
-    T* m = m_.data() + t.offset;
-    T* v = v_.data() + t.offset;
-    const T* g = grads + t.offset;
-#pragma omp parallel for schedule(static) if (t.numel >= cpu::kMinParallelWork)
-    for (int64_t i = 0; i < t.numel; ++i) {
+  const AdamWConstants k = adamw_constants(cfg_, t_, lr);
+  const double bias1 = k.bias1, bias2 = k.bias2;
+  for (const ShardSegment& s : segments_) {
+    const double decay = decays_[s.tensor] ? k.decay_factor : 1.0;
+    T* p = params + s.flat;
+    T* m = m_.data() + s.compact;
+    T* v = v_.data() + s.compact;
+    const T* g = shard_grads + s.compact;
+#pragma omp parallel for schedule(static) if (s.length >= cpu::kMinParallelWork)
+    for (int64_t i = 0; i < s.length; ++i) {
       const double gi = double(g[i]) * grad_factor;
       m[i] = T(b1 * m[i] + (1 - b1) * gi);
       v[i] = T(b2 * v[i] + (1 - b2) * gi * gi);
@@ -65,8 +65,8 @@ void AdamW<T>::step(T* params, const T* grads, double lr, double grad_factor) {
   }
 }
 
-template double global_grad_norm<float>(const float*, const ParamLayout&);
-template double global_grad_norm<double>(const double*, const ParamLayout&);
+template double sum_of_squares<float>(const float*, int64_t);
+template double sum_of_squares<double>(const double*, int64_t);
 template class AdamW<float>;
 template class AdamW<double>;
 

@@ -2,36 +2,34 @@
 
 #include "optim/cuda_adamw.h"
 
-#include <cmath>
-
 #include "cuda/adamw.h"
 #include "optim/adamw.h"
 
 namespace hymba {
 
-CudaAdamW::CudaAdamW(const ParamLayout& layout, const OptimConfig& config)
-    : layout_(layout),
-      cfg_(config),
+CudaAdamW::CudaAdamW(const ParamLayout& layout, const OptimConfig& config, const ParamShard& shard)
+    : cfg_(config),
       decays_(decaying_tensors(layout, config)),
-      m_(cuda::DeviceArray<float>::zeros(layout.storage)),
-      v_(cuda::DeviceArray<float>::zeros(layout.storage)) {}
+      segments_(shard_segments(layout, shard)),
+      m_(cuda::DeviceArray<float>::zeros(shard.length)),
+      v_(cuda::DeviceArray<float>::zeros(shard.length)) {}
 
-void CudaAdamW::step(float* params, const float* grads, double lr, double grad_factor) {
+void CudaAdamW::step(float* params, const float* shard_grads, double lr, double grad_factor) {
   ++t_;
+  const AdamWConstants k = adamw_constants(cfg_, t_, lr);
   cuda::AdamWStep s;
   s.lr = lr;
   s.beta1 = cfg_.beta1;
   s.beta2 = cfg_.beta2;
   s.eps = cfg_.eps;
-  s.bias1 = 1.0 - std::pow(cfg_.beta1, double(t_));
-  s.bias2 = 1.0 - std::pow(cfg_.beta2, double(t_));
+  s.bias1 = k.bias1;
+  s.bias2 = k.bias2;
   s.grad_factor = grad_factor;
-  // One launch per tensor: the decay differs by tensor kind.
-  for (size_t ti = 0; ti < layout_.tensors.size(); ++ti) {
-    const ParamTensor& t = layout_.tensors[ti];
-    s.decay = decays_[ti] ? 1.0 - lr * cfg_.weight_decay : 1.0;
-    cuda::adamw_update(params + t.offset, grads + t.offset, m_.data() + t.offset, v_.data() + t.offset, t.numel,
-                       s, nullptr);
+  // One launch per tensor piece: the decay differs by tensor kind.
+  for (const ShardSegment& seg : segments_) {
+    s.decay = decays_[seg.tensor] ? k.decay_factor : 1.0;
+    cuda::adamw_update(params + seg.flat, shard_grads + seg.compact, m_.data() + seg.compact,
+                       v_.data() + seg.compact, seg.length, s, nullptr);
   }
 }
 

@@ -1,5 +1,6 @@
 // AdamW on the GPU: the same update as AdamW<float> (adamw.h) over the flat fp32 parameter
-// buffer in device memory, with its moments in device memory too. Built only with CUDA.
+// buffer in device memory, with its moments (of the rank's shard, compact) in device memory too.
+// Built only with CUDA.
 #pragma once
 
 #ifdef HYMBA_HAVE_CUDA
@@ -10,27 +11,30 @@
 #include "config/config.h"
 #include "cuda/device_array.h"
 #include "model/param_layout.h"
+#include "parallel/param_shard.h"
 
 namespace hymba {
 
 class CudaAdamW {
  public:
-  CudaAdamW(const ParamLayout& layout, const OptimConfig& config);
+  CudaAdamW(const ParamLayout& layout, const OptimConfig& config, const ParamShard& shard);
+  CudaAdamW(const ParamLayout& layout, const OptimConfig& config)  // the whole buffer
+      : CudaAdamW(layout, config, shard_params(layout, 0, 1)) {}
 
-  // One update with learning rate lr, using grads · grad_factor (the clipping factor); params and
-  // grads are device pointers with the layout given at construction.
-  void step(float* params, const float* grads, double lr, double grad_factor);
+  // As AdamW<float>::step, with device pointers: params [layout.storage], shard_grads
+  // [shard.length].
+  void step(float* params, const float* shard_grads, double lr, double grad_factor);
 
   int64_t steps_taken() const { return t_; }
   void set_steps_taken(int64_t t) { t_ = t; }
-  cuda::DeviceArray<float>& first_moment() { return m_; }
+  cuda::DeviceArray<float>& first_moment() { return m_; }  // [shard.length], compact
   cuda::DeviceArray<float>& second_moment() { return v_; }
 
  private:
-  const ParamLayout& layout_;
   OptimConfig cfg_;
-  std::vector<bool> decays_;      // per tensor of layout_
-  cuda::DeviceArray<float> m_, v_;  // [layout.storage]
+  std::vector<bool> decays_;            // per tensor of the layout
+  std::vector<ShardSegment> segments_;  // the tensors' pieces in the shard
+  cuda::DeviceArray<float> m_, v_;      // [shard.length]
   int64_t t_ = 0;
 };
 

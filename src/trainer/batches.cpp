@@ -7,11 +7,14 @@ namespace hymba {
 
 namespace {
 
-LoaderOptions loader_options(const Config& cfg, const DatasetShards& shards, LoaderCursor start) {
+LoaderOptions loader_options(const Config& cfg, const DatasetShards& shards, LoaderCursor start,
+                             const ProcessGroup& group) {
   LoaderOptions o;
   o.shards = shards.train;
   o.seq_len = cfg.train.seq_len;
-  o.batch_size = cfg.train.batch_size;
+  o.batch_size = cfg.train.batch_size / group.size();
+  o.rank = group.rank();
+  o.world = group.size();
   o.seed = cfg.train.seed;
   o.max_vocab = cfg.model.vocab_size;
   o.tokenizer = shards.tokenizer;
@@ -21,23 +24,29 @@ LoaderOptions loader_options(const Config& cfg, const DatasetShards& shards, Loa
 
 }  // namespace
 
-TrainingBatches::TrainingBatches(const Config& cfg, LoaderCursor start, std::ostream& log)
-    : cfg_(cfg) {
+TrainingBatches::TrainingBatches(const Config& cfg, LoaderCursor start, const ProcessGroup& group,
+                                 std::ostream& log)
+    : cfg_(cfg), rank_(group.rank()), world_(group.size()) {
   if (cfg.data.format == "recall") {
     task_ = recall_task_for_row(RecallTask{}, cfg.train.seq_len);
     check_recall_task(task_, cfg.model.vocab_size);
     recall_rows_ = start.rows;
     return;
   }
-  shards_ = dataset_shards(cfg.data, log);
-  loader_ = std::make_unique<DataLoader>(loader_options(cfg, shards_, start));
+  // One rank prepares a text corpus; the others would race it for the same cache files.
+  if (group.rank() == 0) shards_ = dataset_shards(cfg.data, log);
+  group.barrier();
+  if (group.rank() != 0) shards_ = dataset_shards(cfg.data, log);
+  loader_ = std::make_unique<DataLoader>(loader_options(cfg, shards_, start, group));
 }
 
 const Batch& TrainingBatches::next() {
   if (loader_) return loader_->next();
-  // Batch i of the run is recall batch i of the training seed: a pure function of the cursor.
-  const int64_t B = cfg_.train.batch_size;
-  recall_batch(task_, B, cfg_.train.seq_len, cfg_.train.seed, recall_rows_ / uint64_t(B), ids_, targets_);
+  // Micro-batch i of the run is recall batch i of the training seed (B rows): a pure function of
+  // the cursor. Rank r takes its r-th part, itself batch i·world + r of B / world rows.
+  const int64_t B = cfg_.train.batch_size, rows = B / world_;
+  const uint64_t index = recall_rows_ / uint64_t(B) * uint64_t(world_) + uint64_t(rank_);
+  recall_batch(task_, rows, cfg_.train.seq_len, cfg_.train.seed, index, ids_, targets_);
   recall_rows_ += uint64_t(B);
   recall_batch_.ids = ids_.data();
   recall_batch_.targets = targets_.data();

@@ -12,19 +12,22 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "eval/recall.h"
+#include "parallel/process_group.h"
 
 namespace hymba {
 
 class TrainingBatches {
  public:
-  // Prepares the corpus if needed (text) and positions the stream at `start`.
-  TrainingBatches(const Config& cfg, LoaderCursor start, std::ostream& log);
+  // Prepares the corpus if needed (text; rank 0 first, the others then find it prepared) and
+  // positions the stream at `start`. Each rank of `group` gets its train.batch_size / size
+  // rows of every micro-batch of train.batch_size rows (disjoint across ranks).
+  TrainingBatches(const Config& cfg, LoaderCursor start, const ProcessGroup& group, std::ostream& log);
 
-  const Batch& next();
+  const Batch& next();  // this rank's rows of the next micro-batch
   LoaderCursor cursor() const;  // rows consumed, as checkpoints store it
 
-  // Targets that count in every batch: B·T for text, B·queries for the recall task (the other
-  // targets are ignored). The loss is a mean over these.
+  // Targets that count in every micro-batch, over all ranks: B·T for text, B·queries for the
+  // recall task (the other targets are ignored), B = train.batch_size. The loss is a mean over these.
   int64_t counted_targets_per_batch() const;
 
   bool recall() const { return loader_ == nullptr; }
@@ -34,6 +37,7 @@ class TrainingBatches {
 
  private:
   const Config& cfg_;
+  int rank_ = 0, world_ = 1;
   DatasetShards shards_;
   std::unique_ptr<DataLoader> loader_;
   RecallTask task_;

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "model/host_access.h"
 #include "model/hymba_model.h"
 #include "optim/adamw.h"
+#include "parallel/param_shard.h"
 #ifdef HYMBA_HAVE_CUDA
 #include "model/cuda_model.h"
 #include "optim/cuda_adamw.h"
@@ -76,32 +78,29 @@ void check_compatible(const Config& cfg, const std::string& path, const Checkpoi
        "grad_accum and seed (start a new run.dir to change them)");
 }
 
-// ---- loading -------------------------------------------------------------------------------
+// ---- loading (rank 0) ----------------------------------------------------------------------
 
-// Loads `path` whole into the model and the optimizer; an Error when any of it cannot be read.
-template <class Model, class Optimizer>
-ResumePoint load_state(const std::string& path, Model& model, Optimizer& opt, std::ostream& log) {
-  std::vector<float> params, m, v;  // host staging where the state lives in device memory
-  const LoadedCheckpoint c =
-      load_checkpoint(path, model.layout(), host_buffer_to_overwrite(model.params, params),
-                      host_buffer_to_overwrite(opt.first_moment(), m),
-                      host_buffer_to_overwrite(opt.second_moment(), v));
-  commit_host_buffer(model.params, params);
-  model.params_updated();
-  commit_host_buffer(opt.first_moment(), m);
-  commit_host_buffer(opt.second_moment(), v);
-  opt.set_steps_taken(c.has_optimizer_state ? c.meta.adam_steps : 0);
+// What a checkpoint holds, in host memory with the full layout of this run's model.
+struct HostState {
+  std::vector<float> params, m, v;  // [layout.storage]
+  int64_t adam_steps = 0;
+};
+
+// Loads `path` whole into `state`; an Error when any of it cannot be read.
+ResumePoint load_state(const std::string& path, const ParamLayout& layout, HostState& state, std::ostream& log) {
+  for (std::vector<float>* b : {&state.params, &state.m, &state.v}) b->assign(size_t(layout.storage), 0.0f);
+  const LoadedCheckpoint c = load_checkpoint(path, layout, state.params.data(), state.m.data(), state.v.data());
+  state.adam_steps = c.has_optimizer_state ? c.meta.adam_steps : 0;
   if (!c.has_optimizer_state) {
     log << "resume: " << path << " holds no optimizer state; AdamW starts from zero moments\n";
   }
   return {path, c.meta.step, LoaderCursor{c.meta.loader_rows}};
 }
 
-template <class Model, class Optimizer>
-ResumePoint resume_from(const Config& cfg, const std::string& path, Model& model, Optimizer& opt,
+ResumePoint resume_from(const Config& cfg, const std::string& path, const ParamLayout& layout, HostState& state,
                         std::ostream& log) {
   check_compatible(cfg, path, read_checkpoint_meta(path));
-  return load_state(path, model, opt, log);
+  return load_state(path, layout, state, log);
 }
 
 // Runs `read`; an Error is a checkpoint that cannot be used, logged and added to `reasons`.
@@ -119,8 +118,7 @@ bool readable(F&& read, std::vector<std::string>& reasons, std::ostream& log) {
 
 // train.resume: auto. A config that does not fit is not a reason to go back to an older
 // checkpoint (it would not fit either): that error stops the run.
-template <class Model, class Optimizer>
-ResumePoint resume_newest(const Config& cfg, Model& model, Optimizer& opt, std::ostream& log) {
+ResumePoint resume_newest(const Config& cfg, const ParamLayout& layout, HostState& state, std::ostream& log) {
   const std::vector<std::string> found = list_checkpoints(cfg.run.dir);
   if (found.empty()) {
     log << "resume: no checkpoint in " << cfg.run.dir << "; starting fresh\n";
@@ -132,7 +130,7 @@ ResumePoint resume_newest(const Config& cfg, Model& model, Optimizer& opt, std::
     if (!readable([&] { meta = read_checkpoint_meta(*it); }, reasons, log)) continue;
     check_compatible(cfg, *it, meta);
     ResumePoint point;
-    if (readable([&] { point = load_state(*it, model, opt, log); }, reasons, log)) return point;
+    if (readable([&] { point = load_state(*it, layout, state, log); }, reasons, log)) return point;
   }
   std::string list;
   for (const std::string& r : reasons) list += "\n  " + r;
@@ -217,24 +215,81 @@ void set_aside_checkpoints(const std::string& run_dir, int64_t step, std::ostrea
   }
 }
 
-}  // namespace
-
-template <class Model, class Optimizer>
-ResumePoint restore_state(const Config& cfg, Model& model, Optimizer& opt, std::ostream& log) {
+// train.resume decides which checkpoint, if any, `state` is loaded from.
+ResumePoint choose_and_load(const Config& cfg, const ParamLayout& layout, HostState& state, std::ostream& log) {
   const std::string& resume = cfg.train.resume;
   if (resume == "none") {
     refuse_existing_run(cfg.run.dir);
     return {};
   }
-  const ResumePoint point = resume == "auto" ? resume_newest(cfg, model, opt, log)
-                                             : resume_from(cfg, resume, model, opt, log);
+  const ResumePoint point = resume == "auto" ? resume_newest(cfg, layout, state, log)
+                                             : resume_from(cfg, resume, layout, state, log);
   if (point.step > cfg.train.steps) {
     fail(cfg.path, ": train.steps: ", cfg.train.steps, " is below step ", point.step, " of ",
          point.checkpoint, " (a resumed run can only go on)");
   }
-  if (!point.checkpoint.empty()) {
-    log << "resume: " << point.checkpoint << ": continuing after step " << point.step << "\n";
+  return point;
+}
+
+// ---- between rank 0's full state and every rank's model and shard ---------------------------
+
+// Rank 0's point and step count to every rank.
+void share_point(ResumePoint& point, int64_t& adam_steps, const ProcessGroup& group) {
+  group.broadcast(point.checkpoint, 0);
+  int64_t numbers[3] = {point.step, int64_t(point.cursor.rows), adam_steps};
+  group.broadcast(numbers, sizeof numbers, 0);
+  point.step = numbers[0];
+  point.cursor.rows = uint64_t(numbers[1]);
+  adam_steps = numbers[2];
+}
+
+// Rank 0's full buffer `full` [layout.storage] to every rank's compact shard `shard` [length].
+template <class Array>
+void scatter_shards(const ParamLayout& layout, const ProcessGroup& group, const std::vector<float>& full,
+                    Array& shard) {
+  const int64_t length = shard.size();
+  std::vector<float> all(group.rank() == 0 ? size_t(group.size() * length) : 0), staging;
+  if (group.rank() == 0) full_to_shards(layout, group.size(), full.data(), all.data());
+  group.scatter(all.data(), host_buffer_to_overwrite(shard, staging), length, 0);
+  commit_host_buffer(shard, staging);
+}
+
+// Every rank's compact shard [length] into the full buffer [layout.storage] on rank 0 (empty
+// elsewhere).
+template <class Array>
+std::vector<float> gather_shards(const ParamLayout& layout, const ProcessGroup& group, Array& shard) {
+  const int64_t length = shard.size();
+  std::vector<float> staging, all(group.rank() == 0 ? size_t(group.size() * length) : 0), full;
+  group.gather(host_buffer(shard, staging), all.data(), length, 0);
+  if (group.rank() == 0) {
+    full.assign(size_t(layout.storage), 0.0f);
+    shards_to_full(layout, group.size(), all.data(), full.data());
   }
+  return full;
+}
+
+}  // namespace
+
+template <class Model, class Optimizer>
+ResumePoint restore_state(const Config& cfg, Model& model, Optimizer& opt, const ProcessGroup& group,
+                          std::ostream& log) {
+  const ParamLayout& layout = model.layout();
+  HostState state;
+  ResumePoint point;
+  if (group.rank() == 0) point = choose_and_load(cfg, layout, state, log);
+  share_point(point, state.adam_steps, group);
+  if (point.checkpoint.empty()) return point;
+
+  state.params.resize(size_t(layout.storage));
+  group.broadcast(state.params.data(), layout.storage * int64_t(sizeof(float)), 0);
+  std::vector<float> staging;
+  std::copy(state.params.begin(), state.params.end(), host_buffer_to_overwrite(model.params, staging));
+  commit_host_buffer(model.params, staging);
+  model.params_updated();
+  scatter_shards(layout, group, state.m, opt.first_moment());
+  scatter_shards(layout, group, state.v, opt.second_moment());
+  opt.set_steps_taken(state.adam_steps);
+  log << "resume: " << point.checkpoint << ": continuing after step " << point.step << "\n";
   return point;
 }
 
@@ -244,16 +299,16 @@ void set_aside_later_steps(const std::string& run_dir, int64_t step, std::ostrea
 }
 
 template <class Model, class Optimizer>
-void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, int64_t step,
+void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, const ProcessGroup& group, int64_t step,
                       LoaderCursor cursor, std::ostream& log) {
   const auto start = std::chrono::steady_clock::now();
+  const std::vector<float> m = gather_shards(model.layout(), group, opt.first_moment());
+  const std::vector<float> v = gather_shards(model.layout(), group, opt.second_moment());
+  if (group.rank() != 0) return;  // every rank holds all the weights; rank 0 writes them
   const std::string path = checkpoint_path(cfg.run.dir, step);
   const CheckpointMeta meta{step, opt.steps_taken(), cursor.rows, cfg.train.seed, cfg.resolved};
-  std::vector<float> params, m, v;  // host staging where the state lives in device memory
-  save_checkpoint(path, model.layout(),
-                  {host_buffer(model.params, params), host_buffer(opt.first_moment(), m),
-                   host_buffer(opt.second_moment(), v)},
-                  meta);
+  std::vector<float> params;  // host staging where the weights live in device memory
+  save_checkpoint(path, model.layout(), {host_buffer(model.params, params), m.data(), v.data()}, meta);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   char line[96];
@@ -263,11 +318,11 @@ void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, int64_t s
   prune_checkpoints(cfg.run.dir, cfg.checkpoint.keep, cfg.checkpoint.keep_every);
 }
 
-#define HYMBA_INSTANTIATE(Model, Optimizer)                                                    \
-  template ResumePoint restore_state<Model, Optimizer>(const Config&, Model&, Optimizer&,      \
-                                                       std::ostream&);                         \
-  template void write_checkpoint<Model, Optimizer>(const Config&, Model&, Optimizer&, int64_t, \
-                                                   LoaderCursor, std::ostream&);
+#define HYMBA_INSTANTIATE(Model, Optimizer)                                                          \
+  template ResumePoint restore_state<Model, Optimizer>(const Config&, Model&, Optimizer&, const ProcessGroup&, \
+                                                       std::ostream&);                               \
+  template void write_checkpoint<Model, Optimizer>(const Config&, Model&, Optimizer&, const ProcessGroup&,     \
+                                                   int64_t, LoaderCursor, std::ostream&);
 HYMBA_INSTANTIATE(HymbaModel<float>, AdamW<float>)
 #ifdef HYMBA_HAVE_CUDA
 HYMBA_INSTANTIATE(CudaHymbaModel, CudaAdamW)

@@ -24,7 +24,11 @@
 #include "model/cuda_model.h"
 #include "optim/cuda_adamw.h"
 #endif
+#ifdef HYMBA_HAVE_CUDA
+#include "core/cuda_check.h"
+#endif
 #include "trainer/batches.h"
+#include "trainer/data_parallel.h"
 #include "trainer/run_state.h"
 
 namespace hymba {
@@ -40,28 +44,38 @@ double seconds_since(Clock::time_point t0) {
 }
 
 // Where to run: train.device cuda, or auto with a GPU present (and a build with CUDA), runs on
-// GPU 0; otherwise the CPU. A request that cannot be met is refused, never silently moved.
-bool choose_device(const Config& cfg, std::ostream& log) {
+// a GPU (the rank's local index among the host's GPUs: GPU 0 for a single process); otherwise the
+// CPU. A request that cannot be met is refused, never silently moved.
+bool choose_device(const Config& cfg, const ProcessGroup& group, std::ostream& log) {
   const bool gpu = use_gpu(cfg.train.device, cfg.path + ": train.device");
   if (!gpu && cfg.train.precision != "fp32") {
     fail(cfg.path, ": train.precision: ", cfg.train.precision, " needs the GPU; the CPU trains in fp32");
   }
   if (gpu) {
 #ifdef HYMBA_HAVE_CUDA
-    log << "device: cuda, " << cuda_device_name(0) << ", " << cfg.train.precision
+    const int device = group.local_rank() % cuda_device_count();
+    if (group.local_size() > cuda_device_count()) {
+      fail(cfg.path, ": train.device: ", group.local_size(), " ranks on this host but ", cuda_device_count(),
+           " GPUs; launch at most one rank per GPU");
+    }
+    HYMBA_CUDA_CHECK(cudaSetDevice(device));
+    log << "device: cuda, " << cuda_device_name(device) << ", " << cfg.train.precision
         << ", attention kernels: " << cuda_attention_kernels(cfg.model, cfg.train.precision == "bf16")
         << "\n";
 #endif
     return true;
   }
+  (void)group;  // only a GPU is chosen by rank
   if (cfg.train.threads > 0) omp_set_num_threads(static_cast<int>(cfg.train.threads));
   log << "device: cpu, " << omp_get_max_threads() << " threads, fp32\n";
   return false;
 }
 
+// Rank 0's metrics.jsonl; on the other ranks it stays closed and writes nothing.
 struct MetricsFile {
   std::ofstream out;
   void write(const char* json) {
+    if (!out.is_open()) return;
     out << json << "\n";
     out.flush();  // a crash loses at most the line being written
   }
@@ -73,14 +87,19 @@ struct Validation {
   double loss = -1, recall_accuracy = -1;
 };
 
+// Each data-parallel rank scores its share of every batch; the sums are added across ranks.
 template <class Model>
-Validation validate(const Config& cfg, Model& model, const TrainingBatches& data,
+Validation validate(const Config& cfg, Model& model, const TrainingBatches& data, const ProcessGroup& group,
                     int64_t step, MetricsFile& metrics, std::ostream& log) {
   char line[160], json[160];
   Validation v;
   double& loss = v.loss;
+  const int rank = group.rank(), world = group.size();
   if (data.recall()) {
-    const RecallResult r = evaluate_recall(model, data.recall_task(), cfg.eval.batches, kRecallEvalSeed);
+    RecallResult r = evaluate_recall(model, data.recall_task(), cfg.eval.batches, kRecallEvalSeed, rank, world);
+    double sums[3] = {double(r.answers), double(r.correct), r.loss_sum};
+    group.all_reduce_sum(sums, 3);
+    r = {int64_t(sums[0]), int64_t(sums[1]), sums[2]};
     loss = r.loss();
     v.recall_accuracy = r.accuracy();
     std::snprintf(line, sizeof line, "step %6lld/%lld | val loss %.4f | recall accuracy %.4f",
@@ -88,7 +107,11 @@ Validation validate(const Config& cfg, Model& model, const TrainingBatches& data
     std::snprintf(json, sizeof json, "{\"step\": %lld, \"val_loss\": %.9g, \"recall_accuracy\": %.9g}",
                   static_cast<long long>(step), loss, r.accuracy());
   } else {
-    loss = evaluate_perplexity(model, data.shards().val, cfg.eval.batches, data.shards().tokenizer).loss;
+    const PerplexityResult r =
+        evaluate_perplexity(model, data.shards().val, cfg.eval.batches, data.shards().tokenizer, rank, world);
+    double sums[2] = {r.loss * double(r.tokens), double(r.tokens)};
+    group.all_reduce_sum(sums, 2);
+    loss = sums[0] / sums[1];
     std::snprintf(line, sizeof line, "step %6lld/%lld | val loss %.4f", static_cast<long long>(step),
                   static_cast<long long>(cfg.train.steps), loss);
     std::snprintf(json, sizeof json, "{\"step\": %lld, \"val_loss\": %.9g}", static_cast<long long>(step), loss);
@@ -102,22 +125,26 @@ struct StepResult {
   double loss = 0, lr = 0, grad_norm = 0;
 };
 
-// Optimizer step `step` (from 0): grad_accum micro-batches, the global norm, AdamW.
+// Optimizer step `step` (from 0): grad_accum micro-batches (on every data-parallel rank), the
+// global norm, AdamW on this rank's shard, the updated weights gathered.
 template <class Model, class Optimizer>
-StepResult train_step(const Config& cfg, Model& model, Optimizer& opt, TrainingBatches& data,
-                      int64_t step) {
+StepResult train_step(const Config& cfg, Model& model, Optimizer& opt, DataParallel<Model>& dp,
+                      TrainingBatches& data, int64_t step) {
   const TrainConfig& tc = cfg.train;
+  // Counted targets of the whole step over every rank: the loss is their mean.
   const int64_t counted = tc.grad_accum * data.counted_targets_per_batch();
-  const double grad_scale = 1.0 / double(counted);  // the mean over the whole step
+  const double grad_scale = 1.0 / double(counted);
   model.zero_grads();
   double loss_sum = 0;
   for (int64_t micro = 0; micro < tc.grad_accum; ++micro) {
     const Batch& batch = data.next();
-    loss_sum += model.forward_backward(batch.ids, batch.targets, grad_scale);
+    const bool last = micro == tc.grad_accum - 1;  // its backward completes the gradients
+    loss_sum += model.forward_backward(batch.ids, batch.targets, grad_scale,
+                                       last ? dp.reduce_when_done() : typename Model::BucketDone{});
   }
   StepResult r;
-  r.loss = loss_sum / double(counted);
-  r.grad_norm = model.grad_norm();
+  r.loss = dp.sum_over_ranks(loss_sum) / double(counted);
+  r.grad_norm = dp.grad_norm();
   // A diverged run stops here, before the update spreads the damage into the weights (and into
   // the next checkpoint).
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
@@ -125,8 +152,8 @@ StepResult train_step(const Config& cfg, Model& model, Optimizer& opt, TrainingB
          ") is not finite: the run diverged; lower optim.lr, raise optim.warmup_steps or check the data");
   }
   r.lr = learning_rate(cfg.optim, step, tc.steps);
-  opt.step(model.params.data(), model.grads.data(), r.lr, clip_factor(r.grad_norm, cfg.optim.grad_clip));
-  model.params_updated();
+  opt.step(model.params.data(), dp.shard_grads(), r.lr, clip_factor(r.grad_norm, cfg.optim.grad_clip));
+  dp.gather_params();
   return r;
 }
 
@@ -147,7 +174,8 @@ class Progress {
     interval_seconds_ += seconds;
   }
 
-  void report(int64_t done, const StepResult& r) {
+  // world: the data-parallel ranks (GPUs), which MFU is per.
+  void report(int64_t done, const StepResult& r, int world) {
     const double tok_s = double(interval_tokens_) / interval_seconds_;
     char line[320];
     int n = std::snprintf(line, sizeof line, "step %6lld/%lld | loss %.4f | lr %.3e | grad norm %.4f | %.0f tok/s",
@@ -160,7 +188,7 @@ class Progress {
                           static_cast<long long>(done), r.loss, r.lr, r.grad_norm, tok_s,
                           static_cast<long long>(done * tokens_per_step_), seconds_since(start_));
     if (gpu_) {
-      const double mfu = model_flops_utilisation(tok_s);
+      const double mfu = model_flops_utilisation(tok_s, world);
       const GpuMemory mem = gpu_memory();
       peak_memory_ = std::max(peak_memory_, mem.used);
       std::snprintf(line + n, sizeof line - size_t(n), " | MFU %.1f%% | GPU memory %.1f GiB", 100 * mfu,
@@ -176,8 +204,8 @@ class Progress {
   }
 
   double peak_memory() const { return peak_memory_; }
-  double model_flops_utilisation(double tokens_per_sec) const {
-    return tokens_per_sec * flops_per_token_ / kPeakFlops;
+  double model_flops_utilisation(double tokens_per_sec, int world) const {
+    return tokens_per_sec * flops_per_token_ / (kPeakFlops * world);
   }
 
  private:
@@ -193,7 +221,8 @@ class Progress {
   double peak_memory_ = 0;
 };
 
-void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint& from, std::ostream& log) {
+void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint& from, const ProcessGroup& group,
+              std::ostream& log) {
   const TrainConfig& tc = cfg.train;
   const ModelInfo info = describe_model(cfg.model, tc.seq_len);
   log << "model: " << info.parameters << " parameters, " << cfg.model.num_hidden_layers
@@ -201,14 +230,32 @@ void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint&
   log << "batch: " << tc.grad_accum << " x " << tc.batch_size << " rows x " << tc.seq_len
       << " tokens = " << tc.grad_accum * tc.batch_size * tc.seq_len << " tokens per step; steps "
       << from.step + 1 << ".." << tc.steps << "; run.dir " << cfg.run.dir << "\n";
+  if (group.uses_mpi()) {
+    log << "parallel: " << group.size() << " ranks, data parallel (ZeRO-1), " << tc.batch_size / group.size()
+        << " rows per rank per micro-batch; " << group.local_size() << " ranks on this host\n";
+  }
+}
+
+// The data-parallel split of train.batch_size, and the layouts not built yet.
+void check_parallel(const Config& cfg, const ProcessGroup& group) {
+  if (cfg.parallel.tp != 1) {
+    fail(cfg.path, ": parallel.tp: ", cfg.parallel.tp,
+         ": tensor parallelism is not available yet; every rank is a data-parallel rank (parallel.tp: 1)");
+  }
+  if (cfg.train.batch_size % group.size() != 0) {
+    fail(cfg.path, ": train.batch_size: ", cfg.train.batch_size, " rows do not split evenly over ", group.size(),
+         " data-parallel ranks (train.batch_size is the global micro-batch; make it a multiple of the rank count)");
+  }
 }
 
 template <class Model, class Optimizer>
-TrainSummary run_training(const Config& cfg, std::ostream& log) {
+TrainSummary run_training(const Config& cfg, const ProcessGroup& group, std::ostream& log) {
   const TrainConfig& tc = cfg.train;
-  Model model(cfg.model, tc.batch_size, tc.seq_len);
-  Optimizer opt(model.layout(), cfg.optim);
-  const ResumePoint from = restore_state(cfg, model, opt, log);
+  const int world = group.size();
+  Model model(cfg.model, tc.batch_size / world, tc.seq_len, world);  // [B / world] rows per rank
+  DataParallel<Model> dp(group, model);
+  Optimizer opt(model.layout(), cfg.optim, dp.shard());
+  const ResumePoint from = restore_state(cfg, model, opt, group, log);
   if (from.checkpoint.empty()) model.init(tc.seed);
   TrainSummary summary;
   summary.resumed_from_step = from.step;
@@ -217,16 +264,20 @@ TrainSummary run_training(const Config& cfg, std::ostream& log) {
     return summary;
   }
 
-  TrainingBatches data(cfg, from.cursor, log);
-  log_plan(cfg, data, from, log);
+  TrainingBatches data(cfg, from.cursor, group, log);
+  log_plan(cfg, data, from, group, log);
   const bool validation = data.recall() || !data.shards().val.empty();
 
+  // run.dir belongs to rank 0.
   const fs::path dir = cfg.run.dir;
-  fs::create_directories(dir);
-  set_aside_later_steps(cfg.run.dir, from.step, log);
-  write_file_atomically((dir / "config.yaml").string(), cfg.resolved);
-  MetricsFile metrics{std::ofstream(dir / "metrics.jsonl", std::ios::app)};
-  if (!metrics.out) fail((dir / "metrics.jsonl").string(), ": cannot open for writing");
+  MetricsFile metrics;
+  if (group.rank() == 0) {
+    fs::create_directories(dir);
+    set_aside_later_steps(cfg.run.dir, from.step, log);
+    write_file_atomically((dir / "config.yaml").string(), cfg.resolved);
+    metrics.out.open(dir / "metrics.jsonl", std::ios::app);
+    if (!metrics.out) fail((dir / "metrics.jsonl").string(), ": cannot open for writing");
+  }
 
   const auto start = Clock::now();
   double step_seconds = 0;  // training steps only, for the summary's throughput
@@ -235,27 +286,27 @@ TrainSummary run_training(const Config& cfg, std::ostream& log) {
   if (gpu) log << "MFU is reported against " << kPeakFlopsName << "\n";
   for (int64_t step = from.step; step < tc.steps; ++step) {
     const auto step_start = Clock::now();
-    const StepResult r = train_step(cfg, model, opt, data, step);
+    const StepResult r = train_step(cfg, model, opt, dp, data, step);
     const double seconds = seconds_since(step_start);
     progress.count_step(seconds);
     step_seconds += seconds;
     const int64_t done = step + 1;
     if (step == from.step) summary.first_loss = r.loss;
     summary.final_loss = r.loss;
-    if (step == from.step || done % tc.log_every == 0 || done == tc.steps) progress.report(done, r);
+    if (step == from.step || done % tc.log_every == 0 || done == tc.steps) progress.report(done, r, world);
     // The last step's validation is the one after training, below.
     if (cfg.eval.every > 0 && done % cfg.eval.every == 0 && done < tc.steps) {
-      validate(cfg, model, data, done, metrics, log);
+      validate(cfg, model, data, group, done, metrics, log);
     }
     if (cfg.checkpoint.every > 0 && (done % cfg.checkpoint.every == 0 || done == tc.steps)) {
-      write_checkpoint(cfg, model, opt, done, data.cursor(), log);
+      write_checkpoint(cfg, model, opt, group, done, data.cursor(), log);
     }
   }
   summary.steps = tc.steps - from.step;
   summary.seconds = seconds_since(start);
   summary.tokens_per_sec = double(summary.steps * tc.grad_accum * tc.batch_size * tc.seq_len) / step_seconds;
   if (validation) {
-    const Validation v = validate(cfg, model, data, tc.steps, metrics, log);
+    const Validation v = validate(cfg, model, data, group, tc.steps, metrics, log);
     summary.val_loss = v.loss;
     summary.recall_accuracy = v.recall_accuracy;
   }
@@ -270,7 +321,7 @@ TrainSummary run_training(const Config& cfg, std::ostream& log) {
   log << line;
   if (gpu) {
     std::snprintf(line, sizeof line, ", MFU %.1f%%, peak GPU memory %.2f GiB",
-                  100 * progress.model_flops_utilisation(summary.tokens_per_sec),
+                  100 * progress.model_flops_utilisation(summary.tokens_per_sec, world),
                   progress.peak_memory() / double(1 << 30));
     log << line;
   }
@@ -281,13 +332,22 @@ TrainSummary run_training(const Config& cfg, std::ostream& log) {
 }  // namespace
 
 TrainSummary train(const Config& cfg, std::ostream& log) {
-  if (choose_device(cfg, log)) {
+  ProcessGroup single;
+  return train(cfg, single, log);
+}
+
+TrainSummary train(const Config& cfg, ProcessGroup& group, std::ostream& log) {
+  group.set_timeout_seconds(cfg.parallel.timeout_s);
+  check_parallel(cfg, group);
+  std::ostream quiet(nullptr);  // ranks other than 0 print nothing but errors
+  std::ostream& out = group.rank() == 0 ? log : quiet;
+  if (choose_device(cfg, group, out)) {
 #ifdef HYMBA_HAVE_CUDA
-    if (cfg.train.precision == "bf16") return run_training<CudaBf16HymbaModel, CudaAdamW>(cfg, log);
-    return run_training<CudaHymbaModel, CudaAdamW>(cfg, log);
+    if (cfg.train.precision == "bf16") return run_training<CudaBf16HymbaModel, CudaAdamW>(cfg, group, out);
+    return run_training<CudaHymbaModel, CudaAdamW>(cfg, group, out);
 #endif
   }
-  return run_training<HymbaModel<float>, AdamW<float>>(cfg, log);
+  return run_training<HymbaModel<float>, AdamW<float>>(cfg, group, out);
 }
 
 }  // namespace hymba

@@ -8,6 +8,7 @@
 #include <iosfwd>
 
 #include "config/config.h"
+#include "parallel/process_group.h"
 
 namespace hymba {
 
@@ -25,7 +26,13 @@ struct TrainSummary {
 
 // Runs the optimizer steps up to cfg.train.steps, starting fresh or from the checkpoint that
 // train.resume names. With train.resume: none, a run.dir that already holds a run is refused, so
-// a finished run is never overwritten.
+// a finished run is never overwritten. A single process.
 TrainSummary train(const Config& cfg, std::ostream& log);
+
+// The same on every rank of `group` (launched by mpirun): data parallelism with ZeRO-1
+// (trainer/data_parallel.h), train.batch_size rows per micro-batch split evenly over the ranks.
+// Rank 0 prints to `log` and owns run.dir (metrics, checkpoints); the others print nothing but
+// errors. The summary is the same on every rank.
+TrainSummary train(const Config& cfg, ProcessGroup& group, std::ostream& log);
 
 }  // namespace hymba

@@ -1,0 +1,180 @@
+// The NCCL backend of Communicator: device buffers of the current GPU. Each collective is ordered
+// after the work already issued on the compute stream (an event), runs on a side stream so that
+// compute issued later overlaps it, and wait() orders the compute stream after all of them and
+// polls their completion from the host with the group's deadline (parallel/mpi_check.h).
+#ifdef HYMBA_HAVE_CUDA
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "core/cuda_check.h"
+#include "core/error.h"
+#include "parallel/communicator.h"
+#include "parallel/mpi_check.h"
+
+namespace hymba {
+namespace {
+
+// A destructor cannot throw: failures while tearing down are reported and otherwise ignored.
+void warn_cuda(cudaError_t status, const char* call, int rank) {
+  if (status != cudaSuccess) {
+    std::fprintf(stderr, "warning: rank %d: %s: %s\n", rank, call, cudaGetErrorString(status));
+  }
+}
+void warn_nccl(ncclResult_t status, const char* call, int rank) {
+  if (status != ncclSuccess) {
+    std::fprintf(stderr, "warning: rank %d: %s: %s\n", rank, call, ncclGetErrorString(status));
+  }
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(const ProcessGroup& group, cudaStream_t compute) : group_(group), compute_(compute) {
+    try {
+      // The side stream must not synchronise with the legacy default stream, which is often the
+      // compute stream: a collective would then wait for compute issued after it (no overlap).
+      HYMBA_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+      HYMBA_CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+      HYMBA_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+      // A group of one runs NCCL too (mpirun -np 1): the same calls as on many GPUs.
+      ncclUniqueId id{};
+      if (group.rank() == 0) HYMBA_NCCL_CHECK(ncclGetUniqueId(&id));
+      group.broadcast(&id, sizeof id, 0);  // under the group's deadline: a missing rank aborts here
+      // Blocking initialisation: every rank has passed the broadcast above, so all are joining.
+      // (A non-blocking communicator would make every later NCCL call return ncclInProgress.)
+      HYMBA_NCCL_CHECK(ncclCommInitRank(&comm_, group.size(), id, group.rank()));
+    } catch (...) {
+      release(false);  // no destructor runs for a constructor that throws
+      throw;
+    }
+  }
+
+  ~NcclCommunicator() override {
+    // Unwinding from an error, the other ranks may never join the pending collectives: the
+    // communicator is aborted instead of waited for (destroying it would wait too).
+    bool clean = std::uncaught_exceptions() == 0;
+    if (clean) {
+      try {
+        wait();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "warning: rank %d: NCCL communicator: %s\n", group_.rank(), e.what());
+        clean = false;
+      }
+    }
+    release(clean);
+  }
+
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+
+  int rank() const override { return group_.rank(); }
+  int size() const override { return group_.size(); }
+
+  void reduce_scatter_sum(const float* send, float* recv, int64_t n) override {
+    begin();
+    HYMBA_NCCL_CHECK(ncclReduceScatter(send, recv, size_t(n), ncclFloat, ncclSum, comm_, side_));
+  }
+
+  void all_gather_in_place(float* x, int64_t n) override {
+    begin();
+    // In place for NCCL: this rank's part, at rank·n, is the send buffer.
+    HYMBA_NCCL_CHECK(ncclAllGather(x + int64_t(rank()) * n, x, size_t(n), ncclFloat, comm_, side_));
+  }
+
+  void all_reduce_sum(float* x, int64_t n) override {
+    begin();
+    HYMBA_NCCL_CHECK(ncclAllReduce(x, x, size_t(n), ncclFloat, ncclSum, comm_, side_));
+  }
+
+  void broadcast(float* x, int64_t n, int root) override {
+    if (root < 0 || root >= size()) {
+      fail("Communicator::broadcast: root ", root, " is not a rank of a group of ", size());
+    }
+    begin();
+    HYMBA_NCCL_CHECK(ncclBroadcast(x, x, size_t(n), ncclFloat, root, comm_, side_));
+  }
+
+  void wait() override {
+    if (!issued_) return;
+    HYMBA_CUDA_CHECK(cudaEventRecord(done_, side_));
+    // The compute stream's later work (the optimizer reading the reduced gradients) runs after
+    // the collectives, without the host having to wait for that.
+    HYMBA_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));
+    issued_ = false;
+    // The host waits as well: the contract lets the caller touch the buffers once wait() returns,
+    // and a collective whose peer has died never completes, which only a deadline can catch.
+    detail::poll_until_done(
+        group_, "Communicator::wait (NCCL)",
+        [&] {
+          const cudaError_t status = cudaEventQuery(done_);
+          if (status == cudaSuccess) return true;
+          if (status != cudaErrorNotReady) HYMBA_CUDA_CHECK(status);
+          check_async_error();
+          return false;
+        },
+        [&] { abort_comm(); });
+  }
+
+ private:
+  // Orders the next collective after the work issued so far on the compute stream.
+  void begin() {
+    HYMBA_CUDA_CHECK(cudaEventRecord(ready_, compute_));
+    HYMBA_CUDA_CHECK(cudaStreamWaitEvent(side_, ready_, 0));
+    issued_ = true;
+  }
+
+  // A failed peer or network shows up as the communicator's asynchronous error while its
+  // kernels spin forever: abort the communicator (which stops them) and the job.
+  void check_async_error() {
+    ncclResult_t async = ncclSuccess;
+    HYMBA_NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
+    if (async == ncclSuccess) return;
+    std::string message =
+        detail::concat("Communicator::wait (NCCL): asynchronous error: ", ncclGetErrorString(async));
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 13, 0)
+    if (const char* last = ncclGetLastError(comm_); last && *last) message += detail::concat(" (", last, ")");
+#endif
+    abort_comm();
+    group_.abort(message);
+  }
+
+  // Frees what the constructor made; clean: the collectives have completed.
+  void release(bool clean) {
+    const int rank = group_.rank();
+    if (comm_ && clean) warn_nccl(ncclCommDestroy(comm_), "ncclCommDestroy", rank);
+    if (comm_ && !clean) warn_nccl(ncclCommAbort(comm_), "ncclCommAbort", rank);
+    comm_ = nullptr;
+    if (done_) warn_cuda(cudaEventDestroy(done_), "cudaEventDestroy", rank);
+    if (ready_) warn_cuda(cudaEventDestroy(ready_), "cudaEventDestroy", rank);
+    if (side_) warn_cuda(cudaStreamDestroy(side_), "cudaStreamDestroy", rank);
+  }
+
+  void abort_comm() {
+    if (!comm_) return;
+    warn_nccl(ncclCommAbort(comm_), "ncclCommAbort", group_.rank());
+    comm_ = nullptr;
+  }
+
+  const ProcessGroup& group_;
+  cudaStream_t compute_;         // the model's kernels (nullptr: the legacy default stream)
+  cudaStream_t side_ = nullptr;  // the collectives
+  cudaEvent_t ready_ = nullptr;  // compute work before the next collective
+  cudaEvent_t done_ = nullptr;   // the collectives before wait()
+  ncclComm_t comm_ = nullptr;    // null in a group of one
+  bool issued_ = false;          // collectives issued since the last wait()
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(const ProcessGroup& group, cudaStream_t compute) {
+  return std::make_unique<NcclCommunicator>(group, compute);
+}
+
+}  // namespace hymba
+
+#endif  // HYMBA_HAVE_CUDA
