@@ -191,6 +191,7 @@ TEST(GpuAdamW, OneLargeTensorCoversEveryGridStride) {
   l.tensors.push_back({"n", {small}, small_at, small, ParamKind::norm, InitRule::ones});
   l.count = big + small;
   l.storage = small_at + 128;
+  l.buckets = {{0, l.storage}};
   check_adamw(l, optim_config(), /*runs=*/false, /*steps=*/3);
 #endif
 }

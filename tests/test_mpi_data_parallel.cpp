@@ -36,10 +36,10 @@ fs::path job_dir(const std::string& name) {
 }
 
 // The tiny model on 8-row micro-batches (2 per step), 10 steps, a checkpoint at 5 and 10,
-// validation at the end; one thread per rank (the ranks share CI's cores).
+// validation at the end; on the CPU, one thread per rank (the ranks share CI's cores).
 Config tiny(const fs::path& run_dir, std::vector<std::string> more = {}) {
   std::vector<std::string> o = {"train.steps=10",         "train.batch_size=8", "train.grad_accum=2",
-                                "train.log_every=1",      "train.threads=1",    "checkpoint.every=5",
+                                "train.log_every=1",      "train.threads=1",    "train.device=cpu",    "checkpoint.every=5",
                                 "checkpoint.keep=5",      "eval.batches=2",     "run.dir=" + run_dir.string(),
                                 "data.cache_dir=" + test_cache_dir()};
   o.insert(o.end(), more.begin(), more.end());

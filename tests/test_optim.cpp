@@ -20,6 +20,7 @@ ParamLayout two_tensor_layout() {
   l.tensors.push_back({"n", {5}, 64, 5, ParamKind::norm, InitRule::ones});
   l.count = 11;
   l.storage = 128;
+  l.buckets = {{0, 128}};
   return l;
 }
 

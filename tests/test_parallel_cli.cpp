@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::string kTrain = std::string(HYMBA_BINARY_DIR) + "/bin/hymba-train " + HYMBA_SOURCE_DIR +
-                           "/configs/tiny.yaml train.batch_size=8 train.log_every=1 train.threads=1 "
+                           "/configs/tiny.yaml train.device=cpu train.batch_size=8 train.log_every=1 train.threads=1 "
                            "checkpoint.every=4 data.cache_dir=" + test_cache_dir();
 // CI runs as root on 2 cores.
 const std::string kMpirun =

@@ -22,6 +22,8 @@ ParamShard shard_params(const ParamLayout& layout, int rank, int world) {
     s.parts.push_back({bucket.begin + rank * part, s.length, part});
     s.length += part;
   }
+  // Buckets must tile the buffer: an element outside every bucket would never be updated.
+  HYMBA_ASSERT(s.length * world == layout.storage);
   return s;
 }
 
