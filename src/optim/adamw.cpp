@@ -14,6 +14,13 @@ double sum_of_squares(const T* x, int64_t n) {
   return sum_sq;
 }
 
+template <class T>
+double global_grad_norm(const T* grads, const ParamLayout& layout) {
+  double sum_sq = 0;
+  for (const ParamTensor& t : layout.tensors) sum_sq += sum_of_squares(grads + t.offset, t.numel);
+  return std::sqrt(sum_sq);
+}
+
 double clip_factor(double grad_norm, double max_norm) {
   if (max_norm <= 0 || grad_norm <= max_norm) return 1.0;
   return max_norm / (grad_norm + 1e-6);
@@ -65,6 +72,8 @@ void AdamW<T>::step(T* params, const T* shard_grads, double lr, double grad_fact
   }
 }
 
+template double global_grad_norm<float>(const float*, const ParamLayout&);
+template double global_grad_norm<double>(const double*, const ParamLayout&);
 template double sum_of_squares<float>(const float*, int64_t);
 template double sum_of_squares<double>(const double*, int64_t);
 template class AdamW<float>;

@@ -19,11 +19,9 @@ namespace hymba {
 template <class T>
 double sum_of_squares(const T* x, int64_t n);
 
-// sqrt(Σ g²) over every parameter tensor (the zero padding between them adds nothing).
+// sqrt(Σ g²) over every parameter tensor (the padding between them is not read).
 template <class T>
-double global_grad_norm(const T* grads, const ParamLayout& layout) {
-  return std::sqrt(sum_of_squares(grads, layout.storage));
-}
+double global_grad_norm(const T* grads, const ParamLayout& layout);
 
 // Factor that brings the gradient norm down to max_norm (1 when already below, or max_norm = 0).
 double clip_factor(double grad_norm, double max_norm);
