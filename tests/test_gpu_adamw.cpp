@@ -187,8 +187,8 @@ TEST(GpuAdamW, OneLargeTensorCoversEveryGridStride) {
   ParamLayout l;
   const int64_t big = 2 * 1024 * 1024 + 3, small = 77;
   const int64_t small_at = (big + 63) / 64 * 64;
-  l.tensors.push_back({"w", {big}, 0, big, ParamKind::matrix, InitRule::normal});
-  l.tensors.push_back({"n", {small}, small_at, small, ParamKind::norm, InitRule::ones});
+  l.tensors.push_back({"w", {big}, 0, big, ParamKind::matrix, InitRule::normal, {big}, {}});
+  l.tensors.push_back({"n", {small}, small_at, small, ParamKind::norm, InitRule::ones, {small}, {}});
   l.count = big + small;
   l.storage = small_at + 128;
   l.buckets = {{0, l.storage}};

@@ -1,9 +1,12 @@
 // The CUDA embedding (meta-token prepend) against the CPU reference computed in double, forward
 // and backward, float and bf16 activations, on random ids with a frequent "hot" id (long runs of
-// one table row), padding ids, and run lengths either side of the kernel's short/long split.
-// Skipped without a GPU.
+// one table row), padding ids, and run lengths either side of the kernel's short/long split. The
+// vocabulary-parallel form (each rank holds a range of the table's rows, chunks of ceil(V / ranks)
+// over 2 and 3 simulated ranks, short or empty last chunks; meta on one rank) against the CPU's
+// with the same ranges, and the ranks' x against the whole embedding. Skipped without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -153,6 +156,107 @@ void check_all_sizes_and_boundary_runs(bool bf16_path) {
   bf16_path ? check_embedding<bf16>(sz, ids) : check_embedding<float>(sz, ids);
 }
 
+// ---- the vocabulary-parallel embedding, ranks simulated in one process ------------------------
+
+// The ids rank q of `ranks` holds: chunks of ceil(V / ranks), so the last is short (or empty when
+// V is small).
+cpu::VocabRange vocab_of(int64_t V, int64_t ranks, int64_t q) {
+  const int64_t c = (V + ranks - 1) / ranks;
+  return {std::min(V, q * c), std::min(V, (q + 1) * c)};
+}
+
+// The first index where a and b differ, or −1.
+int64_t first_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return 0;
+  const auto m = std::mismatch(a.begin(), a.end(), b.begin());
+  return m.first == a.end() ? -1 : int64_t(m.first - a.begin());
+}
+
+// Each rank looks up its rows of the table (rank 0 adds the meta tokens, the others pass none),
+// and the ranks' x add up to the whole embedding; each rank's backward trains its rows of the
+// table (and dmeta, on every rank). Against the CPU functions with the same ranges, in double.
+template <class T>
+void check_vocab_parallel(const EmbeddingSize& sz, const std::vector<int32_t>& ids, int64_t ranks) {
+  SCOPED_TRACE(testing::Message() << (std::is_same_v<T, float> ? "float" : "bf16") << " B " << sz.B << " T "
+                                  << sz.T << " M " << sz.M << " H " << sz.H << " V " << sz.V << " pad " << sz.pad_id
+                                  << ", " << ranks << " ranks");
+  const int64_t S = sz.M + sz.T, H = sz.H, xsize = sz.B * S * H;
+  const uint64_t seed = uint64_t(100 * sz.T + 10 * sz.H + sz.V);
+  const auto table = to_double(cast_vector<float>(random_vector(sz.V * H, seed + 1)));  // [V, H]
+  const auto meta = to_double(cast_vector<float>(random_vector(sz.M * H, seed + 2)));   // [M, H]
+  const auto dx = random_vector(xsize, seed + 3);                                       // [B, S, H]
+  const auto dtable_start = to_double(cast_vector<float>(random_vector(sz.V * H, seed + 4)));
+  const auto dmeta_start = to_double(cast_vector<float>(random_vector(sz.M * H, seed + 5)));
+
+  // The whole embedding, and the sum of the ranks' x (each element comes from one rank: exact).
+  std::vector<double> whole(xsize), sum(xsize, 0.0);  // [B, S, H]
+  cpu::embedding_forward(whole.data(), ids.data(), table.data(), meta.data(), sz.B, sz.T, sz.M, H, sz.V);
+
+  DeviceArray<int32_t> gids(ids);
+  DeviceArray<T> gdx(as<T>(dx));
+  DeviceArray<int32_t> work(std::vector<int32_t>(cuda::embedding_backward_workspace(sz.B, sz.T), -1));
+  for (int64_t q = 0; q < ranks; ++q) {
+    const cpu::VocabRange vocab = vocab_of(sz.V, ranks, q);
+    const int64_t rows = vocab.end - vocab.begin;
+    const std::vector<double> part(table.begin() + vocab.begin * H, table.begin() + vocab.end * H);  // [rows, H]
+    const std::vector<double> dpart_start(dtable_start.begin() + vocab.begin * H,
+                                          dtable_start.begin() + vocab.end * H);  // [rows, H]
+    const double* rank_meta = q == 0 ? meta.data() : nullptr;
+
+    std::vector<double> x(xsize);  // [B, S, H]
+    cpu::embedding_forward(x.data(), ids.data(), part.data(), rank_meta, sz.B, sz.T, sz.M, H, sz.V, vocab);
+    std::vector<double> dpart = dpart_start, dmeta = dmeta_start;
+    cpu::embedding_backward(dpart.data(), dmeta.data(), dx.data(), ids.data(), sz.B, sz.T, sz.M, H, sz.pad_id, vocab);
+
+    DeviceFloats gpart(cast_vector<float>(part)), gmeta(cast_vector<float>(meta));
+    DeviceArray<T> gx(std::vector<T>(xsize, nan_of<T>()));
+    DeviceFloats gdpart(cast_vector<float>(dpart_start)), gdmeta(cast_vector<float>(dmeta_start));
+    cuda::embedding_forward<T>(gx.data(), gids.data(), gpart.data(), q == 0 ? gmeta.data() : nullptr, sz.B, sz.T, sz.M,
+                               H, nullptr, vocab);
+    cuda::embedding_backward<T>(gdpart.data(), gdmeta.data(), gdx.data(), ids.data(), sz.B, sz.T, sz.M, H, sz.pad_id,
+                                work.data(), nullptr, vocab);
+    const std::vector<double> gpu_x = to_double(gx.to_host());
+    const std::vector<float> dpart_bits = gdpart.to_host();
+    const std::vector<double> gpu_dpart = to_double(dpart_bits), gpu_dmeta = to_double(gdmeta.to_host());
+
+    // x is a copy of float values (zeros elsewhere), rounded once to T.
+    EXPECT_EQ(first_difference(gpu_x, std::is_same_v<T, float> ? x : bf16_round(x)), -1) << "x of rank " << q;
+    for (int64_t i = 0; i < xsize; ++i) sum[i] += gpu_x[i];
+    if constexpr (std::is_same_v<T, float>) {
+      EXPECT_LT(max_relative_error(gpu_dpart, dpart), 1e-5) << "dtable of rank " << q;
+      EXPECT_LT(max_relative_error(gpu_dmeta, dmeta), 1e-5) << "dmeta of rank " << q;
+    } else {
+      std::vector<double> naive_dpart = dpart_start, naive_dmeta = dmeta_start;
+      cpu::embedding_backward(naive_dpart.data(), naive_dmeta.data(), bf16_round(dx).data(), ids.data(), sz.B, sz.T,
+                              sz.M, H, sz.pad_id, vocab);
+      expect_within_bf16_rule(gpu_dpart, dpart, naive_dpart, "dtable", Stored::fp32);
+      expect_within_bf16_rule(gpu_dmeta, dmeta, naive_dmeta, "dmeta", Stored::fp32);
+    }
+    // Rows of this rank no position trains (padding, ids that do not occur) keep their bits.
+    std::vector<bool> trained(size_t(rows), false);
+    for (const int32_t id : ids) {
+      if (vocab.holds(id) && id != sz.pad_id) trained[size_t(id - vocab.begin)] = true;
+    }
+    for (int64_t v = 0; v < rows; ++v) {
+      if (trained[v]) continue;
+      for (int64_t h = 0; h < H; ++h) {
+        ASSERT_EQ(dpart_bits[v * H + h], float(dpart_start[v * H + h])) << "row " << v << " of rank " << q << " written";
+      }
+    }
+  }
+  EXPECT_EQ(first_difference(sum, std::is_same_v<T, float> ? whole : bf16_round(whole)), -1)
+      << "the ranks' x do not add up to the embedding";
+}
+
+void check_vocab_parallel_all_sizes(bool bf16_path) {
+  for (const EmbeddingSize& sz : kSizes) {
+    const auto ids = random_ids(sz, uint64_t(sz.T + sz.V));
+    for (const int64_t ranks : {2, 3}) {
+      bf16_path ? check_vocab_parallel<bf16>(sz, ids, ranks) : check_vocab_parallel<float>(sz, ids, ranks);
+    }
+  }
+}
+
 #endif  // HYMBA_HAVE_CUDA
 
 TEST(GpuEmbedding, FloatMatchesTheCpuReference) {
@@ -166,6 +270,20 @@ TEST(GpuEmbedding, Bf16WithinTheBf16Rule) {
   HYMBA_REQUIRE_GPU();
 #ifdef HYMBA_HAVE_CUDA
   check_all_sizes_and_boundary_runs(true);
+#endif
+}
+
+TEST(GpuEmbedding, VocabParallelAddsUpToTheWholeTable) {
+  HYMBA_REQUIRE_GPU();
+#ifdef HYMBA_HAVE_CUDA
+  check_vocab_parallel_all_sizes(false);
+#endif
+}
+
+TEST(GpuEmbedding, VocabParallelBf16WithinTheBf16Rule) {
+  HYMBA_REQUIRE_GPU();
+#ifdef HYMBA_HAVE_CUDA
+  check_vocab_parallel_all_sizes(true);
 #endif
 }
 

@@ -3,14 +3,17 @@
 // cases cover both of the kernels' paths (16-byte packs, and one element per access for shapes
 // that do not allow packs, such as the model's B norm: a 16-wide slice at column 100 of rows of
 // stride 132), rows held by one to eight warps, persistent backward blocks that visit several row
-// tiles, column slices whose gaps must stay untouched, and dx written or accumulated. Skipped
-// without a GPU.
+// tiles, column slices whose gaps must stay untouched, and dx written or accumulated. The split
+// norm of tensor parallelism runs on the same cases over 1, 2 and 3 simulated ranks (chunks of
+// ceil(dim / ranks): short and empty last chunks, parts at unaligned columns), each half checked
+// against its CPU reference and the result against the unsplit norm. Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -131,21 +134,12 @@ struct GpuNorm {
   }
 };
 
+// The outputs of a GPU run, compact (out), after checking it kept to its slices: y stays NaN
+// outside them and dx keeps its start bits. rstd_bits: the run's rstd.
 template <class T>
-void check_rmsnorm(const NormShape& s, bool accumulate_dx) {
-  SCOPED_TRACE(testing::Message() << (std::is_same_v<T, float> ? "float " : "bf16 ") << s.rows << " x " << s.dim
-                                  << " (x, dx at column " << s.col << " of " << s.ld_in << ", y, dy at stride "
-                                  << s.ld_out << ", " << (packed_path<T>(s) ? "16-byte path" : "element path")
-                                  << (accumulate_dx ? "), dx +=" : "), dx ="));
-  const NormCase c(s, accumulate_dx);
-  const NormOut exact = norm_reference(c, c.x, c.dy, c.dx_start);
-
-  GpuNorm<T> g(c);
-  g.forward();
-  g.backward();
+void read_back(const GpuNorm<T>& g, const std::vector<float>& rstd_bits, NormOut& out) {
+  const NormShape& s = g.c.s;
   const std::vector<T> y_bits = g.y.to_host(), dx_bits = g.dx.to_host();
-  const std::vector<float> rstd_bits = g.rstd.to_host(), dw_bits = g.dw.to_host();
-  // Outside the slices: y stays NaN, dx keeps its start bits.
   for (int64_t r = 0; r < s.rows; ++r) {
     for (int64_t col = s.dim; col < s.ld_out; ++col) {
       ASSERT_TRUE(std::isnan(value_of(y_bits[r * s.ld_out + col]))) << "y gap written: row " << r << ", column " << col;
@@ -157,12 +151,16 @@ void check_rmsnorm(const NormShape& s, bool accumulate_dx) {
                                                                           << col;
     }
   }
-  NormOut gpu;
-  gpu.y = extract(to_double(y_bits), s.rows, s.dim, s.ld_out, 0);
-  gpu.rstd = to_double(rstd_bits);
-  gpu.dx = extract(to_double(dx_bits), s.rows, s.dim, s.ld_in, s.col);
-  gpu.dw = to_double(dw_bits);
+  out.y = extract(to_double(y_bits), s.rows, s.dim, s.ld_out, 0);
+  out.rstd = to_double(rstd_bits);
+  out.dx = extract(to_double(dx_bits), s.rows, s.dim, s.ld_in, s.col);
+  out.dw = to_double(g.dw.to_host());
+}
 
+// A GPU run against the double reference `exact` of its case: fp32 to a relative 1e-5, bf16
+// within the bf16 rule.
+template <class T>
+void expect_near_reference(const NormOut& gpu, const NormCase& c, const NormOut& exact) {
   if constexpr (std::is_same_v<T, float>) {
     EXPECT_LT(max_relative_error(gpu.y, exact.y), 1e-5) << "y";
     EXPECT_LT(max_relative_error(gpu.rstd, exact.rstd), 1e-5) << "rstd";
@@ -175,6 +173,31 @@ void check_rmsnorm(const NormShape& s, bool accumulate_dx) {
     expect_within_bf16_rule(gpu.dx, exact.dx, naive.dx, "dx");
     expect_within_bf16_rule(gpu.dw, exact.dw, naive.dw, "dw", Stored::fp32);
   }
+}
+
+template <class T>
+std::string describe(const NormShape& s, bool accumulate_dx) {
+  return (testing::Message() << (std::is_same_v<T, float> ? "float " : "bf16 ") << s.rows << " x " << s.dim
+                             << " (x, dx at column " << s.col << " of " << s.ld_in << ", y, dy at stride " << s.ld_out
+                             << ", " << (packed_path<T>(s) ? "16-byte path" : "element path")
+                             << (accumulate_dx ? "), dx +=" : "), dx ="))
+      .GetString();
+}
+
+template <class T>
+void check_rmsnorm(const NormShape& s, bool accumulate_dx) {
+  SCOPED_TRACE(describe<T>(s, accumulate_dx));
+  const NormCase c(s, accumulate_dx);
+  const NormOut exact = norm_reference(c, c.x, c.dy, c.dx_start);
+
+  GpuNorm<T> g(c);
+  g.forward();
+  g.backward();
+  const std::vector<T> y_bits = g.y.to_host(), dx_bits = g.dx.to_host();
+  const std::vector<float> rstd_bits = g.rstd.to_host(), dw_bits = g.dw.to_host();
+  NormOut gpu;
+  ASSERT_NO_FATAL_FAILURE(read_back(g, rstd_bits, gpu));
+  expect_near_reference<T>(gpu, c, exact);
 
   // Same inputs, same bits: every sum has a fixed order.
   GpuNorm<T> g2(c);
@@ -226,6 +249,155 @@ void check_all_shapes() {
   EXPECT_GE(element, 5) << "the cases must exercise the one-element path";
 }
 
+// ---- the split norm of tensor parallelism, ranks simulated in one process -------------------
+
+// Columns [begin, end) of each row held by rank q of `ranks`: chunks of ceil(dim / ranks), so the
+// last is short, or empty when dim is small.
+struct Chunk {
+  int64_t begin, end;
+};
+Chunk chunk_of(int64_t dim, int64_t ranks, int64_t q) {
+  const int64_t c = (dim + ranks - 1) / ranks;
+  return {std::min(dim, q * c), std::min(dim, (q + 1) * c)};
+}
+
+// What an all-reduce of per-row sums does: every rank's buffer [rows] ends up holding the sum over
+// the ranks (added here on the host, in rank order, in float).
+void all_reduce_rows(std::vector<DeviceFloats>& per_rank) {
+  std::vector<float> total = per_rank[0].to_host();  // [rows]
+  for (size_t q = 1; q < per_rank.size(); ++q) {
+    const std::vector<float> part = per_rank[q].to_host();
+    for (size_t r = 0; r < total.size(); ++r) total[r] += part[r];
+  }
+  for (DeviceFloats& buffer : per_rank) buffer.upload(total.data());
+}
+
+// A rank's statistics [rows] against the CPU split function in double on the values the kernel
+// saw (x, dy in T, w in float, the GPU's rstd): fp32 sums, so within 1e-5 of the largest row's
+// Σ |term| (`magnitude`; a dot may cancel to near zero) for both T.
+void expect_rank_statistic(const std::vector<float>& gpu, const std::vector<double>& ref,
+                           const std::vector<double>& magnitude, const char* what, int64_t q) {
+  double err = 0, scale = 1e-30;
+  for (size_t r = 0; r < ref.size(); ++r) {
+    err = std::max(err, std::abs(double(gpu[r]) - ref[r]));
+    scale = std::max(scale, magnitude[r]);
+  }
+  EXPECT_LE(err, 1e-5 * scale) << what << " of rank " << q;
+}
+
+std::vector<double> absolute(const std::vector<double>& v) {
+  std::vector<double> a(v.size());
+  for (size_t i = 0; i < v.size(); ++i) a[i] = std::abs(v[i]);
+  return a;
+}
+
+// The split norm over `ranks` simulated ranks on the buffers of a GpuNorm: rank q runs the four
+// halves on its columns (x, dx, y, dy, w and dw at chunk_of(q)), with the all-reduces between
+// them done by all_reduce_rows, and its rstd written over its summed sums (they may alias).
+// Checks each rank's sums and dots against the CPU split functions; returns the rstd of rank 0
+// after checking every rank holds the same bits.
+template <class T>
+std::vector<float> run_split_norm(GpuNorm<T>& g, int64_t ranks) {
+  const NormCase& c = g.c;
+  const NormShape& s = c.s;
+  const std::vector<double> x_seen = to_double(as<T>(c.x)), dy_seen = to_double(as<T>(c.dy));  // [rows, dim]
+  const std::vector<double> w_seen = to_double(cast_vector<float>(c.w));                         // [dim]
+  const std::vector<double> x_abs = absolute(x_seen), dy_abs = absolute(dy_seen), w_abs = absolute(w_seen);
+  std::vector<DeviceFloats> stat, dots;  // per rank [rows]: sums (then rstd over them), dots
+  for (int64_t q = 0; q < ranks; ++q) {
+    stat.emplace_back(std::vector<float>(s.rows, std::nanf("")));
+    dots.emplace_back(std::vector<float>(s.rows, std::nanf("")));
+  }
+  // Rank q's part of each tensor.
+  const auto x_of = [&](const Chunk& k) { return g.x.data() + s.col + k.begin; };
+  const auto dx_of = [&](const Chunk& k) { return g.dx.data() + s.col + k.begin; };
+
+  for (int64_t q = 0; q < ranks; ++q) {
+    const Chunk k = chunk_of(s.dim, ranks, q);
+    cuda::rmsnorm_sum_squares<T>(stat[q].data(), x_of(k), s.ld_in, s.rows, k.end - k.begin, nullptr);
+    std::vector<double> ref(s.rows);  // [rows]
+    cpu::rmsnorm_sum_squares(ref.data(), x_seen.data() + k.begin, s.dim, s.rows, k.end - k.begin);
+    expect_rank_statistic(stat[q].to_host(), ref, ref, "sums", q);
+  }
+  all_reduce_rows(stat);
+  for (int64_t q = 0; q < ranks; ++q) {
+    const Chunk k = chunk_of(s.dim, ranks, q);
+    cuda::rmsnorm_forward_from_sums<T>(g.y.data() + k.begin, s.ld_out, stat[q].data(), x_of(k), s.ld_in,
+                                       g.w.data() + k.begin, stat[q].data(), s.rows, k.end - k.begin, s.dim, kEps,
+                                       nullptr);
+  }
+  const std::vector<float> rstd = stat[0].to_host();  // [rows]
+  for (int64_t q = 1; q < ranks; ++q) EXPECT_TRUE(same_bits(stat[q].to_host(), rstd)) << "rstd of rank " << q;
+  const std::vector<double> rstd_seen = to_double(rstd);
+
+  for (int64_t q = 0; q < ranks; ++q) {
+    const Chunk k = chunk_of(s.dim, ranks, q);
+    cuda::rmsnorm_backward_dots<T>(dots[q].data(), g.dy.data() + k.begin, s.ld_out, x_of(k), s.ld_in,
+                                   g.w.data() + k.begin, stat[q].data(), s.rows, k.end - k.begin, nullptr);
+    std::vector<double> ref(s.rows), magnitude(s.rows);  // [rows]
+    cpu::rmsnorm_backward_dots(ref.data(), dy_seen.data() + k.begin, s.dim, x_seen.data() + k.begin, s.dim,
+                               w_seen.data() + k.begin, rstd_seen.data(), s.rows, k.end - k.begin);
+    cpu::rmsnorm_backward_dots(magnitude.data(), dy_abs.data() + k.begin, s.dim, x_abs.data() + k.begin, s.dim,
+                               w_abs.data() + k.begin, rstd_seen.data(), s.rows, k.end - k.begin);
+    expect_rank_statistic(dots[q].to_host(), ref, magnitude, "dots", q);
+  }
+  all_reduce_rows(dots);
+  for (int64_t q = 0; q < ranks; ++q) {
+    const Chunk k = chunk_of(s.dim, ranks, q);
+    cuda::rmsnorm_backward_from_dots<T>(dx_of(k), s.ld_in, g.dw.data() + k.begin, g.dy.data() + k.begin, s.ld_out,
+                                        x_of(k), s.ld_in, g.w.data() + k.begin, stat[q].data(), dots[q].data(),
+                                        s.rows, k.end - k.begin, s.dim, c.accumulate_dx, g.work.data(), nullptr);
+  }
+  return rstd;
+}
+
+// Whether the halves take the whole norm's path (rmsnorm.h): the sums half decides on x alone,
+// the others on what the whole norm sees but dx, which sits where x does. True for every case
+// of kShapes.
+template <class T>
+bool halves_take_the_whole_path(const NormShape& s) {
+  const int64_t v = 16 / int64_t(sizeof(T));
+  const bool x_packs = s.dim % v == 0 && s.ld_in % v == 0 && s.col % v == 0;
+  return x_packs == packed_path<T>(s);
+}
+
+// The split norm over 1, 2 and 3 ranks against the unsplit CPU reference (the same tolerances as
+// the whole norm); with one rank, against the whole GPU norm bit for bit.
+template <class T>
+void check_split_norm(const NormShape& s, bool accumulate_dx) {
+  SCOPED_TRACE(describe<T>(s, accumulate_dx));
+  const NormCase c(s, accumulate_dx);
+  const NormOut exact = norm_reference(c, c.x, c.dy, c.dx_start);
+
+  GpuNorm<T> whole(c);
+  whole.forward();
+  whole.backward();
+  for (const int64_t ranks : {1, 2, 3}) {
+    SCOPED_TRACE(testing::Message() << ranks << " ranks");
+    GpuNorm<T> g(c);
+    const std::vector<float> rstd_bits = run_split_norm(g, ranks);
+    NormOut gpu;
+    ASSERT_NO_FATAL_FAILURE(read_back(g, rstd_bits, gpu));
+    expect_near_reference<T>(gpu, c, exact);
+    if (ranks == 1 && halves_take_the_whole_path<T>(s)) {
+      // The halves are the whole kernels cut at the row sum: the same values added in the same
+      // order, so the same bits.
+      EXPECT_TRUE(same_bits(g.y.to_host(), whole.y.to_host())) << "y differs from the whole norm's";
+      EXPECT_TRUE(same_bits(rstd_bits, whole.rstd.to_host())) << "rstd differs from the whole norm's";
+      EXPECT_TRUE(same_bits(g.dx.to_host(), whole.dx.to_host())) << "dx differs from the whole norm's";
+      EXPECT_TRUE(same_bits(g.dw.to_host(), whole.dw.to_host())) << "dw differs from the whole norm's";
+    }
+  }
+}
+
+template <class T>
+void check_split_all_shapes() {
+  for (const NormShape& s : kShapes) {
+    check_split_norm<T>(s, /*accumulate_dx=*/true);
+    if (s.dim > 1) check_split_norm<T>(s, /*accumulate_dx=*/false);  // as in check_all_shapes
+  }
+}
+
 #endif  // HYMBA_HAVE_CUDA
 
 TEST(GpuRmsNorm, ForwardAndBackwardMatchTheCpuReference) {
@@ -239,6 +411,20 @@ TEST(GpuRmsNorm, Bf16WithinTheBf16Rule) {
   HYMBA_REQUIRE_GPU();
 #ifdef HYMBA_HAVE_CUDA
   check_all_shapes<bf16>();
+#endif
+}
+
+TEST(GpuRmsNorm, SplitOverRanksMatchesTheUnsplitNorm) {
+  HYMBA_REQUIRE_GPU();
+#ifdef HYMBA_HAVE_CUDA
+  check_split_all_shapes<float>();
+#endif
+}
+
+TEST(GpuRmsNorm, SplitOverRanksBf16WithinTheBf16Rule) {
+  HYMBA_REQUIRE_GPU();
+#ifdef HYMBA_HAVE_CUDA
+  check_split_all_shapes<bf16>();
 #endif
 }
 
@@ -276,6 +462,31 @@ TEST(GpuRmsNorm, EmptyIsANoOpAndTooWideFails) {
                Error);
   EXPECT_THROW(cuda::rmsnorm_backward<bf16>(nullptr, 8193, nullptr, nullptr, 8193, nullptr, 8193, nullptr, nullptr, 1,
                                             8193, false, nullptr, nullptr),
+               Error);
+#endif
+}
+
+TEST(GpuRmsNorm, SplitHalvesWithNoRowsAreNoOpsAndCheckTheirSizes) {
+  HYMBA_REQUIRE_GPU();
+#ifdef HYMBA_HAVE_CUDA
+  const std::vector<float> dw_start = {1.5f, -2.0f, 0.25f};
+  DeviceFloats dw(dw_start);
+  cuda::rmsnorm_sum_squares<float>(nullptr, nullptr, 3, 0, 3, nullptr);
+  cuda::rmsnorm_forward_from_sums<bf16>(nullptr, 3, nullptr, nullptr, 3, nullptr, nullptr, 0, 3, 6, kEps, nullptr);
+  cuda::rmsnorm_backward_dots<float>(nullptr, nullptr, 3, nullptr, 3, nullptr, nullptr, 0, 3, nullptr);
+  cuda::rmsnorm_backward_from_dots<bf16>(nullptr, 3, dw.data(), nullptr, 3, nullptr, 3, nullptr, nullptr, nullptr, 0,
+                                         3, 6, true, nullptr, nullptr);
+  EXPECT_TRUE(same_bits(dw.to_host(), dw_start));
+  // full_dim below dim (or 0) cannot be the whole row.
+  EXPECT_THROW(cuda::rmsnorm_forward_from_sums<float>(nullptr, 4, nullptr, nullptr, 4, nullptr, nullptr, 1, 4, 3, kEps,
+                                                      nullptr),
+               Error);
+  EXPECT_THROW(cuda::rmsnorm_backward_from_dots<float>(nullptr, 4, nullptr, nullptr, 4, nullptr, 4, nullptr, nullptr,
+                                                       nullptr, 1, 0, 0, false, nullptr, nullptr),
+               Error);
+  EXPECT_THROW(cuda::rmsnorm_sum_squares<bf16>(nullptr, nullptr, 8193, 1, 8193, nullptr), Error);
+  EXPECT_THROW(cuda::rmsnorm_backward_dots<bf16>(nullptr, nullptr, 8193, nullptr, 8193, nullptr, nullptr, 1, 8193,
+                                                 nullptr),
                Error);
 #endif
 }

@@ -40,7 +40,7 @@ TEST_F(ParallelCli, FourRanksCheckpointResumesOnTwo) {
   const std::string parallel = "run.dir=" + path("parallel");
   auto [rc, out] = run_command(kMpirun + "4 " + kTrain + " train.steps=4 " + parallel);
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("parallel: 4 ranks, data parallel (ZeRO-1), 2 rows per rank"), std::string::npos) << out;
+  EXPECT_NE(out.find("parallel: 4 ranks = 4 data-parallel replicas (ZeRO-1) x 1 tensor-parallel ranks, 2 rows per replica"), std::string::npos) << out;
   std::tie(rc, out) = run_command(kMpirun + "2 " + kTrain + " train.steps=8 train.resume=auto " + parallel);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("continuing after step 4"), std::string::npos) << out;

@@ -1,6 +1,10 @@
 // Fused softmax + cross-entropy: one block per row. The first pass over the row keeps a running
 // (max, Σ exp(z − max)) per thread (online softmax), so the logits are read once for the
-// logsumexp and once more to write the gradient, which may overwrite them in place.
+// logsumexp and once more to write the gradient, which may overwrite them in place. The
+// vocabulary-parallel pair cuts that kernel at the (max, sum) pair: the partials kernel stores
+// it for this rank's columns, and after the all-gather the second kernel combines the ranks'
+// pairs in rank order (the same combine as the block's warps) and writes the gradient with the
+// same row code.
 #include "cuda/cross_entropy.h"
 
 #include <climits>
@@ -39,6 +43,39 @@ __device__ void block_max_sum(float& m, float& s) {
   for (int w = 0; w < kWarps; ++w) combine(m, s, warp_m[w], warp_s[w]);
 }
 
+// (m, s) = (max, Σ exp(z − max)) of z [n] over the block: a running pair per thread (online
+// softmax), then block_max_sum. Every thread gets the result. (−inf, 0) for n = 0.
+template <class T>
+__device__ void row_max_sum(const T* z, int64_t n, float& m, float& s) {
+  m = -INFINITY, s = 0;
+  for (int64_t v = threadIdx.x; v < n; v += kThreads) {
+    const float zv = to_float(z[v]);
+    if (zv > m) {
+      s = s * expf(m - zv) + 1.0f;
+      m = zv;
+    } else {
+      s += expf(zv - m);
+    }
+  }
+  block_max_sum(m, s);
+}
+
+// dz [n] = (softmax − onehot(target)) · grad_scale from the row's logsumexp, target a column of
+// z or outside [0, n) (no one-hot on this row part). Each element is read and then written by the
+// same thread, so dz may alias z.
+template <class T>
+__device__ void write_row_gradient(T* dz, const T* z, int64_t n, int64_t target, float lse, float grad_scale) {
+  for (int64_t v = threadIdx.x; v < n; v += kThreads) {
+    const float p = expf(to_float(z[v]) - lse);
+    dz[v] = from_float<T>((v == target ? p - 1.0f : p) * grad_scale);
+  }
+}
+
+template <class T>
+__device__ void zero_row(T* dz, int64_t n) {
+  for (int64_t v = threadIdx.x; v < n; v += kThreads) dz[v] = from_float<T>(0.0f);
+}
+
 // Block `row`: loss[row] = lse − z[target] (0 for an ignored row); dz (may be z, or null) =
 // (softmax − onehot) · grad_scale.
 template <class T>
@@ -50,33 +87,94 @@ __global__ void cross_entropy_kernel(T* dlogits, const T* logits, const int32_t*
   T* dz = dlogits ? dlogits + row * V : nullptr;  // [V]
   if (target == kIgnoreIndex) {
     if (threadIdx.x == 0) loss[row] = 0;
-    if (dz) {
-      for (int64_t v = threadIdx.x; v < V; v += kThreads) dz[v] = from_float<T>(0.0f);
-    }
+    if (dz) zero_row(dz, V);
     return;
   }
   // Read before the block reduction's barrier, i.e. before any thread overwrites the row.
   const float z_target = to_float(z[target]);
-  float m = -INFINITY, s = 0;
-  for (int64_t v = threadIdx.x; v < V; v += kThreads) {
-    const float zv = to_float(z[v]);
-    if (zv > m) {
-      s = s * expf(m - zv) + 1.0f;
-      m = zv;
-    } else {
-      s += expf(zv - m);
-    }
+  float m, s;
+  row_max_sum(z, V, m, s);
+  const float lse = m + logf(s);
+  if (threadIdx.x == 0) loss[row] = lse - z_target;
+  if (dz) write_row_gradient(dz, z, V, target, lse, grad_scale);
+}
+
+// Vocabulary-parallel cross-entropy (cross_entropy.h): this rank's logits of ids [begin, begin +
+// columns) are columns [0, columns) of rows of stride ld.
+
+// Block `row`: stats[row] = (max, Σ exp(z − max), the target's logit if this rank holds it, else 0).
+template <class T>
+__global__ void partials_kernel(float* stats, const T* logits, int64_t ld, int64_t begin, int64_t columns,
+                                const int32_t* targets) {
+  const int64_t row = blockIdx.x;
+  const T* z = logits + row * ld;  // [columns]
+  float m, s;
+  row_max_sum(z, columns, m, s);
+  if (threadIdx.x == 0) {
+    const int64_t target = targets[row];
+    const bool held = target != kIgnoreIndex && target >= begin && target < begin + columns;
+    float* out = stats + row * kCrossEntropyStats;  // [3]
+    out[0] = m;
+    out[1] = s;
+    out[2] = held ? to_float(z[target - begin]) : 0.0f;
   }
-  block_max_sum(m, s);
+}
+
+// Block `row`: the row's (max, sum) over the whole vocabulary from every rank's stats in all
+// [ranks, rows, 3], combined in rank order (by each thread: ranks is small), then loss[row] and
+// this rank's columns of dz (may be z, or null) as cross_entropy_kernel does; padding columns
+// [columns, ld) of dz get zero. With one rank the combine gives that rank's pair exactly, so the
+// loss and gradient are cross_entropy_kernel's bits.
+template <class T>
+__global__ void from_partials_kernel(T* dlogits, const T* logits, int64_t ld, int64_t begin, int64_t columns,
+                                     const float* all, int64_t ranks, int64_t rows, const int32_t* targets,
+                                     float grad_scale, float* loss) {
+  const int64_t row = blockIdx.x;
+  const int32_t target = targets[row];
+  const T* z = logits + row * ld;                  // [columns]
+  T* dz = dlogits ? dlogits + row * ld : nullptr;  // [ld]
+  if (target == kIgnoreIndex) {
+    if (threadIdx.x == 0) loss[row] = 0;
+    if (dz) zero_row(dz, ld);
+    return;
+  }
+  float m = -INFINITY, s = 0, z_target = 0;  // only the rank that holds the target adds a nonzero logit
+  for (int64_t q = 0; q < ranks; ++q) {
+    const float* st = all + (q * rows + row) * kCrossEntropyStats;  // [3]
+    combine(m, s, st[0], st[1]);
+    z_target += st[2];
+  }
   const float lse = m + logf(s);
   if (threadIdx.x == 0) loss[row] = lse - z_target;
   if (dz) {
-    // Each element is read and then written by the same thread, so aliasing z is safe.
-    for (int64_t v = threadIdx.x; v < V; v += kThreads) {
-      const float p = expf(to_float(z[v]) - lse);
-      dz[v] = from_float<T>((v == target ? p - 1.0f : p) * grad_scale);
-    }
+    write_row_gradient(dz, z, columns, target - begin, lse, grad_scale);
+    zero_row(dz + columns, ld - columns);
   }
+}
+
+void check_rows(const char* op, int64_t rows) {
+  if (rows > INT_MAX) fail(op, ": ", rows, " rows are above the supported ", INT_MAX);
+}
+
+// The per-row losses [rows] come back and are summed in double in row order: the same bits every
+// run. Waits for the stream.
+double sum_row_losses(const float* loss_device, int64_t rows, cudaStream_t stream) {
+  std::vector<float> loss(static_cast<size_t>(rows));  // [rows]
+  HYMBA_CUDA_CHECK(cudaMemcpyAsync(loss.data(), loss_device, loss.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                   stream));
+  HYMBA_CUDA_CHECK(cudaStreamSynchronize(stream));
+  double total = 0;
+  for (const float l : loss) total += l;
+  return total;
+}
+
+// This rank's columns of a vocabulary range, checked against the row stride.
+int64_t vocab_columns(const char* op, cpu::VocabRange vocab, int64_t ld) {
+  if (vocab.begin < 0 || vocab.end < vocab.begin || vocab.end - vocab.begin > ld) {
+    fail(op, ": the vocabulary range [", vocab.begin, ", ", vocab.end, ") must be a range of at most ld = ", ld,
+         " ids from 0");
+  }
+  return vocab.end - vocab.begin;
 }
 
 }  // namespace
@@ -88,23 +186,45 @@ double cross_entropy(T* dlogits, const T* logits, const int32_t* targets, int64_
                      double grad_scale, float* workspace, cudaStream_t stream) {
   if (rows == 0) return 0;
   if (V < 1) fail("cross_entropy: vocabulary size ", V, " must be at least 1");
-  if (rows > INT_MAX) fail("cross_entropy: ", rows, " rows are above the supported ", INT_MAX);
+  check_rows("cross_entropy", rows);
   cross_entropy_kernel<<<unsigned(rows), kThreads, 0, stream>>>(dlogits, logits, targets, V,
                                                                float(grad_scale), workspace);
   HYMBA_CUDA_CHECK_LAUNCH();
-  // The per-row losses come back and are summed in double in row order: the same bits every run.
-  std::vector<float> loss(static_cast<size_t>(rows));  // [rows]
-  HYMBA_CUDA_CHECK(cudaMemcpyAsync(loss.data(), workspace, loss.size() * sizeof(float),
-                                   cudaMemcpyDeviceToHost, stream));
-  HYMBA_CUDA_CHECK(cudaStreamSynchronize(stream));
-  double total = 0;
-  for (const float l : loss) total += l;
-  return total;
+  return sum_row_losses(workspace, rows, stream);
 }
 
-template double cross_entropy<float>(float*, const float*, const int32_t*, int64_t, int64_t, double,
-                                     float*, cudaStream_t);
-template double cross_entropy<bf16>(bf16*, const bf16*, const int32_t*, int64_t, int64_t, double,
-                                    float*, cudaStream_t);
+template <class T>
+void cross_entropy_partials(float* stats, const T* logits, int64_t ld, cpu::VocabRange vocab, const int32_t* targets,
+                            int64_t rows, cudaStream_t stream) {
+  const int64_t columns = vocab_columns("cross_entropy_partials", vocab, ld);
+  if (rows == 0) return;
+  check_rows("cross_entropy_partials", rows);
+  partials_kernel<<<unsigned(rows), kThreads, 0, stream>>>(stats, logits, ld, vocab.begin, columns, targets);
+  HYMBA_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+double cross_entropy_from_partials(T* dlogits, const T* logits, int64_t ld, cpu::VocabRange vocab, const float* all,
+                                   int64_t ranks, const int32_t* targets, int64_t rows, double grad_scale,
+                                   float* workspace, cudaStream_t stream) {
+  const int64_t columns = vocab_columns("cross_entropy_from_partials", vocab, ld);
+  if (ranks < 1) fail("cross_entropy_from_partials: ", ranks, " ranks; there must be at least 1");
+  if (rows == 0) return 0;
+  check_rows("cross_entropy_from_partials", rows);
+  from_partials_kernel<<<unsigned(rows), kThreads, 0, stream>>>(dlogits, logits, ld, vocab.begin, columns, all,
+                                                                ranks, rows, targets, float(grad_scale), workspace);
+  HYMBA_CUDA_CHECK_LAUNCH();
+  return sum_row_losses(workspace, rows, stream);
+}
+
+#define HYMBA_INSTANTIATE(T)                                                                                     \
+  template double cross_entropy<T>(T*, const T*, const int32_t*, int64_t, int64_t, double, float*, cudaStream_t); \
+  template void cross_entropy_partials<T>(float*, const T*, int64_t, cpu::VocabRange, const int32_t*, int64_t,    \
+                                          cudaStream_t);                                                          \
+  template double cross_entropy_from_partials<T>(T*, const T*, int64_t, cpu::VocabRange, const float*, int64_t,   \
+                                                 const int32_t*, int64_t, double, float*, cudaStream_t);
+HYMBA_INSTANTIATE(float)
+HYMBA_INSTANTIATE(bf16)
+#undef HYMBA_INSTANTIATE
 
 }  // namespace hymba::cuda

@@ -28,14 +28,25 @@ constexpr int kTileCols = 32;
 constexpr int kGroups = kThreads / kTileCols;
 constexpr int kMetaBlocks = 1024;
 
-// One block per row r of x (b = r / S, s = r % S), threads over the H columns.
+// One block per row r of x (b = r / S, s = r % S), threads over the H columns. Ids outside
+// [begin, end) (another rank's table rows) and meta rows without meta give zero rows.
 template <class T>
 __global__ void forward_kernel(T* x, const int32_t* ids, const float* table, const float* meta,
-                               int64_t Tlen, int64_t M, int64_t H) {
+                               int64_t Tlen, int64_t M, int64_t H, int64_t begin, int64_t end) {
   const int64_t r = blockIdx.x, S = M + Tlen, b = r / S, s = r % S;
-  const float* src = s < M ? meta + s * H : table + int64_t(ids[b * Tlen + s - M]) * H;  // [H]
-  T* dst = x + r * H;                                                                    // [H]
-  for (int64_t h = threadIdx.x; h < H; h += blockDim.x) dst[h] = from_float<T>(src[h]);
+  const float* src;  // [H], or null for a zero row
+  if (s < M) {
+    src = meta ? meta + s * H : nullptr;
+  } else {
+    const int64_t id = ids[b * Tlen + s - M];
+    src = id >= begin && id < end ? table + (id - begin) * H : nullptr;
+  }
+  T* dst = x + r * H;  // [H]
+  if (src) {
+    for (int64_t h = threadIdx.x; h < H; h += blockDim.x) dst[h] = from_float<T>(src[h]);
+  } else {
+    for (int64_t h = threadIdx.x; h < H; h += blockDim.x) dst[h] = from_float<T>(0.0f);
+  }
 }
 
 // dmeta[m, h] += Σ_b dx[b, m, h], b in order. i = m·H + h runs over the M·H meta values.
@@ -96,11 +107,11 @@ void CUDART_CB release_plan(void* plan) { delete static_cast<std::vector<int32_t
 
 template <class T>
 void embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta, int64_t B,
-                       int64_t Tlen, int64_t M, int64_t H, cudaStream_t stream) {
+                       int64_t Tlen, int64_t M, int64_t H, cudaStream_t stream, cpu::VocabRange vocab) {
   const int64_t rows = B * (M + Tlen);
   if (rows == 0 || H == 0) return;
   if (rows > INT_MAX) fail("embedding_forward: ", rows, " rows of x are above the supported ", INT_MAX);
-  forward_kernel<<<unsigned(rows), kThreads, 0, stream>>>(x, ids, table, meta, Tlen, M, H);
+  forward_kernel<<<unsigned(rows), kThreads, 0, stream>>>(x, ids, table, meta, Tlen, M, H, vocab.begin, vocab.end);
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
@@ -109,7 +120,7 @@ int64_t embedding_backward_workspace(int64_t B, int64_t Tlen) { return 4 * B * T
 template <class T>
 void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t* ids_host, int64_t B,
                         int64_t Tlen, int64_t M, int64_t H, int64_t pad_id, int32_t* workspace,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, cpu::VocabRange vocab) {
   const int64_t S = M + Tlen;
   if (B == 0 || H == 0) return;
   // The plan holds dx row numbers and offsets into itself as int32.
@@ -127,12 +138,13 @@ void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t*
     HYMBA_CUDA_CHECK_LAUNCH();
   }
 
-  // Positions p = b·T + t that train a table row, sorted by (id, p): stable over increasing p.
+  // Positions p = b·T + t that train a row of this table (not padding, an id it holds), sorted by
+  // (id, p): stable over increasing p.
   const int64_t BT = B * Tlen;
   std::vector<int32_t> pos;
   pos.reserve(size_t(BT));
   for (int64_t p = 0; p < BT; ++p) {
-    if (ids_host[p] != pad_id) pos.push_back(int32_t(p));
+    if (ids_host[p] != pad_id && vocab.holds(ids_host[p])) pos.push_back(int32_t(p));
   }
   if (pos.empty()) return;
   std::stable_sort(pos.begin(), pos.end(),
@@ -140,7 +152,7 @@ void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t*
   const int64_t n = int64_t(pos.size());
 
   // plan = rows [n] (the dx row b·S + M + t of each sorted position) | short runs | long runs,
-  // each run 3 values (id, first, end) with [first, end) indexing rows.
+  // each run 3 values (table row id − vocab.begin, first, end) with [first, end) indexing rows.
   auto plan = std::make_unique<std::vector<int32_t>>();
   plan->reserve(size_t(4 * n));
   for (const int32_t p : pos) plan->push_back(int32_t(p / Tlen * S + M + p % Tlen));
@@ -150,7 +162,7 @@ void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t*
     int64_t j = i + 1;
     while (j < n && ids_host[pos[j]] == id) ++j;
     std::vector<int32_t>& dst = j - i > kShortRun ? long_runs : *plan;
-    dst.insert(dst.end(), {id, int32_t(i), int32_t(j)});
+    dst.insert(dst.end(), {int32_t(id - vocab.begin), int32_t(i), int32_t(j)});
     i = j;
   }
   const int64_t num_short = (int64_t(plan->size()) - n) / 3, num_long = int64_t(long_runs.size()) / 3;
@@ -179,12 +191,13 @@ void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t*
 }
 
 template void embedding_forward<float>(float*, const int32_t*, const float*, const float*, int64_t,
-                                       int64_t, int64_t, int64_t, cudaStream_t);
+                                       int64_t, int64_t, int64_t, cudaStream_t, cpu::VocabRange);
 template void embedding_forward<bf16>(bf16*, const int32_t*, const float*, const float*, int64_t,
-                                      int64_t, int64_t, int64_t, cudaStream_t);
+                                      int64_t, int64_t, int64_t, cudaStream_t, cpu::VocabRange);
 template void embedding_backward<float>(float*, float*, const float*, const int32_t*, int64_t,
-                                        int64_t, int64_t, int64_t, int64_t, int32_t*, cudaStream_t);
+                                        int64_t, int64_t, int64_t, int64_t, int32_t*, cudaStream_t,
+                                        cpu::VocabRange);
 template void embedding_backward<bf16>(float*, float*, const bf16*, const int32_t*, int64_t, int64_t,
-                                       int64_t, int64_t, int64_t, int32_t*, cudaStream_t);
+                                       int64_t, int64_t, int64_t, int32_t*, cudaStream_t, cpu::VocabRange);
 
 }  // namespace hymba::cuda

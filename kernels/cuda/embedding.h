@@ -8,14 +8,19 @@
 
 #include <cstdint>
 
+#include "cpu/vocab_range.h"
+
 namespace hymba::cuda {
 
 // x [B, M+T, H] (=); ids [B, T] (device); table [V, H]; meta [M, H].
 // x[b, 0:M] = meta, x[b, M+t] = table[ids[b, t]]. The caller has checked every id is in [0, V):
 // the kernel does not (an id outside it reads outside the table).
+// Vocabulary-parallel (tensor parallelism): table [vocab.end − vocab.begin, H] holds only the ids
+// of `vocab` (row id − vocab.begin); other ids give zero rows, and a null meta gives zero meta
+// rows, so the sum of every rank's x (an all-reduce) is the embedding. The default: every id.
 template <class T>
 void embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta, int64_t B,
-                       int64_t Tlen, int64_t M, int64_t H, cudaStream_t stream);
+                       int64_t Tlen, int64_t M, int64_t H, cudaStream_t stream, cpu::VocabRange vocab = {});
 
 // int32 elements of scratch embedding_backward needs: the plan of which dx rows add into which
 // table row (at most 4·B·T values).
@@ -28,9 +33,11 @@ int64_t embedding_backward_workspace(int64_t B, int64_t Tlen);
 // without atomics. workspace: device int32, the size above. The plan is copied to it with
 // cudaMemcpyAsync and freed by a host function queued on `stream` after the copy, so nothing here
 // waits for the GPU (ids_host itself is read only during the call).
+// With `vocab`, dtable holds only its ids' rows (row id − vocab.begin), and the other ids train
+// nothing here; dmeta is added to as always.
 template <class T>
 void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t* ids_host, int64_t B,
                         int64_t Tlen, int64_t M, int64_t H, int64_t pad_id, int32_t* workspace,
-                        cudaStream_t stream);
+                        cudaStream_t stream, cpu::VocabRange vocab = {});
 
 }  // namespace hymba::cuda

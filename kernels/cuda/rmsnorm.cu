@@ -32,6 +32,11 @@
 // fp32 the whole block per row. Compiled for 2 blocks per SM (≤ 128 registers): 2-8 rows, 51 KB
 // of x and dy, requested per SM per tile.
 //
+// Tensor parallelism's split norm (rmsnorm.h) is these two kernels cut at the row sum (Part): one
+// half stores the group's sum (Σ x², or the backward's dot) instead of using it, the other reads
+// the all-reduced sum in its place. They run only with TP > 1 and were not tuned; the whole
+// norm's instantiations compile to the PTX and registers they had before the split existed.
+//
 // Prediction (before measuring), H100, 17,408 rows, against the ~3.0 TB/s copy bandwidth:
 // - forward 2.75-2.9 TB/s (92-97%) in all four cases: one read, one write, 16-byte accesses,
 //   ~100 KB of loads in flight per SM;
@@ -42,13 +47,16 @@
 //   bf16. bf16 1600 is the likeliest to fall short: 0.107 ms at 2.6 TB/s, so the ~1 µs gaps
 //   between the launches and the reduce weigh ~4%.
 //
-// nvcc --resource-usage, sm_90, no spills in any instantiation. Registers of the kernels the
-// model uses (P = packs per thread): forward ≤ 64 (bf16 V=8 P=8: 64, fp32 V=4 P=8: 64);
-// backward bf16 V=8 P=4: 111 (128 with dx +=), fp32 V=4 P=4: 94 (112), one-element P=4: 64-72.
+// nvcc --resource-usage, sm_90, no spills in any instantiation of the whole norm (the split's
+// from-dots half spills 4 bytes at bf16 V=8 P=4 with dx +=). Registers of the kernels the model
+// uses (P = packs per thread): forward ≤ 64 (bf16 V=8 P=8: 64, fp32 V=4 P=8: 64); backward
+// bf16 V=8 P=4: 111 (128 with dx +=), fp32 V=4 P=4: 94 (112), one-element P=4: 64-72.
 #include "cuda/rmsnorm.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
+#include <initializer_list>
 #include <type_traits>
 
 #include "core/cuda_check.h"
@@ -148,11 +156,32 @@ __device__ __forceinline__ void load_w(float (&out)[V], const float* w) {
 // ---------------------------------------------------------------------------------------------
 // Kernels. tpr: threads per row; P: packs per thread; a thread holds columns (k·tpr + t)·V + j,
 // k < P, j < V, of its row (those below dim).
+//
+// Each kernel also runs one half of the split norm of tensor parallelism (rmsnorm.h), picked by
+// kPart at compile time, so the halves share its layout and arithmetic: with one rank (dim ==
+// full_dim) the halves add the same values in the same order as the whole norm and give its
+// bits, and the whole norm's code is the one it always was (`if constexpr` drops the rest).
+enum class Part {
+  whole,           // the norm of whole rows: the row statistic is summed here over the group
+  statistic,       // only the row statistic (Σ x² forward, Σ (w⊙dy)⊙x̂ backward) → split.out[row]
+  from_statistic,  // the rest, from the whole row's statistic split.in[row] (over split.full_dim)
+};
 
-template <class T, int V, int P>
+// What a half of the split norm exchanges: the row statistics [rows] it writes (Part::statistic)
+// or reads (Part::from_statistic), and the whole row's length. The last kernel parameter, so the
+// whole norm's kernels keep their parameter layout (and their code: same PTX, same registers).
+struct Split {
+  float* out = nullptr;
+  const float* in = nullptr;
+  int full_dim = 0;
+};
+
+// rstd [rows] (written, but by Part::statistic); split.in may alias rstd (every thread of the
+// block has read it before rstd is written).
+template <class T, int V, int P, Part kPart>
 __global__ void __launch_bounds__(kBlock)
-    forward_kernel(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
-                   int64_t rows, int dim, int tpr, float eps) {
+    forward_kernel(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w, int64_t rows,
+                   int dim, int tpr, float eps, Split split) {
   __shared__ float scratch[kWarps];
   const int t = threadIdx.x & (tpr - 1);
   const int64_t row = int64_t(blockIdx.x) * (kBlock / tpr) + threadIdx.x / tpr;
@@ -166,20 +195,31 @@ __global__ void __launch_bounds__(kBlock)
     const int col = (k * tpr + t) * V;
     if (live && col < dim) xv[k] = load_pack<T, V>(xr + col);
   }
-  float ss = 0;
+  float total;  // Σ x² over the whole row
+  if constexpr (kPart == Part::from_statistic) {
+    total = live ? split.in[row] : 0.f;
+    __syncthreads();  // read by every thread before t == 0 writes rstd, which may alias split.in
+  } else {
+    float ss = 0;
 #pragma unroll
-  for (int k = 0; k < P; ++k) {
-    if (live && (k * tpr + t) * V < dim) {
+    for (int k = 0; k < P; ++k) {
+      if (live && (k * tpr + t) * V < dim) {
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const float v = to_float(xv[k].v[j]);
-        ss += v * v;
+        for (int j = 0; j < V; ++j) {
+          const float v = to_float(xv[k].v[j]);
+          ss += v * v;
+        }
       }
     }
-  }
 #pragma unroll
-  for (int k = 0; k < P; ++k) forget(xv[k]);
-  const float rs = rsqrtf(group_sum(ss, tpr, scratch) / float(dim) + eps);
+    for (int k = 0; k < P; ++k) forget(xv[k]);
+    total = group_sum(ss, tpr, scratch);
+  }
+  if constexpr (kPart == Part::statistic) {
+    if (live && t == 0) split.out[row] = total;
+    return;
+  }
+  const float rs = rsqrtf(total / float(kPart == Part::whole ? dim : split.full_dim) + eps);
   if (live && t == 0) rstd[row] = rs;
 #pragma unroll
   for (int k = 0; k < P; ++k) {
@@ -201,13 +241,17 @@ __global__ void __launch_bounds__(kBlock)
 constexpr int backward_min_blocks(int P) { return P <= 4 ? 2 : 1; }
 
 // Persistent: block b handles row tiles b, b + gridDim.x, ... (a tile is kBlock/tpr rows, one per
-// group) and writes its dw partial sums to partial[b, :].
-template <class T, int V, int P, bool kAccumulate>
+// group) and writes its dw partial sums to partial[b, :], but for Part::statistic, which writes
+// the rows' dots Σ (w⊙dy)⊙x̂ to split.out and touches neither dx nor dw.
+template <class T, int V, int P, bool kAccumulate, Part kPart>
 __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
-    backward_kernel(T* dx, int64_t lddx, float* partial, const T* dy, int64_t lddy, const T* x,
-                    int64_t ldx, const float* w, const float* rstd, int64_t rows, int dim, int tpr) {
+    backward_kernel(T* dx, int64_t lddx, float* partial, const T* dy, int64_t lddy, const T* x, int64_t ldx,
+                    const float* w, const float* rstd, int64_t rows, int dim, int tpr, Split split) {
+  static_assert(kPart != Part::statistic || !kAccumulate, "the dots kernel writes no dx");
+  constexpr bool kDots = kPart != Part::from_statistic;  // the row dot is taken here
+  constexpr bool kGrads = kPart != Part::statistic;      // dx and the dw sums are
   __shared__ float scratch[kWarps];
-  __shared__ float sums[kBlock * V];  // [kBlock, V]: every thread's dw sums of one pack
+  __shared__ float sums[kGrads ? kBlock * V : 1];  // [kBlock, V]: every thread's dw sums of one pack
   const int t = threadIdx.x & (tpr - 1), groups = kBlock / tpr;
   const int64_t tiles = (rows + groups - 1) / groups;
 
@@ -244,54 +288,62 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
       const int col = (k * tpr + t) * V;
       if (live && col < dim) {
         float wv[V];
-        load_w<V>(wv, w + col);
+        if constexpr (kDots) load_w<V>(wv, w + col);
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           const float xhat = to_float(xv[k].v[j]) * rs, g = to_float(gv[k].v[j]);
-          dot += wv[j] * g * xhat;
-          acc[k][j] += g * xhat;
+          if constexpr (kDots) dot += wv[j] * g * xhat;
+          if constexpr (kGrads) acc[k][j] += g * xhat;
         }
       }
     }
-    // Re-read w and re-convert x and dy below rather than keeping 3 × V floats per pack alive.
+    if constexpr (kPart == Part::statistic) {
+      const float total = group_sum(dot, tpr, scratch);
+      if (live && t == 0) split.out[row] = total;
+    } else {
+      // Re-read w and re-convert x and dy below rather than keeping 3 × V floats per pack alive.
 #pragma unroll
-    for (int k = 0; k < P; ++k) forget(xv[k]), forget(gv[k]);
-    const float* w2 = forget(w);
-    const float mean = group_sum(dot, tpr, scratch) / float(dim);
+      for (int k = 0; k < P; ++k) forget(xv[k]), forget(gv[k]);
+      const float* w2 = forget(w);
+      const float total = kDots ? group_sum(dot, tpr, scratch) : live ? split.in[row] : 0.f;
+      const float mean = total / float(kPart == Part::whole ? dim : split.full_dim);
 
 #pragma unroll
-    for (int k = 0; k < P; ++k) {
-      const int col = (k * tpr + t) * V;
-      if (live && col < dim) {
-        float wv[V];
-        load_w<V>(wv, w2 + col);
-        Pack<T, V> out;
+      for (int k = 0; k < P; ++k) {
+        const int col = (k * tpr + t) * V;
+        if (live && col < dim) {
+          float wv[V];
+          load_w<V>(wv, w2 + col);
+          Pack<T, V> out;
 #pragma unroll
-        for (int j = 0; j < V; ++j) {
-          float d = rs * (wv[j] * to_float(gv[k].v[j]) - to_float(xv[k].v[j]) * rs * mean);
-          if constexpr (kAccumulate) d += to_float(ov[k].v[j]);
-          out.v[j] = from_float<T>(d);
+          for (int j = 0; j < V; ++j) {
+            float d = rs * (wv[j] * to_float(gv[k].v[j]) - to_float(xv[k].v[j]) * rs * mean);
+            if constexpr (kAccumulate) d += to_float(ov[k].v[j]);
+            out.v[j] = from_float<T>(d);
+          }
+          store_pack<T, V>(dxr + col, out);
         }
-        store_pack<T, V>(dxr + col, out);
       }
     }
   }
 
-  // partial[b, col] = Σ over the block's groups, in group order, of their sums for col. One pack
-  // index k per round: the thread t of every group holds the same columns.
+  if constexpr (kGrads) {
+    // partial[b, col] = Σ over the block's groups, in group order, of their sums for col. One pack
+    // index k per round: the thread t of every group holds the same columns.
 #pragma unroll
-  for (int k = 0; k < P; ++k) {
-    __syncthreads();  // the previous round's reads are done
+    for (int k = 0; k < P; ++k) {
+      __syncthreads();  // the previous round's reads are done
 #pragma unroll
-    for (int j = 0; j < V; ++j) sums[threadIdx.x * V + j] = acc[k][j];
-    __syncthreads();
-    const int col = (k * tpr + t) * V;
-    if (threadIdx.x < tpr && col < dim) {  // group 0 adds up
+      for (int j = 0; j < V; ++j) sums[threadIdx.x * V + j] = acc[k][j];
+      __syncthreads();
+      const int col = (k * tpr + t) * V;
+      if (threadIdx.x < tpr && col < dim) {  // group 0 adds up
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        float s = 0;
-        for (int g = 0; g < groups; ++g) s += sums[(g * tpr + t) * V + j];
-        partial[int64_t(blockIdx.x) * dim + col + j] = s;
+        for (int j = 0; j < V; ++j) {
+          float s = 0;
+          for (int g = 0; g < groups; ++g) s += sums[(g * tpr + t) * V + j];
+          partial[int64_t(blockIdx.x) * dim + col + j] = s;
+        }
       }
     }
   }
@@ -371,43 +423,97 @@ int blocks_per_sm(Kernel kernel) {
   return std::max(n, 1);
 }
 
-template <class T, int V>
-void launch_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
-                    int64_t rows, int dim, float eps, cudaStream_t stream) {
+// Whether every row can move in 16-byte packs of T: dim and every row stride in whole packs, every
+// base pointer 16-byte aligned. Else the kernels take one element per access.
+template <class T>
+bool packs_fit(int64_t dim, std::initializer_list<int64_t> strides, std::initializer_list<const void*> pointers) {
+  constexpr int V = kVec<T>;
+  return dim % V == 0 && std::all_of(strides.begin(), strides.end(), [](int64_t ld) { return ld % V == 0; }) &&
+         std::all_of(pointers.begin(), pointers.end(), aligned16);
+}
+
+// The split norm's row statistics are sums over full_dim elements, of which this call holds dim.
+void check_full_dim(const char* op, int64_t dim, int64_t full_dim) {
+  if (full_dim < std::max<int64_t>(dim, 1) || full_dim > INT_MAX) {
+    fail(op, ": full_dim ", full_dim, " must be at least dim ", dim, " and 1, and at most ", INT_MAX);
+  }
+}
+
+template <Part kPart, class T, int V>
+void launch_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w, int64_t rows, int dim,
+                    float eps, Split split, cudaStream_t stream) {
   constexpr int kMaxPacks = row_layout(kMaxDim / V, kForwardPacks).packs;  // at the widest row
   const RowLayout L = row_layout(dim / V, kForwardPacks);
   const int64_t blocks = (rows + kBlock / L.tpr - 1) / (kBlock / L.tpr);
   with_packs<kMaxPacks>(L.packs, [&](auto p) {
-    forward_kernel<T, V, decltype(p)::value><<<unsigned(blocks), kBlock, 0, stream>>>(
-        y, ldy, rstd, x, ldx, w, rows, dim, L.tpr, eps);
+    forward_kernel<T, V, decltype(p)::value, kPart><<<unsigned(blocks), kBlock, 0, stream>>>(
+        y, ldy, rstd, x, ldx, w, rows, dim, L.tpr, eps, split);
   });
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
-template <class T, int V>
-void launch_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
-                     int64_t ldx, const float* w, const float* rstd, int64_t rows, int dim,
-                     bool accumulate_dx, float* workspace, cudaStream_t stream) {
+// launch_forward at V = 16-byte packs where they fit (packs_fit), else at V = 1.
+template <Part kPart, class T>
+void run_forward(bool packed, T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w, int64_t rows,
+                 int64_t dim, double eps, Split split, cudaStream_t stream) {
+  auto* launch = packed ? &launch_forward<kPart, T, kVec<T>> : &launch_forward<kPart, T, 1>;
+  launch(y, ldy, rstd, x, ldx, w, rows, int(dim), float(eps), split, stream);
+}
+
+// Blocks of a backward kernel resident per SM, asked once per kernel.
+template <class T, int V, int P, bool kAccumulate, Part kPart>
+int backward_blocks_per_sm() {
+  static const int n = blocks_per_sm(&backward_kernel<T, V, P, kAccumulate, kPart>);
+  return n;
+}
+
+template <Part kPart, class T, int V>
+void launch_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x, int64_t ldx,
+                     const float* w, const float* rstd, int64_t rows, int dim, bool accumulate_dx, float* workspace,
+                     Split split, cudaStream_t stream) {
+  constexpr bool kGrads = kPart != Part::statistic;  // writes dx and the dw partials
   constexpr int kMaxPacks = row_layout(kMaxDim / V, kBackwardPacks).packs;  // at the widest row
   const RowLayout L = row_layout(dim / V, kBackwardPacks);
   const int64_t tiles = (rows + kBlock / L.tpr - 1) / (kBlock / L.tpr);
-  const int64_t allowed = rmsnorm_backward_workspace(rows, dim) / dim;  // partial rows
+  const int64_t allowed = kGrads ? rmsnorm_backward_workspace(rows, dim) / dim : tiles;  // partial rows
   int blocks = 0;
   with_packs<kMaxPacks>(L.packs, [&](auto p) {
     constexpr int P = decltype(p)::value;
-    // Blocks resident per SM, asked once per kernel: the grid must fit at once, or the blocks
-    // that start late would finish late.
-    static const int per_sm[2] = {blocks_per_sm(&backward_kernel<T, V, P, false>),
-                                  blocks_per_sm(&backward_kernel<T, V, P, true>)};
-    blocks = int(std::min({tiles, int64_t(per_sm[accumulate_dx]) * sm_count(), allowed}));
-    auto* kernel = accumulate_dx ? &backward_kernel<T, V, P, true> : &backward_kernel<T, V, P, false>;
-    kernel<<<unsigned(blocks), kBlock, 0, stream>>>(dx, lddx, workspace, dy, lddy, x, ldx, w, rstd,
-                                                    rows, dim, L.tpr);
+    const auto launch = [&](auto accumulate) {
+      constexpr bool kAcc = decltype(accumulate)::value;
+      // Blocks resident per SM: the grid must fit at once, or the blocks that start late would
+      // finish late. The from-dots kernel is the whole one less the row dot: it takes the whole
+      // one's grid where that fits it too, so both add dw in the same order (the same bits).
+      int per_sm = backward_blocks_per_sm<T, V, P, kAcc, kPart>();
+      if constexpr (kPart == Part::from_statistic) {
+        per_sm = std::min(per_sm, backward_blocks_per_sm<T, V, P, kAcc, Part::whole>());
+      }
+      blocks = int(std::min({tiles, int64_t(per_sm) * sm_count(), allowed}));
+      backward_kernel<T, V, P, kAcc, kPart><<<unsigned(blocks), kBlock, 0, stream>>>(
+          dx, lddx, workspace, dy, lddy, x, ldx, w, rstd, rows, dim, L.tpr, split);
+    };
+    if constexpr (!kGrads) {
+      launch(std::false_type{});
+    } else if (accumulate_dx) {
+      launch(std::true_type{});
+    } else {
+      launch(std::false_type{});
+    }
   });
   HYMBA_CUDA_CHECK_LAUNCH();
-  reduce_partials_kernel<<<unsigned((dim + 31) / 32), dim3(32, 32), 0, stream>>>(dw, workspace, blocks,
-                                                                                  dim);
-  HYMBA_CUDA_CHECK_LAUNCH();
+  if constexpr (kGrads) {
+    reduce_partials_kernel<<<unsigned((dim + 31) / 32), dim3(32, 32), 0, stream>>>(dw, workspace, blocks, dim);
+    HYMBA_CUDA_CHECK_LAUNCH();
+  }
+}
+
+// launch_backward at V = 16-byte packs where they fit (packs_fit), else at V = 1.
+template <Part kPart, class T>
+void run_backward(bool packed, T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x, int64_t ldx,
+                  const float* w, const float* rstd, int64_t rows, int64_t dim, bool accumulate_dx, float* workspace,
+                  Split split, cudaStream_t stream) {
+  auto* launch = packed ? &launch_backward<kPart, T, kVec<T>> : &launch_backward<kPart, T, 1>;
+  launch(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, int(dim), accumulate_dx, workspace, split, stream);
 }
 
 }  // namespace
@@ -417,16 +523,8 @@ void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, co
                      int64_t rows, int64_t dim, double eps, cudaStream_t stream) {
   check_dim("rmsnorm_forward", dim);
   if (rows <= 0 || dim <= 0) return;
-  // 16-byte packs when every row starts on one: dim and the strides in whole packs, every base
-  // pointer 16-byte aligned. Else one element per access.
-  constexpr int V = kVec<T>;
-  const bool vec = dim % V == 0 && ldx % V == 0 && ldy % V == 0 && aligned16(x) && aligned16(y) &&
-                   aligned16(w);
-  if (vec) {
-    launch_forward<T, V>(y, ldy, rstd, x, ldx, w, rows, int(dim), float(eps), stream);
-  } else {
-    launch_forward<T, 1>(y, ldy, rstd, x, ldx, w, rows, int(dim), float(eps), stream);
-  }
+  run_forward<Part::whole>(packs_fit<T>(dim, {ldx, ldy}, {x, y, w}), y, ldy, rstd, x, ldx, w, rows, dim, eps, {},
+                           stream);
 }
 
 int64_t rmsnorm_backward_workspace(int64_t rows, int64_t dim) {
@@ -442,27 +540,69 @@ void rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy,
                       bool accumulate_dx, float* workspace, cudaStream_t stream) {
   check_dim("rmsnorm_backward", dim);
   if (rows <= 0 || dim <= 0) return;
-  constexpr int V = kVec<T>;  // the same rule as the forward's
-  const bool vec = dim % V == 0 && lddx % V == 0 && lddy % V == 0 && ldx % V == 0 && aligned16(dx) &&
-                   aligned16(dy) && aligned16(x) && aligned16(w);
-  if (vec) {
-    launch_backward<T, V>(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, int(dim), accumulate_dx,
-                          workspace, stream);
-  } else {
-    launch_backward<T, 1>(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, int(dim), accumulate_dx,
-                          workspace, stream);
-  }
+  run_backward<Part::whole>(packs_fit<T>(dim, {lddx, lddy, ldx}, {dx, dy, x, w}), dx, lddx, dw, dy, lddy, x, ldx, w,
+                            rstd, rows, dim, accumulate_dx, workspace, {}, stream);
 }
 
-template void rmsnorm_forward<float>(float*, int64_t, float*, const float*, int64_t, const float*,
-                                     int64_t, int64_t, double, cudaStream_t);
-template void rmsnorm_forward<bf16>(bf16*, int64_t, float*, const bf16*, int64_t, const float*,
-                                    int64_t, int64_t, double, cudaStream_t);
-template void rmsnorm_backward<float>(float*, int64_t, float*, const float*, int64_t, const float*,
-                                      int64_t, const float*, const float*, int64_t, int64_t, bool,
-                                      float*, cudaStream_t);
-template void rmsnorm_backward<bf16>(bf16*, int64_t, float*, const bf16*, int64_t, const bf16*,
-                                     int64_t, const float*, const float*, int64_t, int64_t, bool,
-                                     float*, cudaStream_t);
+// The halves of the split norm decide packs by the whole norm's rule on the tensors each touches,
+// so with one rank they take the whole norm's layout (where y, w and dx are aligned as x is).
+
+template <class T>
+void rmsnorm_sum_squares(float* sums, const T* x, int64_t ldx, int64_t rows, int64_t dim, cudaStream_t stream) {
+  check_dim("rmsnorm_sum_squares", dim);
+  if (rows <= 0) return;  // dim 0 (a rank holding none of the row) writes zeros
+  run_forward<Part::statistic, T>(packs_fit<T>(dim, {ldx}, {x}), nullptr, 0, nullptr, x, ldx, nullptr, rows, dim,
+                                  0.0, {sums, nullptr, 0}, stream);
+}
+
+template <class T>
+void rmsnorm_forward_from_sums(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
+                               const float* sums, int64_t rows, int64_t dim, int64_t full_dim, double eps,
+                               cudaStream_t stream) {
+  check_dim("rmsnorm_forward_from_sums", dim);
+  check_full_dim("rmsnorm_forward_from_sums", dim, full_dim);
+  if (rows <= 0) return;  // dim 0 still writes rstd
+  run_forward<Part::from_statistic>(packs_fit<T>(dim, {ldx, ldy}, {x, y, w}), y, ldy, rstd, x, ldx, w, rows, dim,
+                                    eps, {nullptr, sums, int(full_dim)}, stream);
+}
+
+template <class T>
+void rmsnorm_backward_dots(float* dots, const T* dy, int64_t lddy, const T* x, int64_t ldx, const float* w,
+                           const float* rstd, int64_t rows, int64_t dim, cudaStream_t stream) {
+  check_dim("rmsnorm_backward_dots", dim);
+  if (rows <= 0) return;  // dim 0 writes zeros
+  run_backward<Part::statistic, T>(packs_fit<T>(dim, {lddy, ldx}, {dy, x, w}), nullptr, 0, nullptr, dy, lddy, x, ldx,
+                                   w, rstd, rows, dim, false, nullptr, {dots, nullptr, 0}, stream);
+}
+
+template <class T>
+void rmsnorm_backward_from_dots(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
+                                int64_t ldx, const float* w, const float* rstd, const float* dots, int64_t rows,
+                                int64_t dim, int64_t full_dim, bool accumulate_dx, float* workspace,
+                                cudaStream_t stream) {
+  check_dim("rmsnorm_backward_from_dots", dim);
+  check_full_dim("rmsnorm_backward_from_dots", dim, full_dim);
+  if (rows <= 0 || dim <= 0) return;  // nothing to write
+  run_backward<Part::from_statistic>(packs_fit<T>(dim, {lddx, lddy, ldx}, {dx, dy, x, w}), dx, lddx, dw, dy, lddy, x,
+                                     ldx, w, rstd, rows, dim, accumulate_dx, workspace,
+                                     {nullptr, dots, int(full_dim)}, stream);
+}
+
+#define HYMBA_INSTANTIATE(T)                                                                                    \
+  template void rmsnorm_forward<T>(T*, int64_t, float*, const T*, int64_t, const float*, int64_t, int64_t,     \
+                                   double, cudaStream_t);                                                       \
+  template void rmsnorm_backward<T>(T*, int64_t, float*, const T*, int64_t, const T*, int64_t, const float*,   \
+                                    const float*, int64_t, int64_t, bool, float*, cudaStream_t);               \
+  template void rmsnorm_sum_squares<T>(float*, const T*, int64_t, int64_t, int64_t, cudaStream_t);             \
+  template void rmsnorm_forward_from_sums<T>(T*, int64_t, float*, const T*, int64_t, const float*,             \
+                                             const float*, int64_t, int64_t, int64_t, double, cudaStream_t);   \
+  template void rmsnorm_backward_dots<T>(float*, const T*, int64_t, const T*, int64_t, const float*,           \
+                                         const float*, int64_t, int64_t, cudaStream_t);                        \
+  template void rmsnorm_backward_from_dots<T>(T*, int64_t, float*, const T*, int64_t, const T*, int64_t,       \
+                                              const float*, const float*, const float*, int64_t, int64_t,      \
+                                              int64_t, bool, float*, cudaStream_t);
+HYMBA_INSTANTIATE(float)
+HYMBA_INSTANTIATE(bf16)
+#undef HYMBA_INSTANTIATE
 
 }  // namespace hymba::cuda

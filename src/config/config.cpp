@@ -326,6 +326,23 @@ const std::vector<Relation>& relations() {
                     ? std::string("bf16 needs the CUDA backend, but device is cpu")
                     : "";
        }},
+      {"parallel.tp",
+       {"model.num_attention_heads", "model.num_key_value_heads", "model.intermediate_size", "model.mixer"},
+       [](const Config& c) {  // tensor parallelism splits heads, channels and widths evenly (DESIGN.md §5)
+         const ModelConfig& m = c.model;
+         const int64_t tp = c.parallel.tp;
+         const auto refuse = [&](const char* key, int64_t value) {
+           return concat(tp, " does not divide model.", key, " ", value,
+                         " (tensor parallelism gives each rank an equal share of the heads, KV heads, "
+                         "Mamba channels and MLP width)");
+         };
+         if (m.num_attention_heads % tp != 0) return refuse("num_attention_heads", m.num_attention_heads);
+         if (m.mixer != "mamba" && m.num_key_value_heads % tp != 0) {
+           return refuse("num_key_value_heads", m.num_key_value_heads);
+         }
+         if (m.intermediate_size % tp != 0) return refuse("intermediate_size", m.intermediate_size);
+         return std::string();
+       }},
       {"optim.min_lr", {"optim.lr"},
        [](const Config& c) {
          return c.optim.min_lr <= c.optim.lr ? std::string()

@@ -118,7 +118,7 @@ struct EvalConfig {
 
 // Multi-process runs (mpirun -np N hymba-train ...): N = data-parallel × tensor-parallel ranks.
 struct ParallelConfig {
-  int64_t tp = 1;            // tensor-parallel ranks per model replica (only 1 so far)
+  int64_t tp = 1;            // tensor-parallel ranks per model replica (DESIGN.md §5)
   double timeout_s = 300;    // a collective waiting longer than this aborts the job
 };
 

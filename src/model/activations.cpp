@@ -1,5 +1,6 @@
 #include "model/activations.h"
 
+#include "cpu/cross_entropy.h"
 #include "model/dims.h"
 
 #include <algorithm>
@@ -36,10 +37,9 @@ struct Carver {
 }  // namespace
 
 template <class F, class St>
-int64_t place_activations(Activations<F, St>& act, const ModelConfig& c,
-                          const std::vector<LayerSpec>& plan, int64_t batch, int64_t seq_len,
+int64_t place_activations(Activations<F, St>& act, const Dims& d, const std::vector<LayerSpec>& plan, int64_t tp,
                           int64_t scan_states, void* base) {
-  const auto [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = make_dims(c, batch, seq_len);
+  const auto [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d;
   Carver a{static_cast<std::byte*>(base)};
 
   act.resid.assign(plan.size() + 1, nullptr);
@@ -50,7 +50,7 @@ int64_t place_activations(Activations<F, St>& act, const ModelConfig& c,
   for (size_t l = 0; l < plan.size(); ++l) {
     LayerActivations<F, St>& x = act.layers[l];
     const LayerSpec& s = plan[l];
-    const int64_t D_in = s.in_proj_rows;
+    const int64_t D_in = s.in_proj_rows / tp;  // this rank's rows
     max_proj = std::max(max_proj, D_in);
     const bool attn = s.has_attention, mamba = s.has_mamba;
     any_attention |= attn;
@@ -91,6 +91,8 @@ int64_t place_activations(Activations<F, St>& act, const ModelConfig& c,
 
   act.n_scan = a.take_if<F>(any_fusion, BS * E);
   act.logits = a.take<F>(B * T * V);
+  act.row_sums = a.take_if<St>(tp > 1, BS);
+  act.ce_stats = a.take_if<St>(tp > 1, tp * B * T * cpu::kCrossEntropyStats);
   act.s.dres = a.take<F>(BS * H);
   act.s.dh = a.take<F>(BS * H);
   act.s.dproj = a.take<F>(BS * max_proj);
@@ -114,13 +116,13 @@ int64_t place_activations(Activations<F, St>& act, const ModelConfig& c,
   return a.used;
 }
 
-template int64_t place_activations(Activations<float>&, const ModelConfig&, const std::vector<LayerSpec>&,
-                                   int64_t, int64_t, int64_t, void*);
-template int64_t place_activations(Activations<double>&, const ModelConfig&, const std::vector<LayerSpec>&,
-                                   int64_t, int64_t, int64_t, void*);
+template int64_t place_activations(Activations<float>&, const Dims&, const std::vector<LayerSpec>&, int64_t,
+                                   int64_t, void*);
+template int64_t place_activations(Activations<double>&, const Dims&, const std::vector<LayerSpec>&, int64_t,
+                                   int64_t, void*);
 #ifdef HYMBA_HAVE_CUDA
-template int64_t place_activations(Activations<__nv_bfloat16, float>&, const ModelConfig&,
-                                   const std::vector<LayerSpec>&, int64_t, int64_t, int64_t, void*);
+template int64_t place_activations(Activations<__nv_bfloat16, float>&, const Dims&, const std::vector<LayerSpec>&,
+                                   int64_t, int64_t, void*);
 #endif
 
 }  // namespace hymba

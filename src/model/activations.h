@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "model/dims.h"
 #include "model/layer_plan.h"
 
 namespace hymba {
@@ -79,6 +80,9 @@ struct Activations {
   F* hf;                  // [B, T, H]  final-normalised text rows (lm_head input)
   F* n_scan;              // [BS, E]    forward scratch: norm(scan) before the average (hybrid)
   F* logits;              // [B, T, V]  (dlogits after a backward pass)
+  // Tensor parallelism only (null with one rank):
+  S* row_sums;            // [BS]               a split norm's per-row sums (all-reduced)
+  S* ce_stats;            // [tp, B·T, 3]       every rank's cross-entropy statistics (gathered)
   BackwardScratch<F> s;
   int64_t saved = 0;      // bytes kept from forward for backward (alignment padding excluded)
   int64_t total = 0;      // all bytes, scratch and logits included
@@ -86,10 +90,10 @@ struct Activations {
 
 // Places every buffer of `a` one after the other from `base` (each on a 256-byte boundary), or
 // only counts them when base is null (then the pointers are null). Returns the bytes needed.
-// scan_states: the S values each Mamba layer's scan saves (the backend's scan_state_count).
+// d: the sizes of one tensor-parallel rank of tp (make_dims); scan_states: the S values each
+// Mamba layer's scan saves (the backend's scan_state_count).
 template <class F, class S>
-int64_t place_activations(Activations<F, S>& a, const ModelConfig& c,
-                          const std::vector<LayerSpec>& plan, int64_t batch, int64_t seq_len,
+int64_t place_activations(Activations<F, S>& a, const Dims& d, const std::vector<LayerSpec>& plan, int64_t tp,
                           int64_t scan_states, void* base);
 
 }  // namespace hymba

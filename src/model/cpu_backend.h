@@ -70,6 +70,10 @@ class CpuBackend {
   HYMBA_CPU_OP(embedding_backward)
   HYMBA_CPU_OP(rmsnorm_forward)
   HYMBA_CPU_OP(rmsnorm_backward)
+  HYMBA_CPU_OP(rmsnorm_sum_squares)
+  HYMBA_CPU_OP(rmsnorm_forward_from_sums)
+  HYMBA_CPU_OP(rmsnorm_backward_dots)
+  HYMBA_CPU_OP(rmsnorm_backward_from_dots)
   HYMBA_CPU_OP(linear_forward)
   HYMBA_CPU_OP(linear_backward)
   HYMBA_CPU_OP(rope_forward)
@@ -92,6 +96,18 @@ class CpuBackend {
   HYMBA_CPU_OP(swiglu_forward)
   HYMBA_CPU_OP(swiglu_backward)
   HYMBA_CPU_OP(cross_entropy)
+  // Vocabulary-parallel cross-entropy (cpu/cross_entropy.h); targets [rows] are checked against
+  // the whole vocabulary V.
+  void cross_entropy_partials(F* stats, const F* logits, int64_t ld, cpu::VocabRange vocab,
+                              const int32_t* targets, int64_t rows, int64_t V) {
+    cpu::check_targets(targets, rows, V);
+    cpu::cross_entropy_partials(stats, logits, ld, vocab, targets, rows);
+  }
+  double cross_entropy_from_partials(F* dlogits, const F* logits, int64_t ld, cpu::VocabRange vocab,
+                                     const F* all, int64_t ranks, const int32_t* targets, int64_t rows,
+                                     double grad_scale) {
+    return cpu::cross_entropy_from_partials(dlogits, logits, ld, vocab, all, ranks, targets, rows, grad_scale);
+  }
 };
 
 #undef HYMBA_CPU_OP

@@ -25,7 +25,9 @@ namespace hymba {
 namespace {
 
 // Floats of scratch the largest kernel call of this model needs (each kernel uses the buffer
-// only while it runs, and calls are in stream order).
+// only while it runs, and calls are in stream order). Tensor parallelism's calls are covered by
+// these: rmsnorm_backward_from_dots needs the norm workspace of a rank's part of the same rows
+// (which never exceeds the whole row's), and cross_entropy_from_partials that of cross_entropy.
 int64_t workspace_floats(const ModelConfig& c, const Dims& d, int64_t param_storage) {
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d;
   const cpu::AttentionShape window{B, S, nh, nkv, hd, vd, false, c.sliding_window, M};
@@ -93,16 +95,18 @@ void CudaBackend<T>::scale(T* x, double s, int64_t n) { cuda::scale(x, float(s),
 
 template <class T>
 void CudaBackend<T>::embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta,
-                                    int64_t B, int64_t Tlen, int64_t M, int64_t H, int64_t V) {
+                                    int64_t B, int64_t Tlen, int64_t M, int64_t H, int64_t V,
+                                    cpu::VocabRange vocab) {
   cpu::check_token_ids(ids, B, Tlen, V);
   upload(ids_.data(), ids, B * Tlen);
-  cuda::embedding_forward(x, ids_.data(), table, meta, B, Tlen, M, H, kStream);
+  cuda::embedding_forward(x, ids_.data(), table, meta, B, Tlen, M, H, kStream, vocab);
 }
 
 template <class T>
 void CudaBackend<T>::embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t* ids, int64_t B,
-                                     int64_t Tlen, int64_t M, int64_t H, int64_t pad_id) {
-  cuda::embedding_backward(dtable, dmeta, dx, ids, B, Tlen, M, H, pad_id, embedding_workspace_.data(), kStream);
+                                     int64_t Tlen, int64_t M, int64_t H, int64_t pad_id, cpu::VocabRange vocab) {
+  cuda::embedding_backward(dtable, dmeta, dx, ids, B, Tlen, M, H, pad_id, embedding_workspace_.data(), kStream,
+                           vocab);
 }
 
 template <class T>
@@ -117,6 +121,35 @@ void CudaBackend<T>::rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* d
                                    int64_t dim, bool accumulate_dx) {
   cuda::rmsnorm_backward(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate_dx, workspace_.data(),
                          kStream);
+}
+
+template <class T>
+void CudaBackend<T>::rmsnorm_sum_squares(float* sums, const T* x, int64_t ldx, int64_t rows, int64_t dim) {
+  cuda::rmsnorm_sum_squares(sums, x, ldx, rows, dim, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::rmsnorm_forward_from_sums(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx,
+                                               const float* w, const float* sums, int64_t rows, int64_t dim,
+                                               int64_t full_dim, double eps) {
+  cuda::rmsnorm_forward_from_sums(y, ldy, rstd, x, ldx, w, sums, rows, dim, full_dim, eps, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::rmsnorm_backward_dots(float* dots, const T* dy, int64_t lddy, const T* x, int64_t ldx,
+                                           const float* w, const float* rstd, int64_t rows, int64_t dim) {
+  cuda::rmsnorm_backward_dots(dots, dy, lddy, x, ldx, w, rstd, rows, dim, kStream);
+}
+
+template <class T>
+void CudaBackend<T>::rmsnorm_backward_from_dots(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy,
+                                                const T* x, int64_t ldx, const float* w, const float* rstd,
+                                                const float* dots, int64_t rows, int64_t dim, int64_t full_dim,
+                                                bool accumulate_dx) {
+  // A rank's part of a row is narrower than the row, and the workspace covers the whole norms.
+  HYMBA_ASSERT(cuda::rmsnorm_backward_workspace(rows, dim) <= workspace_.size());
+  cuda::rmsnorm_backward_from_dots(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, dots, rows, dim, full_dim, accumulate_dx,
+                                   workspace_.data(), kStream);
 }
 
 template <class T>
@@ -243,7 +276,28 @@ double CudaBackend<T>::cross_entropy(T* dlogits, const T* logits, const int32_t*
                                   int64_t V, double grad_scale) {
   cpu::check_targets(targets, rows, V);
   upload(targets_.data(), targets, rows);
+  uploaded_targets_ = targets;
   return cuda::cross_entropy(dlogits, logits, targets_.data(), rows, V, grad_scale, workspace_.data(), kStream);
+}
+
+template <class T>
+void CudaBackend<T>::cross_entropy_partials(float* stats, const T* logits, int64_t ld, cpu::VocabRange vocab,
+                                            const int32_t* targets, int64_t rows, int64_t V) {
+  cpu::check_targets(targets, rows, V);
+  HYMBA_ASSERT(rows <= targets_.size());
+  upload(targets_.data(), targets, rows);
+  uploaded_targets_ = targets;
+  cuda::cross_entropy_partials(stats, logits, ld, vocab, targets_.data(), rows, kStream);
+}
+
+template <class T>
+double CudaBackend<T>::cross_entropy_from_partials(T* dlogits, const T* logits, int64_t ld, cpu::VocabRange vocab,
+                                                   const float* all, int64_t ranks, const int32_t* targets,
+                                                   int64_t rows, double grad_scale) {
+  HYMBA_ASSERT(targets == uploaded_targets_);  // the partials call's targets are on the device
+  HYMBA_ASSERT(cuda::cross_entropy_workspace(rows) <= workspace_.size());
+  return cuda::cross_entropy_from_partials(dlogits, logits, ld, vocab, all, ranks, targets_.data(), rows, grad_scale,
+                                           workspace_.data(), kStream);
 }
 
 template class CudaBackend<float>;

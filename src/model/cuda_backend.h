@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "cpu/attention.h"
 #include "cpu/selective_scan.h"
+#include "cpu/vocab_range.h"
 #include "cuda/device_array.h"
 #include "cuda/gemm.h"
 #include "model/dims.h"
@@ -58,15 +59,26 @@ class CudaBackend {
   void scale(T* x, double s, int64_t n);
 
   // ids [B, T] and targets [B·T] are host memory (checked there, then copied to the device).
+  // vocab: the table rows this rank holds (tensor parallelism; kernels/cpu/embedding.h).
   void embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta, int64_t B,
-                         int64_t Tlen, int64_t M, int64_t H, int64_t V);
+                         int64_t Tlen, int64_t M, int64_t H, int64_t V, cpu::VocabRange vocab = {});
   void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t* ids, int64_t B,
-                          int64_t Tlen, int64_t M, int64_t H, int64_t pad_id);
+                          int64_t Tlen, int64_t M, int64_t H, int64_t pad_id, cpu::VocabRange vocab = {});
   void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
                        int64_t rows, int64_t dim, double eps);
   void rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
                         int64_t ldx, const float* w, const float* rstd, int64_t rows, int64_t dim,
                         bool accumulate_dx = false);
+  // The split RMSNorm of tensor parallelism (kernels/cpu/rmsnorm.h): sums and dots [rows] are
+  // all-reduced by the caller between the halves.
+  void rmsnorm_sum_squares(float* sums, const T* x, int64_t ldx, int64_t rows, int64_t dim);
+  void rmsnorm_forward_from_sums(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
+                                 const float* sums, int64_t rows, int64_t dim, int64_t full_dim, double eps);
+  void rmsnorm_backward_dots(float* dots, const T* dy, int64_t lddy, const T* x, int64_t ldx, const float* w,
+                             const float* rstd, int64_t rows, int64_t dim);
+  void rmsnorm_backward_from_dots(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
+                                  int64_t ldx, const float* w, const float* rstd, const float* dots,
+                                  int64_t rows, int64_t dim, int64_t full_dim, bool accumulate_dx = false);
   void linear_forward(T* y, int64_t ldy, const T* x, int64_t ldx, const T* w, int64_t rows,
                       int64_t in, int64_t out, bool accumulate = false);
   void linear_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
@@ -100,6 +112,15 @@ class CudaBackend {
   void swiglu_backward(T* dg, T* dup, const T* da, const T* g, const T* up, int64_t n);
   double cross_entropy(T* dlogits, const T* logits, const int32_t* targets, int64_t rows, int64_t V,
                        double grad_scale);
+  // Vocabulary-parallel cross-entropy (kernels/cpu/cross_entropy.h): stats [rows, 3] and all
+  // [ranks, rows, 3] are device memory, gathered by the caller between the two calls.
+  // targets: host [rows]; checked against the whole vocabulary V and uploaded, as cross_entropy does.
+  void cross_entropy_partials(float* stats, const T* logits, int64_t ld, cpu::VocabRange vocab,
+                              const int32_t* targets, int64_t rows, int64_t V);
+  // targets: the same host array as the partials call (uploaded there; not read again).
+  double cross_entropy_from_partials(T* dlogits, const T* logits, int64_t ld, cpu::VocabRange vocab,
+                                     const float* all, int64_t ranks, const int32_t* targets, int64_t rows,
+                                     double grad_scale);
 
  private:
   template <class U>
@@ -113,6 +134,7 @@ class CudaBackend {
   cuda::DeviceArray<float> workspace_;      // scratch of the kernel running now
   std::vector<T> staging_;                  // host_floats' download
   cuda::DeviceArray<int32_t> ids_, targets_;  // [B·T] the batch's ids and targets
+  const int32_t* uploaded_targets_ = nullptr;  // the host array targets_ was copied from last
   cuda::DeviceArray<int32_t> embedding_workspace_;
 };
 

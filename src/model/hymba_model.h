@@ -20,8 +20,18 @@
 #include "model/dims.h"
 #include "model/layer_plan.h"
 #include "model/param_layout.h"
+#include "parallel/communicator.h"
 
 namespace hymba {
+
+// Tensor parallelism (DESIGN.md §5): the model is rank `rank` of `size` ranks that each hold a
+// share of every split tensor (TensorSplit) and exchange activations through `comm`, an in-order
+// communicator over those ranks (Ordering::in_order; unused, and may be null, with one rank).
+struct TensorParallel {
+  int rank = 0, size = 1;
+  Communicator* comm = nullptr;
+  TensorParallelRank layout_rank() const { return {rank, size}; }
+};
 
 template <class Backend>
 class HymbaModelOn {
@@ -34,14 +44,17 @@ class HymbaModelOn {
 
   // Plans and allocates parameters, gradients and activations for batches of `batch` rows of
   // `seq_len` text tokens. The config must be validated. data_parallel: the number of ZeRO-1
-  // shards the layout's buckets must split into (build_param_layout).
-  HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len, int64_t data_parallel = 1);
+  // shards the layout's buckets must split into (build_param_layout). tp: this rank's share of
+  // tensor parallelism; every rank of it gets the same batches and computes the same loss.
+  HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len, int64_t data_parallel = 1,
+               TensorParallel tp = {});
   HymbaModelOn(const HymbaModelOn&) = delete;  // the views below point into this object's buffers
   HymbaModelOn& operator=(const HymbaModelOn&) = delete;
 
   const ModelConfig& config() const { return cfg_; }
   const std::vector<LayerSpec>& layer_plan() const { return plan_; }
-  const ParamLayout& layout() const { return layout_; }
+  const ParamLayout& layout() const { return layout_; }  // this tensor-parallel rank's tensors
+  const TensorParallel& tensor_parallel() const { return tp_; }
   int64_t batch() const { return d_.B; }
   int64_t seq_len() const { return d_.T; }
   Backend& backend() { return ops_; }
@@ -69,9 +82,12 @@ class HymbaModelOn {
   double forward_backward(const int32_t* ids, const int32_t* targets, double grad_scale,
                           const BucketDone& bucket_done = {});
 
-  const F* logits() const { return a_.logits; }  // [B, T, V] in the backend's memory
-  // The logits as floats in host memory (evaluation, generation).
-  const float* host_logits() { return ops_.host_floats(a_.logits, d_.B * d_.T * d_.V, logits_host_); }
+  // [B, T, V] in the backend's memory; with tensor parallelism V is this rank's vocabulary share
+  // (ceil(vocab_size / tp) columns: the ids of vocab_range, then padding).
+  const F* logits() const { return a_.logits; }
+  // The logits over the whole vocabulary as floats in host memory [B, T, vocab_size] (evaluation,
+  // generation). With tensor parallelism every rank calls it: the ranks' columns are gathered.
+  const float* host_logits();
   const Activations<F, Stat>& activations() const { return a_; }
 
  private:
@@ -90,10 +106,26 @@ class HymbaModelOn {
   double head_forward(const int32_t* targets, double grad_scale, bool want_grad);
   void head_backward();
 
+  // Tensor parallelism. tp_sum: x [n] becomes the sum over the ranks (nothing with one rank).
+  template <class T>
+  void tp_sum(T* x, int64_t n) {
+    if (tp_.size > 1) tp_.comm->all_reduce_sum(x, n);
+  }
+  // Before a row-parallel GEMM accumulates its partial product into dst (then tp_sum'd): dst = x
+  // on rank 0 and zero on the others, so the sum over ranks is x + the whole product.
+  void start_partial_sum(F* dst, const F* x, int64_t n);
+  // RMSNorm over rows whose `dim` columns here are one rank's share of dim·tp (the fusion norms:
+  // cpu/rmsnorm.h's split form around an all-reduce); the plain kernels with one rank.
+  void split_norm_forward(F* y, int64_t ldy, Stat* rstd, const F* x, int64_t ldx, const P* w, int64_t rows,
+                          int64_t dim);
+  void split_norm_backward(F* dx, int64_t lddx, P* dw, const F* dy, int64_t lddy, const F* x, int64_t ldx,
+                           const P* w, const Stat* rstd, int64_t rows, int64_t dim);
   ModelConfig cfg_;
+  TensorParallel tp_;
+  cpu::VocabRange vocab_;        // the vocabulary ids this rank's embedding rows hold
   std::vector<LayerSpec> plan_;
   ParamLayout layout_;
-  Dims d_;                       // sizes for this batch shape
+  Dims d_;                       // sizes for this batch shape and tensor-parallel rank
   Backend ops_;
   Array<float> inv_freq_;        // [hd/2] RoPE frequencies
   ModelParams<P*> w_, g_;        // views into params / grads

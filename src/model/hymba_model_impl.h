@@ -17,21 +17,21 @@ namespace {
 
 // Column offsets of the in_proj output slices (HYMBA_SPEC §2.4): q | k | v | x | z. A layer has
 // q | k | v only with attention heads (a consumer: q alone), x | z only with Mamba heads; the
-// offsets of absent slices are unused.
+// offsets of absent slices are unused. With tensor parallelism each slice is this rank's share
+// (its heads, its channels), from the sizes d of one rank.
 struct ProjSlices {
   int64_t q = 0, k, v, x, z, width;
 };
 
-ProjSlices proj_slices(const ModelConfig& c, const LayerSpec& s) {
-  const int64_t H = c.hidden_size, E = c.inner_size();
+ProjSlices proj_slices(const Dims& d, const LayerSpec& s, int tp) {
   ProjSlices p;
-  p.k = H;  // q is nh·hd = H wide
-  p.v = p.k + c.num_key_value_heads * c.head_dim();
-  const int64_t kv_end = p.v + c.num_key_value_heads * c.v_head_dim();
-  p.x = !s.has_attention ? 0 : s.kv_role == KvRole::consumer ? H : kv_end;
-  p.z = p.x + E;
-  p.width = s.has_mamba ? p.z + E : p.x;
-  HYMBA_ASSERT(p.width == s.in_proj_rows);
+  p.k = d.nh * d.hd;
+  p.v = p.k + d.nkv * d.hd;
+  const int64_t kv_end = p.v + d.nkv * d.vd;
+  p.x = !s.has_attention ? 0 : s.kv_role == KvRole::consumer ? p.k : kv_end;
+  p.z = p.x + d.E;
+  p.width = s.has_mamba ? p.z + d.E : p.x;
+  HYMBA_ASSERT(p.width * tp == s.in_proj_rows);
   return p;
 }
 
@@ -39,12 +39,15 @@ ProjSlices proj_slices(const ModelConfig& c, const LayerSpec& s) {
 
 template <class Backend>
 HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len,
-                                    int64_t data_parallel)
+                                    int64_t data_parallel, TensorParallel tp)
     : cfg_(config),
+      tp_(tp),
+      vocab_(vocab_range(config.vocab_size, tp.layout_rank())),
       plan_(plan_layers(config)),
-      layout_(build_param_layout(config, plan_, data_parallel)),
-      d_(make_dims(config, batch, seq_len)),
+      layout_(build_param_layout(config, plan_, data_parallel, tp.layout_rank())),
+      d_(make_dims(config, batch, seq_len, tp.size)),
       ops_(cfg_, d_, layout_.storage) {
+  HYMBA_ASSERT(tp.size == 1 || tp.comm != nullptr);
   inv_freq_ = Backend::to_array(cpu::rope_inv_freq(cfg_.head_dim(), cfg_.rope_theta, cfg_.rope_type == "ntk",
                                                    cfg_.max_position_embeddings, cfg_.orig_max_position_embeddings));
   params = Backend::template make_array<P>(layout_.storage);
@@ -58,9 +61,8 @@ HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, in
     wc_ = param_views(layout_, compute_weights_.data());
   }
   const int64_t scan_states = Backend::scan_state_count(scan_shape());
-  arena_ = Backend::template make_array<std::byte>(
-      place_activations(a_, cfg_, plan_, d_.B, d_.T, scan_states, nullptr));
-  place_activations(a_, cfg_, plan_, d_.B, d_.T, scan_states, arena_.data());
+  arena_ = Backend::template make_array<std::byte>(place_activations(a_, d_, plan_, tp_.size, scan_states, nullptr));
+  place_activations(a_, d_, plan_, tp_.size, scan_states, arena_.data());
   ids_.assign(d_.B * d_.T, 0);
 }
 
@@ -88,7 +90,11 @@ double HymbaModelOn<Backend>::run_forward(const int32_t* ids, const int32_t* tar
   const ModelConfig& c = cfg_;
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
   std::copy(ids, ids + B * T, ids_.begin());
-  ops_.embedding_forward(a_.resid[0], ids_.data(), w_.embed, w_.meta, B, T, M, H, V);
+  // Vocabulary-parallel: each rank embeds the ids it holds (rank 0 the memory tokens too), and
+  // the sum over the ranks is the embedding.
+  ops_.embedding_forward(a_.resid[0], ids_.data(), w_.embed, tp_.rank == 0 ? w_.meta : nullptr, B, T, M, H,
+                         c.vocab_size, vocab_);
+  tp_sum(a_.resid[0], BS * H);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l);
   return head_forward(targets, grad_scale, want_grad);
 }
@@ -114,7 +120,7 @@ double HymbaModelOn<Backend>::forward_backward(const int32_t* ids, const int32_t
     done(1 + l);
   }
   ops_.embedding_backward(g_.embed, g_.meta, a_.s.dres, ids_.data(), d_.B, d_.T, d_.M, d_.H,
-                     c.pad_token_id);
+                     c.pad_token_id, vocab_);
   done(0);
   return loss;
 }
@@ -128,7 +134,7 @@ void HymbaModelOn<Backend>::layer_forward(int64_t l) {
   const LayerParams<P*>& w = w_.layers[l];
   const LayerParams<F*>& wc = wc_.layers[l];
   LayerActivations<F, Stat>& a = a_.layers[l];
-  const ProjSlices p = proj_slices(c, spec);
+  const ProjSlices p = proj_slices(d_, spec, tp_.size);
   const F* x = a_.resid[l];  // [BS, H]
 
   // Shared input projection.
@@ -139,28 +145,62 @@ void HymbaModelOn<Backend>::layer_forward(int64_t l) {
   if (spec.has_mamba) mamba_heads_forward(l);
 
   // Fusion: the average of the normalised branches (a layer with one branch: its norm alone),
-  // then out_proj onto the residual stream.
+  // then out_proj onto the residual stream (row-parallel: each rank adds its channels' share).
   const bool both = spec.has_attention && spec.has_mamba;
   if (spec.has_attention) {
-    ops_.rmsnorm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E, eps);
+    split_norm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E);
   }
   if (spec.has_mamba) {
-    ops_.rmsnorm_forward(both ? a_.n_scan : a.fused, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E, eps);
+    split_norm_forward(both ? a_.n_scan : a.fused, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E);
   }
   if (both) {
     ops_.average_into(a.fused, a_.n_scan, BS * E);
   }
-  ops_.copy(a.x_mid, x, BS * H);
+  start_partial_sum(a.x_mid, x, BS * H);
   ops_.linear_forward(a.x_mid, H, a.fused, E, wc.out_proj, BS, E, H, /*accumulate=*/true);
+  tp_sum(a.x_mid, BS * H);
 
-  // SwiGLU MLP onto the residual stream.
+  // SwiGLU MLP onto the residual stream (gate/up column-parallel, down row-parallel).
   ops_.rmsnorm_forward(a.h2, H, a.rstd_mid, a.x_mid, H, w.mlp_norm, BS, H, eps);
   ops_.linear_forward(a.gate, I, a.h2, H, wc.gate, BS, H, I);
   ops_.linear_forward(a.up, I, a.h2, H, wc.up, BS, H, I);
   ops_.swiglu_forward(a.act, a.gate, a.up, BS * I);
   F* x_out = a_.resid[l + 1];
-  ops_.copy(x_out, a.x_mid, BS * H);
+  start_partial_sum(x_out, a.x_mid, BS * H);
   ops_.linear_forward(x_out, H, a.act, I, wc.down, BS, I, H, /*accumulate=*/true);
+  tp_sum(x_out, BS * H);
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::start_partial_sum(F* dst, const F* x, int64_t n) {
+  if (tp_.rank == 0) ops_.copy(dst, x, n);
+  else ops_.zero(dst, n);
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::split_norm_forward(F* y, int64_t ldy, Stat* rstd, const F* x, int64_t ldx,
+                                               const P* w, int64_t rows, int64_t dim) {
+  const double eps = cfg_.rms_norm_eps;
+  if (tp_.size == 1) {
+    ops_.rmsnorm_forward(y, ldy, rstd, x, ldx, w, rows, dim, eps);
+    return;
+  }
+  ops_.rmsnorm_sum_squares(a_.row_sums, x, ldx, rows, dim);
+  tp_sum(a_.row_sums, rows);
+  ops_.rmsnorm_forward_from_sums(y, ldy, rstd, x, ldx, w, a_.row_sums, rows, dim, dim * tp_.size, eps);
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::split_norm_backward(F* dx, int64_t lddx, P* dw, const F* dy, int64_t lddy,
+                                                const F* x, int64_t ldx, const P* w, const Stat* rstd,
+                                                int64_t rows, int64_t dim) {
+  if (tp_.size == 1) {
+    ops_.rmsnorm_backward(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, dim);
+    return;
+  }
+  ops_.rmsnorm_backward_dots(a_.row_sums, dy, lddy, x, ldx, w, rstd, rows, dim);
+  tp_sum(a_.row_sums, rows);
+  ops_.rmsnorm_backward_from_dots(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, a_.row_sums, rows, dim, dim * tp_.size);
 }
 
 // Attention heads: RoPE on q (and k), then attention over this layer's or the producer's k, v.
@@ -170,13 +210,13 @@ void HymbaModelOn<Backend>::attention_heads_forward(int64_t l) {
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
   const LayerSpec& spec = plan_[l];
   LayerActivations<F, Stat>& a = a_.layers[l];
-  const ProjSlices p = proj_slices(c, spec);
+  const ProjSlices p = proj_slices(d_, spec, tp_.size);
   ops_.rope_forward(a.q, a.proj + p.q, p.width, inv_freq_.data(), B, S, nh, hd);
   if (spec.kv_role != KvRole::consumer) {
     ops_.rope_forward(a.k, a.proj + p.k, p.width, inv_freq_.data(), B, S, nkv, hd);
   }
   const LayerActivations<F, Stat>& src = a_.layers[spec.kv_source];
-  const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
+  const ProjSlices sp = proj_slices(d_, plan_[spec.kv_source], tp_.size);
   const cpu::AttentionShape shape{B, S, nh, nkv, hd, vd, spec.global, c.sliding_window,
                              c.num_memory_tokens};
   ops_.attention_forward(a.attn, a.lse, a.q, src.k, src.proj + sp.v, sp.width, shape);  // [BS, E]
@@ -191,9 +231,11 @@ void HymbaModelOn<Backend>::mamba_heads_forward(int64_t l) {
   const LayerParams<P*>& w = w_.layers[l];
   const LayerParams<F*>& wc = wc_.layers[l];
   LayerActivations<F, Stat>& a = a_.layers[l];
-  const ProjSlices p = proj_slices(c, plan_[l]);
+  const ProjSlices p = proj_slices(d_, plan_[l], tp_.size);
   ops_.conv_silu_forward(a.u, a.conv_pre, a.proj + p.x, p.width, w.conv_w, w.conv_b, B, S, E, K);
+  // x_proj reads every channel: each rank's product is a partial sum over its channels.
   ops_.linear_forward(a.ssm, R + 2 * N, a.u, E, wc.x_proj, BS, E, R + 2 * N);
+  tp_sum(a.ssm, BS * (R + 2 * N));
   ops_.rmsnorm_forward(a.dt, R, a.rstd_dt, a.ssm, R + 2 * N, w.dt_norm, BS, R, eps);
   ops_.rmsnorm_forward(a.Bm, N, a.rstd_B, a.ssm + R, R + 2 * N, w.B_norm, BS, N, eps);
   ops_.rmsnorm_forward(a.Cm, N, a.rstd_C, a.ssm + R + N, R + 2 * N, w.C_norm, BS, N, eps);
@@ -203,7 +245,7 @@ void HymbaModelOn<Backend>::mamba_heads_forward(int64_t l) {
 
 template <class Backend>
 cpu::ScanShape HymbaModelOn<Backend>::scan_shape() const {
-  return {d_.B, d_.S, cfg_.inner_size(), cfg_.mamba_d_state};
+  return {d_.B, d_.S, d_.E, d_.N};  // this rank's channels
 }
 
 // Layer l's scan operands: the model's scan starts from zero at the first meta token and has no
@@ -213,28 +255,29 @@ cpu::ScanInputs<typename Backend::Act, typename Backend::Param> HymbaModelOn<Bac
     int64_t l) const {
   const LayerParams<P*>& w = w_.layers[l];
   const LayerActivations<F, Stat>& a = a_.layers[l];
-  const ProjSlices p = proj_slices(cfg_, plan_[l]);
+  const ProjSlices p = proj_slices(d_, plan_[l], tp_.size);
   return {a.u, a.delta, a.proj + p.z, p.width, a.Bm, a.Cm, w.dt_proj_b, w.A_log, w.D};
 }
 
 // On entry a_.s.dres holds dL/d(a_.resid[l+1]); on exit dL/d(a_.resid[l]).
 template <class Backend>
 void HymbaModelOn<Backend>::layer_backward(int64_t l) {
-  const ModelConfig& c = cfg_;
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
   const LayerSpec& spec = plan_[l];
   const LayerParams<P*>& w = w_.layers[l];
   const LayerParams<F*>& wc = wc_.layers[l];
   const LayerParams<P*>& g = g_.layers[l];
   const LayerActivations<F, Stat>& a = a_.layers[l];
-  const ProjSlices p = proj_slices(c, spec);
+  const ProjSlices p = proj_slices(d_, spec, tp_.size);
   BackwardScratch<F>& s = a_.s;
 
-  // MLP: the residual gradient passes through unchanged and also flows into the norm.
+  // MLP: the residual gradient passes through unchanged and also flows into the norm. Each rank's
+  // dh is a partial sum over its MLP columns.
   ops_.linear_backward(s.dact, I, g.down, s.dres, H, a.act, I, wc.down, BS, I, H);
   ops_.swiglu_backward(s.dgate, s.dup, s.dact, a.gate, a.up, BS * I);
   ops_.linear_backward(s.dh, H, g.gate, s.dgate, I, a.h2, H, wc.gate, BS, H, I);
   ops_.linear_backward(s.dh, H, g.up, s.dup, I, a.h2, H, wc.up, BS, H, I, /*accumulate_dx=*/true);
+  tp_sum(s.dh, BS * H);
   ops_.rmsnorm_backward(s.dres, H, g.mlp_norm, s.dh, H, a.x_mid, H, w.mlp_norm, a.rstd_mid, BS, H,
                    /*accumulate_dx=*/true);
 
@@ -244,20 +287,20 @@ void HymbaModelOn<Backend>::layer_backward(int64_t l) {
     ops_.scale(s.dfused, 0.5, BS * E);
   }
   if (spec.has_attention) {
-    ops_.rmsnorm_backward(s.dattn, E, g.attn_norm, s.dfused, E, a.attn, E, w.attn_norm, a.rstd_attn,
-                     BS, E);
+    split_norm_backward(s.dattn, E, g.attn_norm, s.dfused, E, a.attn, E, w.attn_norm, a.rstd_attn, BS, E);
   }
   if (spec.has_mamba) {
-    ops_.rmsnorm_backward(s.dscan, E, g.ssm_norm, s.dfused, E, a.scan, E, w.ssm_norm, a.rstd_scan, BS,
-                     E);
+    split_norm_backward(s.dscan, E, g.ssm_norm, s.dfused, E, a.scan, E, w.ssm_norm, a.rstd_scan, BS, E);
   }
 
   // Each branch writes its own columns of dproj.
   if (spec.has_mamba) mamba_heads_backward(l);
   if (spec.has_attention) attention_heads_backward(l);
 
-  // Shared input projection and its norm, onto the residual gradient.
+  // Shared input projection and its norm, onto the residual gradient (dh: a partial sum over
+  // this rank's heads and channels).
   ops_.linear_backward(s.dh, H, g.in_proj, s.dproj, p.width, a.h1, H, wc.in_proj, BS, H, p.width);
+  tp_sum(s.dh, BS * H);
   ops_.rmsnorm_backward(s.dres, H, g.input_norm, s.dh, H, a_.resid[l], H, w.input_norm, a.rstd_in, BS,
                    H, /*accumulate_dx=*/true);
 }
@@ -265,18 +308,21 @@ void HymbaModelOn<Backend>::layer_backward(int64_t l) {
 // From dscan [BS, E] to the x | z columns of dproj, last op first. dz lands directly in its slice.
 template <class Backend>
 void HymbaModelOn<Backend>::mamba_heads_backward(int64_t l) {
-  const ModelConfig& c = cfg_;
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
   const LayerParams<P*>& w = w_.layers[l];
   const LayerParams<F*>& wc = wc_.layers[l];
   const LayerParams<P*>& g = g_.layers[l];
   const LayerActivations<F, Stat>& a = a_.layers[l];
-  const ProjSlices p = proj_slices(c, plan_[l]);
+  const ProjSlices p = proj_slices(d_, plan_[l], tp_.size);
   BackwardScratch<F>& s = a_.s;
   const cpu::ScanGrads<F, P> grads{s.du,         s.ddelta, s.dproj + p.z, p.width, s.dBm,
                                    s.dCm,        g.dt_proj_b, g.A_log,    g.D};
   ops_.selective_scan_backward(grads, s.dscan, scan_inputs(l), a.scan_states, scan_shape());
   ops_.linear_backward(s.ddt, R, g.dt_proj_w, s.ddelta, E, a.dt, R, wc.dt_proj_w, BS, R, E);
+  // dt, B and C feed every channel: each rank holds a partial sum over its channels.
+  tp_sum(s.ddt, BS * R);
+  tp_sum(s.dBm, BS * N);
+  tp_sum(s.dCm, BS * N);
   ops_.rmsnorm_backward(s.dssm, R + 2 * N, g.dt_norm, s.ddt, R, a.ssm, R + 2 * N, w.dt_norm,
                    a.rstd_dt, BS, R);
   ops_.rmsnorm_backward(s.dssm + R, R + 2 * N, g.B_norm, s.dBm, N, a.ssm + R, R + 2 * N, w.B_norm,
@@ -298,14 +344,14 @@ void HymbaModelOn<Backend>::attention_heads_backward(int64_t l) {
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
   const LayerSpec& spec = plan_[l];
   const LayerActivations<F, Stat>& a = a_.layers[l];
-  const ProjSlices p = proj_slices(c, spec);
+  const ProjSlices p = proj_slices(d_, spec, tp_.size);
   BackwardScratch<F>& s = a_.s;
   if (spec.kv_group_last) {
     ops_.zero(s.dk, BS * nkv * hd);
     ops_.zero(s.dv, BS * nkv * vd);
   }
   const LayerActivations<F, Stat>& src = a_.layers[spec.kv_source];
-  const ProjSlices sp = proj_slices(c, plan_[spec.kv_source]);
+  const ProjSlices sp = proj_slices(d_, plan_[spec.kv_source], tp_.size);
   const cpu::AttentionShape shape{B, S, nh, nkv, hd, vd, spec.global, c.sliding_window,
                              c.num_memory_tokens};
   ops_.attention_backward(s.dq, s.dk, s.dv, s.dattn, a.q, src.k, src.proj + sp.v, sp.width, a.attn,
@@ -328,10 +374,42 @@ double HymbaModelOn<Backend>::head_forward(const int32_t* targets, double grad_s
     ops_.rmsnorm_forward(a_.hf + b * T * H, H, a_.rstd_final + b * T, x + (b * S + M) * H, H,
                     w_.final_norm, T, H, c.rms_norm_eps);
   }
-  ops_.linear_forward(a_.logits, V, a_.hf, H, wc_.embed, B * T, H, V);  // [B·T, V]
+  ops_.linear_forward(a_.logits, V, a_.hf, H, wc_.embed, B * T, H, V);  // [B·T, V] this rank's ids
   if (!targets) return 0.0;
-  return ops_.cross_entropy(want_grad ? a_.logits : static_cast<F*>(nullptr), a_.logits, targets,
-                       B * T, V, grad_scale);
+  F* dlogits = want_grad ? a_.logits : nullptr;
+  if (tp_.size == 1) return ops_.cross_entropy(dlogits, a_.logits, targets, B * T, V, grad_scale);
+  // Vocabulary-parallel: every rank's row statistics [tp, B·T, 3], gathered, then each rank
+  // finishes the loss and its columns' gradient.
+  const int64_t rows = B * T, stats = rows * cpu::kCrossEntropyStats;
+  ops_.cross_entropy_partials(a_.ce_stats + tp_.rank * stats, a_.logits, V, vocab_, targets, rows, c.vocab_size);
+  tp_.comm->all_gather_in_place(a_.ce_stats, stats);
+  tp_.comm->wait();  // before the loss is read back: a peer that died fails here, on the deadline
+  return ops_.cross_entropy_from_partials(dlogits, a_.logits, V, vocab_, a_.ce_stats, tp_.size, targets, rows,
+                                          grad_scale);
+}
+
+template <class Backend>
+const float* HymbaModelOn<Backend>::host_logits() {
+  const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
+  const int64_t rows = B * T;
+  if (tp_.size == 1) return ops_.host_floats(a_.logits, rows * V, logits_host_);
+  // Every rank's [B·T, V] columns, gathered [tp, B·T, V], then placed at their ids.
+  Array<F> all = Backend::template make_array<F>(tp_.size * rows * V);
+  ops_.copy(all.data() + tp_.rank * rows * V, a_.logits, rows * V);
+  tp_.comm->all_gather_in_place(all.data(), rows * V);
+  tp_.comm->wait();
+  std::vector<float> staging;
+  const float* gathered = ops_.host_floats(all.data(), tp_.size * rows * V, staging);
+  const int64_t vocab = cfg_.vocab_size;
+  logits_host_.assign(size_t(rows * vocab), 0.0f);
+  for (int q = 0; q < tp_.size; ++q) {
+    const cpu::VocabRange ids = vocab_range(vocab, {q, tp_.size});
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* from = gathered + (q * rows + r) * V;
+      std::copy(from, from + (ids.end - ids.begin), logits_host_.data() + r * vocab + ids.begin);
+    }
+  }
+  return logits_host_.data();
 }
 
 template <class Backend>
@@ -339,6 +417,7 @@ void HymbaModelOn<Backend>::head_backward() {
   const ModelConfig& c = cfg_;
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
   ops_.linear_backward(a_.s.dhf, H, g_.embed, a_.logits, V, a_.hf, H, wc_.embed, B * T, H, V);
+  tp_sum(a_.s.dhf, B * T * H);  // a partial sum over this rank's vocabulary rows
   // Meta rows do not reach the loss: their residual gradient starts at zero.
   ops_.zero(a_.s.dres, BS * H);
   const F* x = a_.resid[c.num_hidden_layers];

@@ -47,11 +47,15 @@ double initial_value(const ParamTensor& t, const ModelConfig& c, uint64_t seed, 
 template <class T>
 void init_params(T* params, const ParamLayout& layout, const ModelConfig& c, uint64_t seed) {
   std::fill(params, params + layout.storage, T(0));
+  // Each value is drawn at its index in the whole tensor, so a tensor-parallel rank's share
+  // equals its slice of the unsplit model's tensor (core/rng.h).
   for (const ParamTensor& t : layout.tensors) {
     const uint64_t stream = hash_name(t.name);
-    T* dst = params + t.offset;
-#pragma omp parallel for schedule(static) if (t.numel >= cpu::kMinParallelWork)
-    for (int64_t i = 0; i < t.numel; ++i) dst[i] = T(initial_value(t, c, seed, stream, i));
+    for (const SliceRun& run : slice_runs(t, layout.tp)) {
+      T* dst = params + t.offset + run.local;
+#pragma omp parallel for schedule(static) if (run.length >= cpu::kMinParallelWork)
+      for (int64_t i = 0; i < run.length; ++i) dst[i] = T(initial_value(t, c, seed, stream, run.full + i));
+    }
   }
 }
 

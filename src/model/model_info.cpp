@@ -35,7 +35,7 @@ ModelInfo describe_model(const ModelConfig& c, int64_t seq_len) {
   for (const auto& [kind, n] : by_kind) info.params_by_kind.emplace_back(param_kind_name(kind), n);
 
   Activations<float> sizes;
-  place_activations(sizes, c, plan, 1, seq_len, /*scan_states=*/0, nullptr);
+  place_activations(sizes, make_dims(c, 1, seq_len), plan, /*tp=*/1, /*scan_states=*/0, nullptr);
   info.saved_bytes_per_token = double(sizes.saved) / double(seq_len);
   info.scratch_bytes_per_token = double(sizes.total - sizes.saved) / double(seq_len);
 

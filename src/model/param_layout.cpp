@@ -1,5 +1,7 @@
 #include "model/param_layout.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 #ifdef HYMBA_HAVE_CUDA
@@ -25,6 +27,8 @@ namespace {
 
 constexpr int64_t kAlign = 64;  // elements: 256 B in fp32, so every tensor is vector-aligned
 
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 struct LayoutBuilder {
   ParamLayout& out;
   int64_t bucket_align;
@@ -34,11 +38,21 @@ struct LayoutBuilder {
     out.storage = (out.storage + bucket_align - 1) / bucket_align * bucket_align;
     out.buckets.push_back({begin, out.storage});
   }
-  int64_t add(std::string name, std::vector<int64_t> shape, ParamKind kind, InitRule init) {
+  // A tensor of HF shape `full`; split: how tensor parallelism divides it (none: replicated).
+  int64_t add(std::string name, std::vector<int64_t> full, ParamKind kind, InitRule init,
+              TensorSplit split = {}) {
+    std::vector<int64_t> shape = full;
+    if (split.dim >= 0) {
+      if (split.pieces.empty()) split.pieces = {full[size_t(split.dim)]};
+      int64_t local = 0;
+      for (int64_t piece : split.pieces) local += ceil_div(piece, out.tp.size);
+      shape[size_t(split.dim)] = local;
+    }
     int64_t numel = 1;
     for (int64_t d : shape) numel *= d;
     const int64_t offset = out.storage;
-    out.tensors.push_back({std::move(name), std::move(shape), offset, numel, kind, init});
+    out.tensors.push_back({std::move(name), std::move(shape), offset, numel, kind, init, std::move(full),
+                           std::move(split)});
     out.count += numel;
     out.storage += (numel + kAlign - 1) / kAlign * kAlign;
     return offset;
@@ -47,17 +61,36 @@ struct LayoutBuilder {
 
 }  // namespace
 
+// in_proj's row blocks (HYMBA_SPEC §2.4), each split over the tensor-parallel ranks by heads.
+std::vector<int64_t> in_proj_pieces(const ModelConfig& c, const LayerSpec& s) {
+  std::vector<int64_t> pieces;
+  if (s.has_attention) {
+    pieces.push_back(c.hidden_size);  // q
+    if (s.kv_role != KvRole::consumer) {
+      pieces.push_back(c.num_key_value_heads * c.head_dim());    // k
+      pieces.push_back(c.num_key_value_heads * c.v_head_dim());  // v
+    }
+  }
+  if (s.has_mamba) {
+    pieces.push_back(c.inner_size());  // x
+    pieces.push_back(c.inner_size());  // z
+  }
+  return pieces;
+}
+
 ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec>& layers,
-                               int64_t bucket_multiple) {
-  HYMBA_ASSERT(bucket_multiple >= 1);
+                               int64_t bucket_multiple, TensorParallelRank tp) {
+  HYMBA_ASSERT(bucket_multiple >= 1 && tp.size >= 1 && tp.rank >= 0 && tp.rank < tp.size);
   const int64_t H = c.hidden_size, E = c.inner_size(), V = c.vocab_size, M = c.num_memory_tokens;
   const int64_t R = c.mamba_dt_rank, N = c.mamba_d_state, K = c.mamba_d_conv;
   const int64_t I = c.intermediate_size;
   ParamLayout layout;
+  layout.tp = tp;
   LayoutBuilder b{layout, kAlign * bucket_multiple};
   using K_ = ParamKind;
   using I_ = InitRule;
-  layout.offsets.embed = b.add("model.embed_tokens.weight", {V, H}, K_::embedding, I_::embedding);
+  const TensorSplit rows{0, {}}, cols{1, {}};  // column-parallel (output rows), row-parallel
+  layout.offsets.embed = b.add("model.embed_tokens.weight", {V, H}, K_::embedding, I_::embedding, rows);
   layout.offsets.meta = b.add("model.memory_tokens", {M, H}, K_::meta, I_::unit_normal);
   b.end_bucket();
   for (size_t l = 0; l < layers.size(); ++l) {
@@ -65,36 +98,100 @@ ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec
     const std::string m = p + "mamba.";
     LayerParams<int64_t> o;
     o.input_norm = b.add(p + "input_layernorm.weight", {H}, K_::norm, I_::ones);
-    o.in_proj = b.add(m + "in_proj.weight", {layers[l].in_proj_rows, H}, K_::matrix, I_::normal);
-    o.out_proj = b.add(m + "out_proj.weight", {H, E}, K_::matrix, I_::normal);
+    const std::vector<int64_t> pieces = in_proj_pieces(c, layers[l]);
+    int64_t d_in = 0;
+    for (int64_t piece : pieces) d_in += piece;
+    o.in_proj = b.add(m + "in_proj.weight", {d_in, H}, K_::matrix, I_::normal, {0, pieces});
+    o.out_proj = b.add(m + "out_proj.weight", {H, E}, K_::matrix, I_::normal, cols);
     if (layers[l].has_mamba) {
-      o.conv_w = b.add(m + "conv1d.weight", {E, 1, K}, K_::conv, I_::normal);
-      o.conv_b = b.add(m + "conv1d.bias", {E}, K_::bias, I_::zeros);
-      o.x_proj = b.add(m + "x_proj.0.weight", {R + 2 * N, E}, K_::matrix, I_::normal);
-      o.dt_proj_w = b.add(m + "dt_proj.0.weight", {E, R}, K_::matrix, I_::normal);
-      o.dt_proj_b = b.add(m + "dt_proj.0.bias", {E}, K_::bias, I_::dt_bias);
-      o.A_log = b.add(m + "A_log.0", {E, N}, K_::ssm, I_::a_log);
-      o.D = b.add(m + "D.0", {E}, K_::ssm, I_::ones);
+      o.conv_w = b.add(m + "conv1d.weight", {E, 1, K}, K_::conv, I_::normal, rows);
+      o.conv_b = b.add(m + "conv1d.bias", {E}, K_::bias, I_::zeros, rows);
+      o.x_proj = b.add(m + "x_proj.0.weight", {R + 2 * N, E}, K_::matrix, I_::normal, cols);
+      o.dt_proj_w = b.add(m + "dt_proj.0.weight", {E, R}, K_::matrix, I_::normal, rows);
+      o.dt_proj_b = b.add(m + "dt_proj.0.bias", {E}, K_::bias, I_::dt_bias, rows);
+      o.A_log = b.add(m + "A_log.0", {E, N}, K_::ssm, I_::a_log, rows);
+      o.D = b.add(m + "D.0", {E}, K_::ssm, I_::ones, rows);
       o.dt_norm = b.add(m + "dt_layernorm.weight", {R}, K_::norm, I_::ones);
       o.B_norm = b.add(m + "B_layernorm.weight", {N}, K_::norm, I_::ones);
       o.C_norm = b.add(m + "C_layernorm.weight", {N}, K_::norm, I_::ones);
     }
     if (layers[l].has_attention) {  // the fusion norms, in HF order: attention's first
-      o.attn_norm = b.add(m + "pre_avg_layernorm1.weight", {E}, K_::norm, I_::ones);
+      o.attn_norm = b.add(m + "pre_avg_layernorm1.weight", {E}, K_::norm, I_::ones, rows);
     }
     if (layers[l].has_mamba) {
-      o.ssm_norm = b.add(m + "pre_avg_layernorm2.weight", {E}, K_::norm, I_::ones);
+      o.ssm_norm = b.add(m + "pre_avg_layernorm2.weight", {E}, K_::norm, I_::ones, rows);
     }
     o.mlp_norm = b.add(p + "pre_moe_layernorm.weight", {H}, K_::norm, I_::ones);
-    o.gate = b.add(p + "moe.experts.0.gate_proj.weight", {I, H}, K_::matrix, I_::normal);
-    o.up = b.add(p + "moe.experts.0.up_proj.weight", {I, H}, K_::matrix, I_::normal);
-    o.down = b.add(p + "moe.experts.0.down_proj.weight", {H, I}, K_::matrix, I_::normal);
+    o.gate = b.add(p + "moe.experts.0.gate_proj.weight", {I, H}, K_::matrix, I_::normal, rows);
+    o.up = b.add(p + "moe.experts.0.up_proj.weight", {I, H}, K_::matrix, I_::normal, rows);
+    o.down = b.add(p + "moe.experts.0.down_proj.weight", {H, I}, K_::matrix, I_::normal, cols);
     layout.offsets.layers.push_back(o);
     b.end_bucket();
   }
   layout.offsets.final_norm = b.add("model.final_layernorm.weight", {H}, K_::norm, I_::ones);
   b.end_bucket();
   return layout;
+}
+
+std::vector<SliceRun> slice_runs(const ParamTensor& t, TensorParallelRank tp) {
+  if (t.split.dim < 0) return {{0, 0, t.numel}};
+  HYMBA_ASSERT(t.split.dim == 0 || (t.split.dim == 1 && t.full_shape.size() == 2));
+  // Row-major: `outer` blocks (rows of a column split; one for a row split), each a run of
+  // pieces along dim, each element of which is `inner` contiguous values.
+  const size_t d = size_t(t.split.dim);
+  int64_t outer = 1, inner = 1;
+  for (size_t i = 0; i < d; ++i) outer *= t.full_shape[i];
+  for (size_t i = d + 1; i < t.full_shape.size(); ++i) inner *= t.full_shape[i];
+  const int64_t full_dim = t.full_shape[d], local_dim = t.shape[d];
+  std::vector<SliceRun> runs;
+  for (int64_t o = 0; o < outer; ++o) {
+    int64_t full_at = 0, local_at = 0;  // along dim
+    for (int64_t piece : t.split.pieces) {
+      const int64_t chunk = ceil_div(piece, tp.size);
+      const int64_t first = std::min(piece, int64_t(tp.rank) * chunk);
+      const int64_t count = std::min(piece, first + chunk) - first;
+      if (count > 0) {
+        runs.push_back({(o * full_dim + full_at + first) * inner, (o * local_dim + local_at) * inner, count * inner});
+      }
+      full_at += piece;
+      local_at += chunk;
+    }
+  }
+  return runs;
+}
+
+namespace {
+
+// Copies every tensor's runs between the whole-model layout and tensor-parallel rank part.tp's.
+template <bool kToPart>
+void copy_runs(const ParamLayout& full, const ParamLayout& part, const float* from, float* to) {
+  HYMBA_ASSERT(full.tp.size == 1 && full.tensors.size() == part.tensors.size());
+  for (size_t i = 0; i < part.tensors.size(); ++i) {
+    const ParamTensor& f = full.tensors[i];
+    const ParamTensor& p = part.tensors[i];
+    HYMBA_ASSERT(f.name == p.name);
+    for (const SliceRun& r : slice_runs(p, part.tp)) {
+      const int64_t at_full = f.offset + r.full, at_part = p.offset + r.local;
+      if (kToPart) std::copy_n(from + at_full, r.length, to + at_part);
+      else std::copy_n(from + at_part, r.length, to + at_full);
+    }
+  }
+}
+
+}  // namespace
+
+void full_to_part(const ParamLayout& full, const float* from, const ParamLayout& part, float* to) {
+  copy_runs<true>(full, part, from, to);
+}
+
+void part_to_full(const ParamLayout& part, const float* from, const ParamLayout& full, float* to) {
+  copy_runs<false>(full, part, from, to);
+}
+
+cpu::VocabRange vocab_range(int64_t V, TensorParallelRank tp) {
+  const int64_t chunk = ceil_div(V, tp.size);
+  const int64_t begin = std::min(V, int64_t(tp.rank) * chunk);
+  return {begin, std::min(V, begin + chunk)};
 }
 
 template <class T>

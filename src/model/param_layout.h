@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "cpu/vocab_range.h"
 #include "model/layer_plan.h"
 
 namespace hymba {
@@ -28,14 +29,39 @@ enum class InitRule {
   dt_bias,    // zeros (dt_init: zero) or inverse-softplus of log-uniform dt (dt_init: mamba)
 };
 
+// This rank's part of the run of tensor-parallel ranks (DESIGN.md §5): rank of size.
+struct TensorParallelRank {
+  int rank = 0, size = 1;
+};
+
+// How a tensor-parallel rank's tensor relates to the whole (HF) tensor. Along `dim` the whole
+// tensor is a row of pieces (in_proj's rows: q | k | v | x | z; otherwise one piece, the whole
+// dim); each piece splits into `size` chunks of ceil(piece / size), and rank r holds chunk r of
+// every piece, in piece order. Only the vocabulary does not divide: the last rank's embedding
+// chunk is short, and its missing rows are zero padding that no token reads.
+struct TensorSplit {
+  int dim = -1;                 // -1: every rank holds the whole tensor (replicated)
+  std::vector<int64_t> pieces;  // the whole tensor's sizes along dim, in order
+};
+
 struct ParamTensor {
   std::string name;            // HF state_dict name
-  std::vector<int64_t> shape;  // HF shape
+  std::vector<int64_t> shape;  // this rank's shape: the HF shape where not tensor-parallel
   int64_t offset = 0;          // in elements, into the flat buffer
-  int64_t numel = 0;
+  int64_t numel = 0;           // of this rank's tensor
   ParamKind kind = ParamKind::matrix;
   InitRule init = InitRule::normal;
+  std::vector<int64_t> full_shape;  // HF shape
+  TensorSplit split;
 };
+
+// Elements [local, local + length) of a rank's tensor are elements [full, full + length) of the
+// whole tensor (row-major offsets within each tensor).
+struct SliceRun {
+  int64_t full = 0, local = 0, length = 0;
+};
+// Every run of rank tp's tensor t, in local order; a replicated tensor is one run.
+std::vector<SliceRun> slice_runs(const ParamTensor& t, TensorParallelRank tp);
 
 // Offset of a tensor the layer does not have (its branch is off, model.mixer); its view is null.
 inline constexpr int64_t kAbsent = -1;
@@ -85,9 +111,10 @@ struct ParamRange {
 };
 
 struct ParamLayout {
+  TensorParallelRank tp;             // whose tensors these are
   std::vector<ParamTensor> tensors;  // in HF order
   ModelParams<int64_t> offsets;
-  int64_t count = 0;    // number of parameters (what --info reports)
+  int64_t count = 0;    // number of parameters of this rank (with tp.size 1: what --info reports)
   int64_t storage = 0;  // buffer length: tensors start on 64-element boundaries (zero padding)
   // Buckets, in buffer order, tiling [0, storage): the embedding and memory tokens, then one per
   // decoder layer (bucket 1 + l), then the final norm. Data parallelism reduces and shards the
@@ -98,8 +125,17 @@ struct ParamLayout {
 // bucket_multiple: every bucket's length is a multiple of 64·bucket_multiple elements (zero
 // padding at its end), so it splits into that many equal, 64-aligned parts: the data-parallel
 // size. Tensor offsets, and so the buffer contents, depend on it; what is saved (by name) does not.
+// tp: the tensor-parallel rank whose share of every tensor the layout holds (TensorSplit).
 ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec>& layers,
-                               int64_t bucket_multiple = 1);
+                               int64_t bucket_multiple = 1, TensorParallelRank tp = {});
+
+// Between a whole-model buffer (`full`, built with tp.size 1) and tensor-parallel rank
+// part.tp's buffer: copies every tensor's runs; the padding between tensors is left alone.
+void full_to_part(const ParamLayout& full, const float* from, const ParamLayout& part, float* to);
+void part_to_full(const ParamLayout& part, const float* from, const ParamLayout& full, float* to);
+
+// The vocabulary rows [begin, end) tensor-parallel rank tp holds of V (chunks of ceil(V / size)).
+cpu::VocabRange vocab_range(int64_t V, TensorParallelRank tp);
 
 // Typed pointers into a flat buffer (parameters, gradients or moments) with this layout.
 template <class T>

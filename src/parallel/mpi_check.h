@@ -29,6 +29,17 @@
 
 namespace hymba::detail {
 
+// A ProcessGroup's MPI communicator: MPI_COMM_WORLD, or one MPI_Comm_split made (owned: freed
+// with the last group holding it, unless MPI has been finalised already).
+struct MpiComm {
+  MPI_Comm handle = MPI_COMM_NULL;
+  bool owned = false;
+  MpiComm(MPI_Comm h, bool own) : handle(h), owned(own) {}
+  MpiComm(const MpiComm&) = delete;
+  MpiComm& operator=(const MpiComm&) = delete;
+  ~MpiComm();
+};
+
 inline std::string mpi_error_string(int code) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;

@@ -1,7 +1,8 @@
-// The NCCL backend of Communicator: device buffers of the current GPU. Each collective is ordered
-// after the work already issued on the compute stream (an event), runs on a side stream so that
-// compute issued later overlaps it, and wait() orders the compute stream after all of them and
-// polls their completion from the host with the group's deadline (parallel/mpi_check.h).
+// The NCCL backend of Communicator: device buffers of the current GPU. Overlapped: each collective
+// is ordered after the work already issued on the compute stream (an event), runs on a side
+// stream so that compute issued later overlaps it, and wait() orders the compute stream after all
+// of them. In order: collectives run on the compute stream itself. Either way wait() polls their
+// completion from the host with the group's deadline (parallel/mpi_check.h).
 #ifdef HYMBA_HAVE_CUDA
 
 #include <cuda_runtime_api.h>
@@ -34,7 +35,8 @@ void warn_nccl(ncclResult_t status, const char* call, int rank) {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(const ProcessGroup& group, cudaStream_t compute) : group_(group), compute_(compute) {
+  NcclCommunicator(const ProcessGroup& group, cudaStream_t compute, Ordering ordering)
+      : group_(group), compute_(compute), ordering_(ordering) {
     try {
       // The side stream must not synchronise with the legacy default stream, which is often the
       // compute stream: a collective would then wait for compute issued after it (no overlap).
@@ -76,35 +78,37 @@ class NcclCommunicator final : public Communicator {
   int size() const override { return group_.size(); }
 
   void reduce_scatter_sum(const float* send, float* recv, int64_t n) override {
-    begin();
-    HYMBA_NCCL_CHECK(ncclReduceScatter(send, recv, size_t(n), ncclFloat, ncclSum, comm_, side_));
+    cudaStream_t stream = begin();
+    HYMBA_NCCL_CHECK(ncclReduceScatter(send, recv, size_t(n), ncclFloat, ncclSum, comm_, stream));
   }
 
-  void all_gather_in_place(float* x, int64_t n) override {
-    begin();
+  void all_gather_in_place(void* x, int64_t n, Element type) override {
+    cudaStream_t stream = begin();
     // In place for NCCL: this rank's part, at rank·n, is the send buffer.
-    HYMBA_NCCL_CHECK(ncclAllGather(x + int64_t(rank()) * n, x, size_t(n), ncclFloat, comm_, side_));
+    const void* part = static_cast<char*>(x) + int64_t(rank()) * n * element_size(type);
+    HYMBA_NCCL_CHECK(ncclAllGather(part, x, size_t(n), datatype(type), comm_, stream));
   }
 
-  void all_reduce_sum(float* x, int64_t n) override {
-    begin();
-    HYMBA_NCCL_CHECK(ncclAllReduce(x, x, size_t(n), ncclFloat, ncclSum, comm_, side_));
+  // Every rank gets the same bits: NCCL's all-reduce finishes by broadcasting each reduced chunk.
+  void all_reduce_sum(void* x, int64_t n, Element type) override {
+    cudaStream_t stream = begin();
+    HYMBA_NCCL_CHECK(ncclAllReduce(x, x, size_t(n), datatype(type), ncclSum, comm_, stream));
   }
 
   void broadcast(float* x, int64_t n, int root) override {
     if (root < 0 || root >= size()) {
       fail("Communicator::broadcast: root ", root, " is not a rank of a group of ", size());
     }
-    begin();
-    HYMBA_NCCL_CHECK(ncclBroadcast(x, x, size_t(n), ncclFloat, root, comm_, side_));
+    cudaStream_t stream = begin();
+    HYMBA_NCCL_CHECK(ncclBroadcast(x, x, size_t(n), ncclFloat, root, comm_, stream));
   }
 
   void wait() override {
     if (!issued_) return;
-    HYMBA_CUDA_CHECK(cudaEventRecord(done_, side_));
+    HYMBA_CUDA_CHECK(cudaEventRecord(done_, ordering_ == Ordering::in_order ? compute_ : side_));
     // The compute stream's later work (the optimizer reading the reduced gradients) runs after
     // the collectives, without the host having to wait for that.
-    HYMBA_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));
+    if (ordering_ == Ordering::overlapped) HYMBA_CUDA_CHECK(cudaStreamWaitEvent(compute_, done_, 0));
     issued_ = false;
     // The host waits as well: the contract lets the caller touch the buffers once wait() returns,
     // and a collective whose peer has died never completes, which only a deadline can catch.
@@ -121,11 +125,25 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  // Orders the next collective after the work issued so far on the compute stream.
-  void begin() {
+  // The stream of the next collective, ordered after the work issued so far on the compute stream.
+  cudaStream_t begin() {
+    issued_ = true;
+    if (ordering_ == Ordering::in_order) return compute_;
     HYMBA_CUDA_CHECK(cudaEventRecord(ready_, compute_));
     HYMBA_CUDA_CHECK(cudaStreamWaitEvent(side_, ready_, 0));
-    issued_ = true;
+    return side_;
+  }
+
+  static ncclDataType_t datatype(Element type) {
+    switch (type) {
+      case Element::f32: return ncclFloat;
+      case Element::f64: return ncclDouble;
+      case Element::bf16: return ncclBfloat16;
+    }
+    return ncclFloat;
+  }
+  static int64_t element_size(Element type) {
+    return type == Element::f64 ? 8 : type == Element::f32 ? 4 : 2;
   }
 
   // A failed peer or network shows up as the communicator's asynchronous error while its
@@ -162,6 +180,7 @@ class NcclCommunicator final : public Communicator {
 
   const ProcessGroup& group_;
   cudaStream_t compute_;         // the model's kernels (nullptr: the legacy default stream)
+  const Ordering ordering_;
   cudaStream_t side_ = nullptr;  // the collectives
   cudaEvent_t ready_ = nullptr;  // compute work before the next collective
   cudaEvent_t done_ = nullptr;   // the collectives before wait()
@@ -171,8 +190,9 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator(const ProcessGroup& group, cudaStream_t compute) {
-  return std::make_unique<NcclCommunicator>(group, compute);
+std::unique_ptr<Communicator> make_nccl_communicator(const ProcessGroup& group, cudaStream_t compute,
+                                                     Ordering ordering) {
+  return std::make_unique<NcclCommunicator>(group, compute, ordering);
 }
 
 }  // namespace hymba

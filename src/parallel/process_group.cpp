@@ -18,6 +18,14 @@ namespace hymba {
 
 namespace detail {
 
+MpiComm::~MpiComm() {
+  if (!owned) return;
+  int finalized = 0;
+  if (MPI_Finalized(&finalized) != MPI_SUCCESS || finalized) return;
+  const int status = MPI_Comm_free(&handle);
+  if (status != MPI_SUCCESS) std::fprintf(stderr, "warning: MPI_Comm_free: %s\n", mpi_error_string(status).c_str());
+}
+
 void poll_until_done(const ProcessGroup& group, const std::string& what, const std::function<bool()>& done,
                      const std::function<void()>& before_abort) {
   using Clock = std::chrono::steady_clock;
@@ -79,6 +87,9 @@ ProcessGroup ProcessGroup::from_environment(int* argc, char*** argv) {
   g.mpi_ = true;
   HYMBA_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &g.rank_));
   HYMBA_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &g.size_));
+  g.job_rank_ = g.rank_;
+  g.job_size_ = g.size_;
+  g.comm_ = std::make_shared<detail::MpiComm>(MPI_COMM_WORLD, false);
   // The ranks sharing this host's memory: local_rank picks the GPU.
   MPI_Comm host = MPI_COMM_NULL;
   HYMBA_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g.rank_, MPI_INFO_NULL, &host));
@@ -95,7 +106,29 @@ ProcessGroup::ProcessGroup(ProcessGroup&& other) noexcept
       size_(other.size_),
       local_rank_(other.local_rank_),
       local_size_(other.local_size_),
+      job_rank_(other.job_rank_),
+      job_size_(other.job_size_),
+      comm_(std::move(other.comm_)),
       timeout_s_(other.timeout_s_) {}
+
+ProcessGroup ProcessGroup::split(int color, int key) const {
+  ProcessGroup g;
+  g.mpi_ = mpi_;
+  g.local_rank_ = local_rank_;
+  g.local_size_ = local_size_;
+  g.job_rank_ = job_rank_;
+  g.job_size_ = job_size_;
+  g.timeout_s_ = timeout_s_;
+  if (!comm_) return g;  // a group of one splits into itself
+  // MPI_Comm_split is blocking, but every rank reaches it right after the launch-time setup:
+  // a rank missing here has failed already, and MPI's default handler ends the job.
+  MPI_Comm sub = MPI_COMM_NULL;
+  HYMBA_MPI_CHECK(MPI_Comm_split(comm_->handle, color, key, &sub));
+  g.comm_ = std::make_shared<detail::MpiComm>(sub, true);
+  HYMBA_MPI_CHECK(MPI_Comm_rank(sub, &g.rank_));
+  HYMBA_MPI_CHECK(MPI_Comm_size(sub, &g.size_));
+  return g;
+}
 
 ProcessGroup::~ProcessGroup() {
   if (!owns_mpi_) return;
@@ -117,7 +150,7 @@ void ProcessGroup::all_reduce_sum(double* x, int64_t n) const {
   std::vector<double> all(size_t(n) * size_t(size_));  // [size, n]
   MPI_Request request = MPI_REQUEST_NULL;
   HYMBA_MPI_CHECK(
-      MPI_Iallgather(x, count, MPI_DOUBLE, all.data(), count, MPI_DOUBLE, MPI_COMM_WORLD, &request));
+      MPI_Iallgather(x, count, MPI_DOUBLE, all.data(), count, MPI_DOUBLE, comm_->handle, &request));
   detail::wait_for_requests(*this, "ProcessGroup::all_reduce_sum", &request, 1);
   for (int64_t i = 0; i < n; ++i) {
     double sum = all[size_t(i)];
@@ -144,7 +177,7 @@ void ProcessGroup::broadcast(void* data, int64_t bytes, int root) const {
     const int count = int(std::min(kPiece, bytes - at));
     requests.push_back(MPI_REQUEST_NULL);
     HYMBA_MPI_CHECK(
-        MPI_Ibcast(static_cast<char*>(data) + at, count, MPI_BYTE, root, MPI_COMM_WORLD, &requests.back()));
+        MPI_Ibcast(static_cast<char*>(data) + at, count, MPI_BYTE, root, comm_->handle, &requests.back()));
   }
   detail::wait_for_requests(*this, "ProcessGroup::broadcast", requests.data(), int(requests.size()));
 }
@@ -169,7 +202,7 @@ void ProcessGroup::gather(const float* send, float* recv, int64_t n, int root) c
   const bool in_place = rank_ == root && send == recv + int64_t(root) * n;
   MPI_Request request = MPI_REQUEST_NULL;
   HYMBA_MPI_CHECK(MPI_Igather(in_place ? MPI_IN_PLACE : send, count, MPI_FLOAT, recv, count, MPI_FLOAT, root,
-                              MPI_COMM_WORLD, &request));
+                              comm_->handle, &request));
   detail::wait_for_requests(*this, "ProcessGroup::gather", &request, 1);
 }
 
@@ -183,20 +216,20 @@ void ProcessGroup::scatter(const float* send, float* recv, int64_t n, int root) 
   const bool in_place = rank_ == root && recv == send + int64_t(root) * n;
   MPI_Request request = MPI_REQUEST_NULL;
   HYMBA_MPI_CHECK(MPI_Iscatter(send, count, MPI_FLOAT, in_place ? MPI_IN_PLACE : recv, count, MPI_FLOAT, root,
-                               MPI_COMM_WORLD, &request));
+                               comm_->handle, &request));
   detail::wait_for_requests(*this, "ProcessGroup::scatter", &request, 1);
 }
 
 void ProcessGroup::barrier() const {
   if (size_ == 1) return;
   MPI_Request request = MPI_REQUEST_NULL;
-  HYMBA_MPI_CHECK(MPI_Ibarrier(MPI_COMM_WORLD, &request));
+  HYMBA_MPI_CHECK(MPI_Ibarrier(comm_->handle, &request));
   detail::wait_for_requests(*this, "ProcessGroup::barrier", &request, 1);
 }
 
 void ProcessGroup::abort(const std::string& message) const {
   std::cout.flush();  // what the log said so far comes before the error
-  std::fprintf(stderr, "error: rank %d of %d: %s\n", rank_, size_, message.c_str());
+  std::fprintf(stderr, "error: rank %d of %d: %s\n", job_rank_, job_size_, message.c_str());
   std::fflush(stderr);
   if (mpi_) {
     MPI_Abort(MPI_COMM_WORLD, 1);  // ends every rank; it does not return

@@ -12,12 +12,18 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace hymba {
 
+namespace detail {
+struct MpiComm;  // the group's MPI communicator (parallel/mpi_check.h)
+}
+
 class ProcessGroup {
  public:
+
   // A group of one: no MPI.
   ProcessGroup() = default;
   // From the environment: initialises MPI (thread level FUNNELED: only the main thread calls
@@ -34,6 +40,11 @@ class ProcessGroup {
   int local_size() const { return local_size_; }
   bool uses_mpi() const { return mpi_; }  // launched by mpirun (also with -np 1)
 
+  // The ranks of this group with the same `color`, ordered by `key` (MPI_Comm_split): a
+  // tensor-parallel or data-parallel subgroup (parallel/grid.h). Every rank calls it. The
+  // subgroup shares the timeout; its errors still end the whole job and name the job-wide rank.
+  ProcessGroup split(int color, int key) const;
+
   double timeout_seconds() const { return timeout_s_; }
   void set_timeout_seconds(double s) { timeout_s_ = s; }
 
@@ -49,14 +60,19 @@ class ProcessGroup {
   void scatter(const float* send, float* recv, int64_t n, int root) const;
   void barrier() const;
 
-  // Prints "error: rank R of N: <message>" to stderr and ends the whole job with exit status 1
+  // Prints "error: rank R of N: <message>" (R, N: the job's, not a subgroup's) to stderr and ends the whole job with exit status 1
   // (MPI_Abort under MPI, exit(1) in a group of one).
   [[noreturn]] void abort(const std::string& message) const;
+
+  // Internal to src/parallel: the group's MPI communicator (null in a group of one).
+  const detail::MpiComm* mpi_comm() const { return comm_.get(); }
 
  private:
   bool mpi_ = false;
   bool owns_mpi_ = false;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  int job_rank_ = 0, job_size_ = 1;        // in MPI_COMM_WORLD, for error messages
+  std::shared_ptr<detail::MpiComm> comm_;  // null in a group of one
   double timeout_s_ = 300;
 };
 

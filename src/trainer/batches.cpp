@@ -8,13 +8,13 @@ namespace hymba {
 namespace {
 
 LoaderOptions loader_options(const Config& cfg, const DatasetShards& shards, LoaderCursor start,
-                             const ProcessGroup& group) {
+                             const ProcessGroup& replicas) {
   LoaderOptions o;
   o.shards = shards.train;
   o.seq_len = cfg.train.seq_len;
-  o.batch_size = cfg.train.batch_size / group.size();
-  o.rank = group.rank();
-  o.world = group.size();
+  o.batch_size = cfg.train.batch_size / replicas.size();
+  o.rank = replicas.rank();
+  o.world = replicas.size();
   o.seed = cfg.train.seed;
   o.max_vocab = cfg.model.vocab_size;
   o.tokenizer = shards.tokenizer;
@@ -24,9 +24,9 @@ LoaderOptions loader_options(const Config& cfg, const DatasetShards& shards, Loa
 
 }  // namespace
 
-TrainingBatches::TrainingBatches(const Config& cfg, LoaderCursor start, const ProcessGroup& group,
+TrainingBatches::TrainingBatches(const Config& cfg, LoaderCursor start, const ParallelGrid& grid,
                                  std::ostream& log)
-    : cfg_(cfg), rank_(group.rank()), world_(group.size()) {
+    : cfg_(cfg), rank_(grid.data().rank()), world_(grid.data().size()) {
   if (cfg.data.format == "recall") {
     task_ = recall_task_for_row(RecallTask{}, cfg.train.seq_len);
     check_recall_task(task_, cfg.model.vocab_size);
@@ -34,10 +34,11 @@ TrainingBatches::TrainingBatches(const Config& cfg, LoaderCursor start, const Pr
     return;
   }
   // One rank prepares a text corpus; the others would race it for the same cache files.
-  if (group.rank() == 0) shards_ = dataset_shards(cfg.data, log);
-  group.barrier();
-  if (group.rank() != 0) shards_ = dataset_shards(cfg.data, log);
-  loader_ = std::make_unique<DataLoader>(loader_options(cfg, shards_, start, group));
+  const ProcessGroup& job = grid.job();
+  if (job.rank() == 0) shards_ = dataset_shards(cfg.data, log);
+  job.barrier();
+  if (job.rank() != 0) shards_ = dataset_shards(cfg.data, log);
+  loader_ = std::make_unique<DataLoader>(loader_options(cfg, shards_, start, grid.data()));
 }
 
 const Batch& TrainingBatches::next() {

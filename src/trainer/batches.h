@@ -12,21 +12,22 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "eval/recall.h"
-#include "parallel/process_group.h"
+#include "parallel/grid.h"
 
 namespace hymba {
 
 class TrainingBatches {
  public:
-  // Prepares the corpus if needed (text; rank 0 first, the others then find it prepared) and
-  // positions the stream at `start`. Each rank of `group` gets its train.batch_size / size
-  // rows of every micro-batch of train.batch_size rows (disjoint across ranks).
-  TrainingBatches(const Config& cfg, LoaderCursor start, const ProcessGroup& group, std::ostream& log);
+  // Prepares the corpus if needed (text; job rank 0 first, the others then find it prepared) and
+  // positions the stream at `start`. Each data-parallel replica of `grid` gets its
+  // train.batch_size / replicas rows of every micro-batch of train.batch_size rows (disjoint
+  // across replicas; the tensor-parallel ranks of a replica get the same rows).
+  TrainingBatches(const Config& cfg, LoaderCursor start, const ParallelGrid& grid, std::ostream& log);
 
   const Batch& next();  // this rank's rows of the next micro-batch
   LoaderCursor cursor() const;  // rows consumed, as checkpoints store it
 
-  // Targets that count in every micro-batch, over all ranks: B·T for text, B·queries for the
+  // Targets that count in every micro-batch, over all replicas: B·T for text, B·queries for the
   // recall task (the other targets are ignored), B = train.batch_size. The loss is a mean over these.
   int64_t counted_targets_per_batch() const;
 

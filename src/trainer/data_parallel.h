@@ -1,4 +1,5 @@
-// ZeRO-1 data parallelism for the training step (parallel/param_shard.h):
+// ZeRO-1 data parallelism for the training step (parallel/param_shard.h), over the data-parallel
+// ranks of a ParallelGrid (those holding the same tensor-parallel share of the model):
 //   - during the last micro-batch's backward, each bucket's gradient is reduce-scattered as soon as
 //     backward has completed it (on the GPU on a side stream, overlapping the rest of backward);
 //   - each rank keeps the summed gradient of its shard, compact, and its AdamW moments;
@@ -10,6 +11,7 @@
 // with one rank, the collectives run (MPI for the CPU model, NCCL for the GPU model).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <type_traits>
@@ -17,6 +19,7 @@
 
 #include "model/hymba_model.h"
 #include "parallel/communicator.h"
+#include "parallel/grid.h"
 #include "parallel/param_shard.h"
 #include "parallel/process_group.h"
 
@@ -28,16 +31,13 @@ class DataParallel {
   using P = typename Model::P;
   static constexpr bool kHostBuffers = std::is_same_v<typename Model::template Array<P>, std::vector<P>>;
 
-  DataParallel(const ProcessGroup& group, Model& model)
-      : group_(group), model_(model), shard_(shard_params(model.layout(), group.rank(), group.size())) {
-    if (!group.uses_mpi()) return;
-    if constexpr (kHostBuffers) {
-      comm_ = make_mpi_communicator(group);
-    } else {
-#ifdef HYMBA_HAVE_CUDA
-      comm_ = make_nccl_communicator(group, nullptr);  // the model's kernels run on the default stream
-#endif
-    }
+  DataParallel(const ParallelGrid& grid, Model& model)
+      : grid_(grid),
+        model_(model),
+        shard_(shard_params(model.layout(), grid.data().rank(), grid.data().size())),
+        replicated_(replicated_ranges(model.layout(), shard_)) {
+    if (!grid.job().uses_mpi()) return;
+    comm_ = make_communicator(grid.data(), kHostBuffers, Ordering::overlapped);
     shard_grads_ = typename Model::template Array<P>(shard_.length);
   }
 
@@ -62,15 +62,22 @@ class DataParallel {
     return shard_grads_.data();
   }
 
-  // sqrt(Σ g²) over every rank's shard: the global gradient norm.
+  // sqrt(Σ g²) over every rank's shard: the global gradient norm. A replicated tensor (a norm
+  // weight every tensor-parallel rank holds whole, with the same gradient) counts once: the
+  // tensor-parallel ranks other than 0 leave it out.
   double grad_norm() {
-    double sum_sq = model_.backend().sum_of_squares(shard_grads(), shard_.length);
-    group_.all_reduce_sum(&sum_sq, 1);
-    return std::sqrt(sum_sq);
+    const P* g = shard_grads();
+    double sum_sq = model_.backend().sum_of_squares(g, shard_.length);
+    if (grid_.tensor().rank() != 0) {
+      for (const ParamRange& r : replicated_) sum_sq -= model_.backend().sum_of_squares(g + r.begin, r.size());
+    }
+    grid_.job().all_reduce_sum(&sum_sq, 1);
+    return std::sqrt(std::max(sum_sq, 0.0));
   }
 
-  double sum_over_ranks(double x) const {
-    group_.all_reduce_sum(&x, 1);
+  // x summed over the data-parallel ranks (a loss: every tensor-parallel rank has the same).
+  double sum_over_replicas(double x) const {
+    grid_.data().all_reduce_sum(&x, 1);
     return x;
   }
 
@@ -87,9 +94,20 @@ class DataParallel {
   }
 
  private:
-  const ProcessGroup& group_;
+  // The compact ranges of this shard that hold replicated tensors (none with one tensor rank).
+  static std::vector<ParamRange> replicated_ranges(const ParamLayout& layout, const ParamShard& shard) {
+    std::vector<ParamRange> out;
+    if (layout.tp.size == 1) return out;
+    for (const ShardSegment& s : shard_segments(layout, shard)) {
+      if (layout.tensors[s.tensor].split.dim < 0) out.push_back({s.compact, s.compact + s.length});
+    }
+    return out;
+  }
+
+  const ParallelGrid& grid_;
   Model& model_;
   ParamShard shard_;
+  std::vector<ParamRange> replicated_;
   std::unique_ptr<Communicator> comm_;          // null for a single process
   typename Model::template Array<P> shard_grads_;  // [shard.length] with a communicator
 };

@@ -18,6 +18,7 @@
 #include "model/host_access.h"
 #include "model/hymba_model.h"
 #include "optim/adamw.h"
+#include "model/layer_plan.h"
 #include "parallel/param_shard.h"
 #ifdef HYMBA_HAVE_CUDA
 #include "model/cuda_model.h"
@@ -231,7 +232,15 @@ ResumePoint choose_and_load(const Config& cfg, const ParamLayout& layout, HostSt
   return point;
 }
 
-// ---- between rank 0's full state and every rank's model and shard ---------------------------
+// ---- between job rank 0's whole model and every rank's share and shard ----------------------
+//
+// A checkpoint holds whole tensors (a tp = 1 layout without data-parallel padding, `full`). Job
+// rank 0 reads or writes it. Tensor shares travel within replica 0's tensor-parallel ranks (job
+// ranks 0 .. tp−1, each data-parallel rank 0 of its share); ZeRO-1 shards within each
+// data-parallel group.
+
+// The layout of the whole model, as checkpoints hold it.
+ParamLayout whole_model_layout(const ModelConfig& c) { return build_param_layout(c, plan_layers(c)); }
 
 // Rank 0's point and step count to every rank.
 void share_point(ResumePoint& point, int64_t& adam_steps, const ProcessGroup& group) {
@@ -243,51 +252,91 @@ void share_point(ResumePoint& point, int64_t& adam_steps, const ProcessGroup& gr
   adam_steps = numbers[2];
 }
 
-// Rank 0's full buffer `full` [layout.storage] to every rank's compact shard `shard` [length].
+// Tensor rank t's layout: what `layout` (this rank's) is for rank t.
+ParamLayout layout_of_rank(const ModelConfig& c, const ParamLayout& layout, const ParallelGrid& grid, int t) {
+  if (t == layout.tp.rank) return layout;
+  return build_param_layout(c, plan_layers(c), grid.data().size(), {t, layout.tp.size});
+}
+
+// Job rank 0's whole buffer `whole` [full.storage] → this rank's tensor share [layout.storage],
+// on the data-parallel ranks 0 (empty on the others).
+std::vector<float> share_of_whole(const ModelConfig& c, const ParamLayout& full, const ParamLayout& layout,
+                                  const ParallelGrid& grid, const std::vector<float>& whole) {
+  if (grid.data().rank() != 0) return {};
+  const int tp = layout.tp.size;
+  const int64_t n = layout.storage;  // the same on every tensor rank: the shares are equal
+  std::vector<float> all, mine(size_t(n), 0.0f);  // all [tp, n] on job rank 0
+  if (grid.job().rank() == 0) {
+    all.assign(size_t(tp * n), 0.0f);
+    for (int t = 0; t < tp; ++t) full_to_part(full, whole.data(), layout_of_rank(c, layout, grid, t), all.data() + t * n);
+  }
+  grid.tensor().scatter(all.data(), mine.data(), n, 0);
+  return mine;
+}
+
+// Every tensor rank's share `mine` [layout.storage] (held by the data-parallel ranks 0) → the
+// whole buffer [full.storage] on job rank 0 (empty elsewhere).
+std::vector<float> whole_of_shares(const ModelConfig& c, const ParamLayout& full, const ParamLayout& layout,
+                                   const ParallelGrid& grid, const float* mine) {
+  if (grid.data().rank() != 0) return {};
+  const int tp = layout.tp.size;
+  const int64_t n = layout.storage;
+  std::vector<float> all(grid.job().rank() == 0 ? size_t(tp * n) : 0), whole;  // all [tp, n]
+  grid.tensor().gather(mine, all.data(), n, 0);
+  if (grid.job().rank() != 0) return {};
+  whole.assign(size_t(full.storage), 0.0f);
+  for (int t = 0; t < tp; ++t) part_to_full(layout_of_rank(c, layout, grid, t), all.data() + t * n, full, whole.data());
+  return whole;
+}
+
+// The data-parallel rank 0's share `share` [layout.storage] → every data-parallel rank's compact
+// ZeRO-1 shard `shard` [length].
 template <class Array>
-void scatter_shards(const ParamLayout& layout, const ProcessGroup& group, const std::vector<float>& full,
+void scatter_shards(const ParamLayout& layout, const ProcessGroup& replicas, const std::vector<float>& share,
                     Array& shard) {
   const int64_t length = shard.size();
-  std::vector<float> all(group.rank() == 0 ? size_t(group.size() * length) : 0), staging;
-  if (group.rank() == 0) full_to_shards(layout, group.size(), full.data(), all.data());
-  group.scatter(all.data(), host_buffer_to_overwrite(shard, staging), length, 0);
+  std::vector<float> all(replicas.rank() == 0 ? size_t(replicas.size() * length) : 0), staging;
+  if (replicas.rank() == 0) full_to_shards(layout, replicas.size(), share.data(), all.data());
+  replicas.scatter(all.data(), host_buffer_to_overwrite(shard, staging), length, 0);
   commit_host_buffer(shard, staging);
 }
 
-// Every rank's compact shard [length] into the full buffer [layout.storage] on rank 0 (empty
-// elsewhere).
+// Every data-parallel rank's compact shard [length] → the share [layout.storage] on the
+// data-parallel rank 0 (empty elsewhere).
 template <class Array>
-std::vector<float> gather_shards(const ParamLayout& layout, const ProcessGroup& group, Array& shard) {
+std::vector<float> gather_shards(const ParamLayout& layout, const ProcessGroup& replicas, Array& shard) {
   const int64_t length = shard.size();
-  std::vector<float> staging, all(group.rank() == 0 ? size_t(group.size() * length) : 0), full;
-  group.gather(host_buffer(shard, staging), all.data(), length, 0);
-  if (group.rank() == 0) {
-    full.assign(size_t(layout.storage), 0.0f);
-    shards_to_full(layout, group.size(), all.data(), full.data());
+  std::vector<float> staging, all(replicas.rank() == 0 ? size_t(replicas.size() * length) : 0), share;
+  replicas.gather(host_buffer(shard, staging), all.data(), length, 0);
+  if (replicas.rank() == 0) {
+    share.assign(size_t(layout.storage), 0.0f);
+    shards_to_full(layout, replicas.size(), all.data(), share.data());
   }
-  return full;
+  return share;
 }
 
 }  // namespace
 
 template <class Model, class Optimizer>
-ResumePoint restore_state(const Config& cfg, Model& model, Optimizer& opt, const ProcessGroup& group,
+ResumePoint restore_state(const Config& cfg, Model& model, Optimizer& opt, const ParallelGrid& grid,
                           std::ostream& log) {
   const ParamLayout& layout = model.layout();
-  HostState state;
+  const ParamLayout full = whole_model_layout(cfg.model);
+  HostState state;  // whole tensors, on job rank 0
   ResumePoint point;
-  if (group.rank() == 0) point = choose_and_load(cfg, layout, state, log);
-  share_point(point, state.adam_steps, group);
+  if (grid.job().rank() == 0) point = choose_and_load(cfg, full, state, log);
+  share_point(point, state.adam_steps, grid.job());
   if (point.checkpoint.empty()) return point;
 
-  state.params.resize(size_t(layout.storage));
-  group.broadcast(state.params.data(), layout.storage * int64_t(sizeof(float)), 0);
+  std::vector<float> params = share_of_whole(cfg.model, full, layout, grid, state.params);
+  params.resize(size_t(layout.storage));
+  grid.data().broadcast(params.data(), layout.storage * int64_t(sizeof(float)), 0);
   std::vector<float> staging;
-  std::copy(state.params.begin(), state.params.end(), host_buffer_to_overwrite(model.params, staging));
+  std::copy(params.begin(), params.end(), host_buffer_to_overwrite(model.params, staging));
   commit_host_buffer(model.params, staging);
   model.params_updated();
-  scatter_shards(layout, group, state.m, opt.first_moment());
-  scatter_shards(layout, group, state.v, opt.second_moment());
+  scatter_shards(layout, grid.data(), share_of_whole(cfg.model, full, layout, grid, state.m), opt.first_moment());
+  scatter_shards(layout, grid.data(), share_of_whole(cfg.model, full, layout, grid, state.v), opt.second_moment());
   opt.set_steps_taken(state.adam_steps);
   log << "resume: " << point.checkpoint << ": continuing after step " << point.step << "\n";
   return point;
@@ -299,16 +348,21 @@ void set_aside_later_steps(const std::string& run_dir, int64_t step, std::ostrea
 }
 
 template <class Model, class Optimizer>
-void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, const ProcessGroup& group, int64_t step,
+void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, const ParallelGrid& grid, int64_t step,
                       LoaderCursor cursor, std::ostream& log) {
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<float> m = gather_shards(model.layout(), group, opt.first_moment());
-  const std::vector<float> v = gather_shards(model.layout(), group, opt.second_moment());
-  if (group.rank() != 0) return;  // every rank holds all the weights; rank 0 writes them
+  const ParamLayout& layout = model.layout();
+  const ParamLayout full = whole_model_layout(cfg.model);
+  const std::vector<float> m_share = gather_shards(layout, grid.data(), opt.first_moment());
+  const std::vector<float> v_share = gather_shards(layout, grid.data(), opt.second_moment());
+  std::vector<float> staging;  // every rank holds all the weights of its share
+  const std::vector<float> params = whole_of_shares(cfg.model, full, layout, grid, host_buffer(model.params, staging));
+  const std::vector<float> m = whole_of_shares(cfg.model, full, layout, grid, m_share.data());
+  const std::vector<float> v = whole_of_shares(cfg.model, full, layout, grid, v_share.data());
+  if (grid.job().rank() != 0) return;  // job rank 0 writes
   const std::string path = checkpoint_path(cfg.run.dir, step);
   const CheckpointMeta meta{step, opt.steps_taken(), cursor.rows, cfg.train.seed, cfg.resolved};
-  std::vector<float> params;  // host staging where the weights live in device memory
-  save_checkpoint(path, model.layout(), {host_buffer(model.params, params), m.data(), v.data()}, meta);
+  save_checkpoint(path, full, {params.data(), m.data(), v.data()}, meta);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   char line[96];
@@ -319,9 +373,9 @@ void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, const Pro
 }
 
 #define HYMBA_INSTANTIATE(Model, Optimizer)                                                          \
-  template ResumePoint restore_state<Model, Optimizer>(const Config&, Model&, Optimizer&, const ProcessGroup&, \
-                                                       std::ostream&);                               \
-  template void write_checkpoint<Model, Optimizer>(const Config&, Model&, Optimizer&, const ProcessGroup&,     \
+  template ResumePoint restore_state<Model, Optimizer>(const Config&, Model&, Optimizer&, const ParallelGrid&, \
+                                                       std::ostream&);                                 \
+  template void write_checkpoint<Model, Optimizer>(const Config&, Model&, Optimizer&, const ParallelGrid&,     \
                                                    int64_t, LoaderCursor, std::ostream&);
 HYMBA_INSTANTIATE(HymbaModel<float>, AdamW<float>)
 #ifdef HYMBA_HAVE_CUDA

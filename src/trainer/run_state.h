@@ -8,7 +8,7 @@
 
 #include "config/config.h"
 #include "data/loader.h"
-#include "parallel/process_group.h"
+#include "parallel/grid.h"
 
 namespace hymba {
 
@@ -31,11 +31,12 @@ struct ResumePoint {
 // checkpoint, the config file and each key that differs. train.steps may not be below the
 // checkpoint's step.
 // Model/Optimizer: HymbaModel<float> + AdamW<float>, or a CUDA model (cuda_model.h) + CudaAdamW.
-// Every rank of `group` calls it: rank 0 decides and reads (errors are raised there), then
-// every rank receives the weights and the moments of its ZeRO-1 shard. A checkpoint holds
-// whole tensors, so it resumes under any number of data-parallel ranks.
+// Every rank of the grid calls it: job rank 0 decides and reads (errors are raised there), then
+// every rank receives the weights of its tensor-parallel share and the moments of its ZeRO-1
+// shard of that. A checkpoint holds whole tensors, so it resumes under any (data-parallel,
+// tensor-parallel) layout.
 template <class Model, class Optimizer>
-ResumePoint restore_state(const Config& cfg, Model& model, Optimizer& opt, const ProcessGroup& group,
+ResumePoint restore_state(const Config& cfg, Model& model, Optimizer& opt, const ParallelGrid& grid,
                           std::ostream& log);
 
 // Moves aside what run.dir holds of steps after `step`: a timeline that died with its process.
@@ -46,10 +47,11 @@ void set_aside_later_steps(const std::string& run_dir, int64_t step, std::ostrea
 
 // Writes run.dir/checkpoint-<step>.h5 (parameters, AdamW moments and step count, the loader
 // cursor, the resolved config), then prunes old checkpoints (checkpoint.keep, keep_every).
-// Logs the path, the size and the seconds taken. Every rank of `group` calls it: the moment
-// shards are gathered to rank 0, which writes.
+// Logs the path, the size and the seconds taken. Every rank of the grid calls it: the moment
+// shards are gathered within each data-parallel group, the tensor shares to job rank 0, which
+// writes whole tensors.
 template <class Model, class Optimizer>
-void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, const ProcessGroup& group, int64_t step,
+void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, const ParallelGrid& grid, int64_t step,
                       LoaderCursor cursor, std::ostream& log);
 
 }  // namespace hymba

@@ -28,6 +28,7 @@
 #include "core/cuda_check.h"
 #endif
 #include "trainer/batches.h"
+#include "parallel/grid.h"
 #include "trainer/data_parallel.h"
 #include "trainer/run_state.h"
 
@@ -87,18 +88,19 @@ struct Validation {
   double loss = -1, recall_accuracy = -1;
 };
 
-// Each data-parallel rank scores its share of every batch; the sums are added across ranks.
+// Each data-parallel replica scores its share of every batch (its tensor-parallel ranks together);
+// the sums are added across replicas.
 template <class Model>
-Validation validate(const Config& cfg, Model& model, const TrainingBatches& data, const ProcessGroup& group,
+Validation validate(const Config& cfg, Model& model, const TrainingBatches& data, const ProcessGroup& replicas,
                     int64_t step, MetricsFile& metrics, std::ostream& log) {
   char line[160], json[160];
   Validation v;
   double& loss = v.loss;
-  const int rank = group.rank(), world = group.size();
+  const int rank = replicas.rank(), world = replicas.size();
   if (data.recall()) {
     RecallResult r = evaluate_recall(model, data.recall_task(), cfg.eval.batches, kRecallEvalSeed, rank, world);
     double sums[3] = {double(r.answers), double(r.correct), r.loss_sum};
-    group.all_reduce_sum(sums, 3);
+    replicas.all_reduce_sum(sums, 3);
     r = {int64_t(sums[0]), int64_t(sums[1]), sums[2]};
     loss = r.loss();
     v.recall_accuracy = r.accuracy();
@@ -110,7 +112,7 @@ Validation validate(const Config& cfg, Model& model, const TrainingBatches& data
     const PerplexityResult r =
         evaluate_perplexity(model, data.shards().val, cfg.eval.batches, data.shards().tokenizer, rank, world);
     double sums[2] = {r.loss * double(r.tokens), double(r.tokens)};
-    group.all_reduce_sum(sums, 2);
+    replicas.all_reduce_sum(sums, 2);
     loss = sums[0] / sums[1];
     std::snprintf(line, sizeof line, "step %6lld/%lld | val loss %.4f", static_cast<long long>(step),
                   static_cast<long long>(cfg.train.steps), loss);
@@ -125,7 +127,7 @@ struct StepResult {
   double loss = 0, lr = 0, grad_norm = 0;
 };
 
-// Optimizer step `step` (from 0): grad_accum micro-batches (on every data-parallel rank), the
+// Optimizer step `step` (from 0): grad_accum micro-batches (on every data-parallel replica), the
 // global norm, AdamW on this rank's shard, the updated weights gathered.
 template <class Model, class Optimizer>
 StepResult train_step(const Config& cfg, Model& model, Optimizer& opt, DataParallel<Model>& dp,
@@ -143,7 +145,7 @@ StepResult train_step(const Config& cfg, Model& model, Optimizer& opt, DataParal
                                        last ? dp.reduce_when_done() : typename Model::BucketDone{});
   }
   StepResult r;
-  r.loss = dp.sum_over_ranks(loss_sum) / double(counted);
+  r.loss = dp.sum_over_replicas(loss_sum) / double(counted);
   r.grad_norm = dp.grad_norm();
   // A diverged run stops here, before the update spreads the damage into the weights (and into
   // the next checkpoint).
@@ -174,7 +176,7 @@ class Progress {
     interval_seconds_ += seconds;
   }
 
-  // world: the data-parallel ranks (GPUs), which MFU is per.
+  // world: the job's ranks (GPUs), which MFU is per.
   void report(int64_t done, const StepResult& r, int world) {
     const double tok_s = double(interval_tokens_) / interval_seconds_;
     char line[320];
@@ -221,7 +223,7 @@ class Progress {
   double peak_memory_ = 0;
 };
 
-void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint& from, const ProcessGroup& group,
+void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint& from, const ParallelGrid& grid,
               std::ostream& log) {
   const TrainConfig& tc = cfg.train;
   const ModelInfo info = describe_model(cfg.model, tc.seq_len);
@@ -230,32 +232,44 @@ void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint&
   log << "batch: " << tc.grad_accum << " x " << tc.batch_size << " rows x " << tc.seq_len
       << " tokens = " << tc.grad_accum * tc.batch_size * tc.seq_len << " tokens per step; steps "
       << from.step + 1 << ".." << tc.steps << "; run.dir " << cfg.run.dir << "\n";
-  if (group.uses_mpi()) {
-    log << "parallel: " << group.size() << " ranks, data parallel (ZeRO-1), " << tc.batch_size / group.size()
-        << " rows per rank per micro-batch; " << group.local_size() << " ranks on this host\n";
+  const ProcessGroup& job = grid.job();
+  if (job.uses_mpi()) {
+    log << "parallel: " << job.size() << " ranks = " << grid.data().size() << " data-parallel replicas (ZeRO-1) x "
+        << grid.tensor().size() << " tensor-parallel ranks, " << tc.batch_size / grid.data().size()
+        << " rows per replica per micro-batch; " << job.local_size() << " ranks on this host\n";
   }
 }
 
-// The data-parallel split of train.batch_size, and the layouts not built yet.
-void check_parallel(const Config& cfg, const ProcessGroup& group) {
-  if (cfg.parallel.tp != 1) {
-    fail(cfg.path, ": parallel.tp: ", cfg.parallel.tp,
-         ": tensor parallelism is not available yet; every rank is a data-parallel rank (parallel.tp: 1)");
+// The grid's split of the job, and the data-parallel split of train.batch_size. (That
+// parallel.tp divides the heads and widths is config validation's.)
+void check_parallel(const Config& cfg, const ProcessGroup& job) {
+  const int64_t tp = cfg.parallel.tp;
+  if (job.size() % tp != 0) {
+    fail(cfg.path, ": parallel.tp: ", tp, " does not divide the job's ", job.size(),
+         " ranks (mpirun -np N runs N / parallel.tp data-parallel replicas of parallel.tp ranks each)");
   }
-  if (cfg.train.batch_size % group.size() != 0) {
-    fail(cfg.path, ": train.batch_size: ", cfg.train.batch_size, " rows do not split evenly over ", group.size(),
-         " data-parallel ranks (train.batch_size is the global micro-batch; make it a multiple of the rank count)");
+  const int64_t replicas = job.size() / tp;
+  if (cfg.train.batch_size % replicas != 0) {
+    fail(cfg.path, ": train.batch_size: ", cfg.train.batch_size, " rows do not split evenly over ", replicas,
+         " data-parallel replicas (train.batch_size is the global micro-batch; make it a multiple of ",
+         "the rank count / parallel.tp)");
   }
 }
 
 template <class Model, class Optimizer>
-TrainSummary run_training(const Config& cfg, const ProcessGroup& group, std::ostream& log) {
+TrainSummary run_training(const Config& cfg, const ParallelGrid& grid, std::ostream& log) {
   const TrainConfig& tc = cfg.train;
-  const int world = group.size();
-  Model model(cfg.model, tc.batch_size / world, tc.seq_len, world);  // [B / world] rows per rank
-  DataParallel<Model> dp(group, model);
+  const ProcessGroup& job = grid.job();
+  const int world = job.size(), replicas = grid.data().size();
+  // Tensor parallelism exchanges activations in order with the model's compute.
+  constexpr bool kHostBuffers = std::is_same_v<Model, HymbaModel<float>>;
+  std::unique_ptr<Communicator> tensor_comm;
+  if (grid.tensor().size() > 1) tensor_comm = make_communicator(grid.tensor(), kHostBuffers, Ordering::in_order);
+  const TensorParallel tp{grid.tensor().rank(), grid.tensor().size(), tensor_comm.get()};
+  Model model(cfg.model, tc.batch_size / replicas, tc.seq_len, replicas, tp);  // [B / replicas] rows per rank
+  DataParallel<Model> dp(grid, model);
   Optimizer opt(model.layout(), cfg.optim, dp.shard());
-  const ResumePoint from = restore_state(cfg, model, opt, group, log);
+  const ResumePoint from = restore_state(cfg, model, opt, grid, log);
   if (from.checkpoint.empty()) model.init(tc.seed);
   TrainSummary summary;
   summary.resumed_from_step = from.step;
@@ -264,14 +278,14 @@ TrainSummary run_training(const Config& cfg, const ProcessGroup& group, std::ost
     return summary;
   }
 
-  TrainingBatches data(cfg, from.cursor, group, log);
-  log_plan(cfg, data, from, group, log);
+  TrainingBatches data(cfg, from.cursor, grid, log);
+  log_plan(cfg, data, from, grid, log);
   const bool validation = data.recall() || !data.shards().val.empty();
 
   // run.dir belongs to rank 0.
   const fs::path dir = cfg.run.dir;
   MetricsFile metrics;
-  if (group.rank() == 0) {
+  if (job.rank() == 0) {
     fs::create_directories(dir);
     set_aside_later_steps(cfg.run.dir, from.step, log);
     write_file_atomically((dir / "config.yaml").string(), cfg.resolved);
@@ -296,17 +310,17 @@ TrainSummary run_training(const Config& cfg, const ProcessGroup& group, std::ost
     if (step == from.step || done % tc.log_every == 0 || done == tc.steps) progress.report(done, r, world);
     // The last step's validation is the one after training, below.
     if (cfg.eval.every > 0 && done % cfg.eval.every == 0 && done < tc.steps) {
-      validate(cfg, model, data, group, done, metrics, log);
+      validate(cfg, model, data, grid.data(), done, metrics, log);
     }
     if (cfg.checkpoint.every > 0 && (done % cfg.checkpoint.every == 0 || done == tc.steps)) {
-      write_checkpoint(cfg, model, opt, group, done, data.cursor(), log);
+      write_checkpoint(cfg, model, opt, grid, done, data.cursor(), log);
     }
   }
   summary.steps = tc.steps - from.step;
   summary.seconds = seconds_since(start);
   summary.tokens_per_sec = double(summary.steps * tc.grad_accum * tc.batch_size * tc.seq_len) / step_seconds;
   if (validation) {
-    const Validation v = validate(cfg, model, data, group, tc.steps, metrics, log);
+    const Validation v = validate(cfg, model, data, grid.data(), tc.steps, metrics, log);
     summary.val_loss = v.loss;
     summary.recall_accuracy = v.recall_accuracy;
   }
@@ -341,13 +355,15 @@ TrainSummary train(const Config& cfg, ProcessGroup& group, std::ostream& log) {
   check_parallel(cfg, group);
   std::ostream quiet(nullptr);  // ranks other than 0 print nothing but errors
   std::ostream& out = group.rank() == 0 ? log : quiet;
-  if (choose_device(cfg, group, out)) {
+  const bool gpu = choose_device(cfg, group, out);
+  const ParallelGrid grid(group, int(cfg.parallel.tp));
+  if (gpu) {
 #ifdef HYMBA_HAVE_CUDA
-    if (cfg.train.precision == "bf16") return run_training<CudaBf16HymbaModel, CudaAdamW>(cfg, group, out);
-    return run_training<CudaHymbaModel, CudaAdamW>(cfg, group, out);
+    if (cfg.train.precision == "bf16") return run_training<CudaBf16HymbaModel, CudaAdamW>(cfg, grid, out);
+    return run_training<CudaHymbaModel, CudaAdamW>(cfg, grid, out);
 #endif
   }
-  return run_training<HymbaModel<float>, AdamW<float>>(cfg, group, out);
+  return run_training<HymbaModel<float>, AdamW<float>>(cfg, grid, out);
 }
 
 }  // namespace hymba
