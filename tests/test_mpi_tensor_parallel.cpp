@@ -9,11 +9,16 @@
 // padding rows of the vocabulary-parallel embedding and cross-entropy are exercised.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "model/hymba_model.h"
+#include "parallel/communicator.h"
 #include "tests/mpi_test.h"
 #include "tests/mpi_training.h"
 #include "tests/test_util.h"
@@ -74,6 +79,27 @@ TEST_F(TensorParallel, CheckpointResumesUnderAnotherLayout) {
   }
   train(model(dir_ / "one-then-tp2", {tp(2), "train.resume=auto"}), *group_, log);
   if (rank() == 0) expect_same_run(half, dir_ / "single", dir_ / "one-then-tp2");
+}
+
+// Evaluation and generation read the logits over the whole vocabulary: every rank's columns,
+// gathered, equal the single-process model's logits (and the losses agree).
+TEST_F(TensorParallel, HostLogitsGatherTheWholeVocabulary) {
+  const ModelConfig c = model(dir_ / "unused").model;
+  const int64_t B = 2, T = 16, V = c.vocab_size;
+  std::vector<int32_t> ids(size_t(B * T)), targets(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 37 + 5) % size_t(V)), targets[i] = int32_t((i * 11 + 3) % size_t(V));
+  HymbaModel<float> whole(c, B, T);
+  whole.init(9);
+  const double want_loss = whole.forward(ids.data(), targets.data());
+  const std::vector<float> want(whole.host_logits(), whole.host_logits() + B * T * V);
+  const std::unique_ptr<Communicator> comm = make_mpi_communicator(*group_, Ordering::in_order);
+  HymbaModel<float> part(c, B, T, 1, {rank(), size(), comm.get()});
+  part.init(9);
+  EXPECT_NEAR(part.forward(ids.data(), targets.data()), want_loss, 1e-5 * want_loss);
+  const float* got = part.host_logits();
+  double worst = 0;
+  for (int64_t i = 0; i < B * T * V; ++i) worst = std::max(worst, double(std::abs(got[i] - want[size_t(i)])));
+  EXPECT_LT(worst, 1e-4);
 }
 
 TEST_F(TensorParallel, RefusesATensorSizeThatDoesNotDivideTheJob) {

@@ -136,6 +136,8 @@ class HymbaModelOn {
   Activations<F, Stat> a_;
   std::vector<int32_t> ids_;     // [B, T] the batch being processed (backward needs it)
   std::vector<float> logits_host_;  // host_logits() staging
+  Array<F> logits_gathered_;     // [tp, B·T, V] every rank's logits (tensor parallelism; made
+                                 // on the first host_logits call: evaluation only)
 };
 
 template <class F>

@@ -394,12 +394,12 @@ const float* HymbaModelOn<Backend>::host_logits() {
   const int64_t rows = B * T;
   if (tp_.size == 1) return ops_.host_floats(a_.logits, rows * V, logits_host_);
   // Every rank's [B·T, V] columns, gathered [tp, B·T, V], then placed at their ids.
-  Array<F> all = Backend::template make_array<F>(tp_.size * rows * V);
-  ops_.copy(all.data() + tp_.rank * rows * V, a_.logits, rows * V);
-  tp_.comm->all_gather_in_place(all.data(), rows * V);
+  if (logits_gathered_.size() == 0) logits_gathered_ = Backend::template make_array<F>(tp_.size * rows * V);
+  ops_.copy(logits_gathered_.data() + tp_.rank * rows * V, a_.logits, rows * V);
+  tp_.comm->all_gather_in_place(logits_gathered_.data(), rows * V);
   tp_.comm->wait();
   std::vector<float> staging;
-  const float* gathered = ops_.host_floats(all.data(), tp_.size * rows * V, staging);
+  const float* gathered = ops_.host_floats(logits_gathered_.data(), tp_.size * rows * V, staging);
   const int64_t vocab = cfg_.vocab_size;
   logits_host_.assign(size_t(rows * vocab), 0.0f);
   for (int q = 0; q < tp_.size; ++q) {

@@ -262,9 +262,10 @@ TrainSummary run_training(const Config& cfg, const ParallelGrid& grid, std::ostr
   const ProcessGroup& job = grid.job();
   const int world = job.size(), replicas = grid.data().size();
   // Tensor parallelism exchanges activations in order with the model's compute.
-  constexpr bool kHostBuffers = std::is_same_v<Model, HymbaModel<float>>;
   std::unique_ptr<Communicator> tensor_comm;
-  if (grid.tensor().size() > 1) tensor_comm = make_communicator(grid.tensor(), kHostBuffers, Ordering::in_order);
+  if (grid.tensor().size() > 1) {
+    tensor_comm = make_communicator(grid.tensor(), DataParallel<Model>::kHostBuffers, Ordering::in_order);
+  }
   const TensorParallel tp{grid.tensor().rank(), grid.tensor().size(), tensor_comm.get()};
   Model model(cfg.model, tc.batch_size / replicas, tc.seq_len, replicas, tp);  // [B / replicas] rows per rank
   DataParallel<Model> dp(grid, model);
