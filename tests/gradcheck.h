@@ -46,7 +46,7 @@ struct GradInput {
 
 struct GradCheckOptions {
   double tolerance = 1e-6;      // max |analytic − numeric| / max |numeric| per tensor
-  double step = 1e-5;           // central-difference step h
+  double step = 1e-5;           // the difference step h (fourth order: see check_gradients)
   size_t max_elements = 96;     // elements checked per tensor (all if the tensor is smaller)
   bool require_nonzero = true;  // a gradient that is zero everywhere cannot test anything
 };
@@ -69,13 +69,17 @@ inline void check_gradients(const std::vector<GradInput>& inputs, const std::fun
     double max_err = 0, max_num = 0;
     size_t worst = 0;
     for (size_t i : idx) {
+      // The fourth-order central difference (8·(f(x+h) − f(x−h)) − (f(x+2h) − f(x−2h))) / 12h:
+      // its error falls as h⁴, so strongly curved points (a norm over a small row: the plain
+      // difference's h² error reached 3e-6 at h = 1e-5) stay far below the tolerance.
       const double saved = x[i];
-      x[i] = saved + opt.step;
-      const double lp = loss();
-      x[i] = saved - opt.step;
-      const double lm = loss();
+      const auto at = [&](double offset) {
+        x[i] = saved + offset;
+        return loss();
+      };
+      const double h = opt.step;
+      const double numeric = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h);
       x[i] = saved;
-      const double numeric = (lp - lm) / (2 * opt.step);
       const double err = std::abs(numeric - (*in.grad)[i]);
       if (err > max_err) max_err = err, worst = i;
       max_num = std::max(max_num, std::abs(numeric));

@@ -11,4 +11,9 @@ namespace hymba::test {
 // Not const: training takes the group to set its timeout.
 ProcessGroup& test_group();
 
+// Whether every rank of the group has a GPU of its own (the ranks of a host no more than its GPUs);
+// the same answer on every rank, so that all of them skip a GPU test together. Where true, each
+// rank has selected GPU local_rank().
+bool each_rank_has_a_gpu(const ProcessGroup& group);
+
 }  // namespace hymba::test

@@ -6,8 +6,15 @@
 
 #include <cstdio>
 
+#include "core/device.h"
 #include "parallel/process_group.h"
 #include "tests/mpi_test.h"
+
+#ifdef HYMBA_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "core/cuda_check.h"
+#endif
 
 namespace hymba::test {
 namespace {
@@ -38,6 +45,17 @@ class FailurePrinter : public ::testing::EmptyTestEventListener {
 }  // namespace
 
 ProcessGroup& test_group() { return *the_group; }
+
+bool each_rank_has_a_gpu(const ProcessGroup& group) {
+  const int gpus = cuda_device_count();
+  double usable = gpus > 0 && group.local_size() <= gpus ? 1 : 0;
+  group.all_reduce_sum(&usable, 1);
+  if (usable < group.size()) return false;
+#ifdef HYMBA_HAVE_CUDA
+  HYMBA_CUDA_CHECK(cudaSetDevice(group.local_rank()));
+#endif
+  return true;
+}
 
 }  // namespace hymba::test
 

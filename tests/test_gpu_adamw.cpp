@@ -65,17 +65,21 @@ struct Span {
   bool decays;
 };
 
-// One span per tensor, or one per run of consecutive tensors with the same decay (such a span
-// covers the padding between its tensors).
+// One span per tensor, or one per run of tensors adjacent in the buffer with the same decay (such
+// a span covers the padding between its tensors).
 std::vector<Span> update_spans(const ParamLayout& layout, const std::vector<bool>& decays, bool runs) {
+  std::vector<size_t> order(layout.tensors.size());  // buffer order (layout.tensors is HF order)
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return layout.tensors[a].offset < layout.tensors[b].offset; });
   std::vector<Span> spans;
-  for (size_t i = 0; i < layout.tensors.size();) {
+  for (size_t i = 0; i < order.size();) {
     size_t j = i + 1;
     if (runs) {
-      while (j < layout.tensors.size() && decays[j] == decays[i]) ++j;
+      while (j < order.size() && decays[order[j]] == decays[order[i]]) ++j;
     }
-    const ParamTensor &first = layout.tensors[i], &last = layout.tensors[j - 1];
-    spans.push_back({first.offset, last.offset + last.numel - first.offset, decays[i]});
+    const ParamTensor &first = layout.tensors[order[i]], &last = layout.tensors[order[j - 1]];
+    spans.push_back({first.offset, last.offset + last.numel - first.offset, decays[order[i]]});
     i = j;
   }
   return spans;

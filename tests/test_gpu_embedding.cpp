@@ -74,7 +74,8 @@ void check_embedding(const EmbeddingSize& sz, const std::vector<int32_t>& ids) {
                                   << " pad " << sz.pad_id);
   const int64_t S = sz.M + sz.T, H = sz.H;
   const uint64_t seed = uint64_t(100 * sz.T + 10 * sz.H + sz.V);
-  // The parameters are float on the GPU: the reference takes the same float values.
+  // The meta tokens and gradients are float on the GPU, the table forward reads is T: the
+  // reference takes the same float values (the table rounded to T once, as the GPU's x is).
   const auto table = to_double(cast_vector<float>(random_vector(sz.V * H, seed + 1)));  // [V, H]
   const auto meta = to_double(cast_vector<float>(random_vector(sz.M * H, seed + 2)));   // [M, H]
   const auto dx = random_vector(sz.B * S * H, seed + 3);                                // [B, S, H]
@@ -85,7 +86,8 @@ void check_embedding(const EmbeddingSize& sz, const std::vector<int32_t>& ids) {
 
   // The GPU. x starts as NaN so a missed element shows; dtable and dmeta accumulate.
   DeviceArray<int32_t> gids(ids);
-  DeviceFloats gtable(cast_vector<float>(table)), gmeta(cast_vector<float>(meta));
+  DeviceArray<T> gtable(as<T>(table));
+  DeviceFloats gmeta(cast_vector<float>(meta));
   DeviceArray<T> gx(std::vector<T>(sz.B * S * H, nan_of<T>())), gdx(as<T>(dx));
   DeviceFloats gdtable(cast_vector<float>(dtable_start)), gdmeta(cast_vector<float>(dmeta_start));
   DeviceArray<int32_t> work(std::vector<int32_t>(cuda::embedding_backward_workspace(sz.B, sz.T), -1));
@@ -208,7 +210,8 @@ void check_vocab_parallel(const EmbeddingSize& sz, const std::vector<int32_t>& i
     std::vector<double> dpart = dpart_start, dmeta = dmeta_start;
     cpu::embedding_backward(dpart.data(), dmeta.data(), dx.data(), ids.data(), sz.B, sz.T, sz.M, H, sz.pad_id, vocab);
 
-    DeviceFloats gpart(cast_vector<float>(part)), gmeta(cast_vector<float>(meta));
+    DeviceArray<T> gpart(as<T>(part));
+    DeviceFloats gmeta(cast_vector<float>(meta));
     DeviceArray<T> gx(std::vector<T>(xsize, nan_of<T>()));
     DeviceFloats gdpart(cast_vector<float>(dpart_start)), gdmeta(cast_vector<float>(dmeta_start));
     cuda::embedding_forward<T>(gx.data(), gids.data(), gpart.data(), q == 0 ? gmeta.data() : nullptr, sz.B, sz.T, sz.M,

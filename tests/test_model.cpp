@@ -28,15 +28,20 @@ std::vector<int32_t> random_ids(int64_t n, int64_t V, uint64_t seed, int32_t low
 
 // Moves every parameter off its special initial value (ones, zeros, log(1..N)) so the check
 // runs at a generic point.
-void perturb(std::vector<double>& params, uint64_t seed) {
-  const auto noise = random_vector(params.size(), seed, 0.1);
-  for (size_t i = 0; i < params.size(); ++i) params[i] += noise[i];
+// Adds noise of scale 0.1 to every element of every tensor, drawn per tensor name and element (so
+// the point does not depend on where the layout places the tensors).
+void perturb(HymbaModel<double>& model, uint64_t seed) {
+  for (const ParamTensor& t : model.layout().tensors) {
+    for (int64_t i = 0; i < t.numel; ++i) {
+      model.params[size_t(t.offset + i)] += 0.1 * (2 * uniform01(seed, hash_name(t.name), uint64_t(i)) - 1);
+    }
+  }
 }
 
 void check_model_gradients(const ModelConfig& c, int64_t B, int64_t T) {
   HymbaModel<double> model(c, B, T);
   model.init(7);
-  perturb(model.params, 8);
+  perturb(model, 8);
   const auto ids = random_ids(B * T, c.vocab_size, 9);
   const auto targets = random_ids(B * T, c.vocab_size, 10, 0);
   const double scale = 1.0 / double(B * T);
@@ -96,9 +101,9 @@ TEST(ModelGradients, AttentionOnlyEveryTensorMatchesFiniteDifferences) {
 TEST(ModelGradients, MambaOnlyEveryTensorMatchesFiniteDifferences) {
   ModelConfig c = mamba_only(small_config(/*window=*/4, /*meta=*/3));
   // Each block output is RMSNorm(scan) alone, with no attention half to dilute it, and at 0.3 a
-  // few scan rows are small (rms ~0.04), where the norm's 1/rms makes the loss so curved that
-  // the h = 1e-5 central difference misses by up to 3e-4 (it converges as h² to the analytic
-  // gradient). Larger weights give larger scan outputs.
+  // few scan rows are small (rms ~0.04), where the norm's 1/rms makes the loss so curved that a
+  // second-order difference at h = 1e-5 missed by up to 3e-4. Larger weights give larger scan
+  // outputs.
   c.initializer_range = 0.5;
   check_model_gradients(c, /*B=*/2, /*T=*/9);
 }
@@ -229,7 +234,7 @@ void check_fusion(const ModelConfig& c) {
   const int64_t B = 2, T = 5, H = c.hidden_size, E = c.inner_size();
   HymbaModel<double> model(c, B, T);
   model.init(3);
-  perturb(model.params, 4);  // norm weights off their ones
+  perturb(model, 4);  // norm weights off their ones
   const auto ids = random_ids(B * T, c.vocab_size, 5);
   model.forward(ids.data(), nullptr);
   const LayerActivations<double>& a = model.activations().layers[1];

@@ -401,11 +401,7 @@ class NcclCollectives : public Collectives {
  protected:
   void SetUp() override {
     Collectives::SetUp();
-    const int gpus = cuda_device_count();
-    double usable = gpus > 0 && group().local_size() <= gpus ? 1 : 0;
-    group().all_reduce_sum(&usable, 1);
-    if (usable < size()) GTEST_SKIP() << "needs a GPU per rank (" << gpus << " GPUs here)";
-    HYMBA_CUDA_CHECK(cudaSetDevice(group().local_rank()));
+    if (!each_rank_has_a_gpu(group())) GTEST_SKIP() << "needs a GPU per rank (" << cuda_device_count() << " here)";
   }
 };
 

@@ -3,6 +3,7 @@
 // and W ranks updating their shards give exactly the single-process update.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "config/config.h"
@@ -20,7 +21,7 @@ ModelConfig tiny_model() {
   return load_config(std::string(HYMBA_SOURCE_DIR) + "/configs/tiny.yaml").model;
 }
 
-TEST(ParamShard, BucketsTileTheBufferAndSplitEvenly) {
+TEST(ParamShard, BucketsTileTheBufferSplitEvenlyAndHoldTheirKinds) {
   const ModelConfig c = tiny_model();
   for (int world : {1, 2, 3, 4}) {
     const ParamLayout layout = build_param_layout(c, plan_layers(c), world);
@@ -32,10 +33,36 @@ TEST(ParamShard, BucketsTileTheBufferAndSplitEvenly) {
       at = b.end;
     }
     EXPECT_EQ(at, layout.storage);
-    // Layer l's tensors lie in bucket 1 + l.
-    const ParamRange& layer1 = layout.buckets[2];
-    EXPECT_GE(layout.offsets.layers[1].input_norm, layer1.begin);
-    EXPECT_LT(layout.offsets.layers[1].down, layer1.end);
+    // The embedding is bucket 0, layer l's matrices bucket 1 + l, and every tensor the kernels
+    // read in fp32 (norms, conv, biases, SSM parameters, memory tokens) the last bucket.
+    ASSERT_EQ(layout.fp32_bucket, layout.buckets.size() - 1);
+    EXPECT_EQ(layout.matrices_end(), layout.buckets.back().begin);
+    const auto bucket_of = [&](int64_t offset) {
+      for (size_t b = 0; b < layout.buckets.size(); ++b) {
+        if (offset >= layout.buckets[b].begin && offset < layout.buckets[b].end) return b;
+      }
+      return layout.buckets.size();
+    };
+    // In it the tensors tensor parallelism splits come first, the replicated ones after them (so
+    // the gradient norm finds a shard's replicated elements in one run).
+    int64_t last_split = -1, first_replicated = layout.storage;
+    for (const ParamTensor& t : layout.tensors) {
+      if (t.kind == ParamKind::matrix || t.kind == ParamKind::embedding) continue;
+      if (t.split.dim >= 0) last_split = std::max(last_split, t.offset);
+      else first_replicated = std::min(first_replicated, t.offset);
+    }
+    EXPECT_LT(last_split, first_replicated);
+    for (const ParamTensor& t : layout.tensors) {
+      if (t.numel == 0) continue;
+      const size_t b = bucket_of(t.offset);
+      EXPECT_EQ(bucket_of(t.offset + t.numel - 1), b) << t.name << " crosses buckets";
+      if (t.kind == ParamKind::embedding) EXPECT_EQ(b, 0u) << t.name;
+      else if (t.kind != ParamKind::matrix) EXPECT_EQ(b, layout.fp32_bucket) << t.name;
+    }
+    for (size_t l = 0; l < layout.offsets.layers.size(); ++l) {
+      const LayerParams<int64_t>& o = layout.offsets.layers[l];
+      for (int64_t offset : {o.in_proj, o.out_proj, o.gate, o.up, o.down}) EXPECT_EQ(bucket_of(offset), 1 + l);
+    }
     // Every element of every tensor is in exactly one rank's segments, once.
     std::vector<int> owners(size_t(layout.storage), 0);
     for (int r = 0; r < world; ++r) {

@@ -28,24 +28,24 @@ constexpr int kTileCols = 32;
 constexpr int kGroups = kThreads / kTileCols;
 constexpr int kMetaBlocks = 1024;
 
+// dst [H] = src [H] in T, or zeros for a null src.
+template <class T, class S>
+__device__ void copy_row(T* dst, const S* src, int64_t H) {
+  for (int64_t h = threadIdx.x; h < H; h += blockDim.x) dst[h] = from_float<T>(src ? to_float(src[h]) : 0.0f);
+}
+
 // One block per row r of x (b = r / S, s = r % S), threads over the H columns. Ids outside
 // [begin, end) (another rank's table rows) and meta rows without meta give zero rows.
 template <class T>
-__global__ void forward_kernel(T* x, const int32_t* ids, const float* table, const float* meta,
+__global__ void forward_kernel(T* x, const int32_t* ids, const T* table, const float* meta,
                                int64_t Tlen, int64_t M, int64_t H, int64_t begin, int64_t end) {
   const int64_t r = blockIdx.x, S = M + Tlen, b = r / S, s = r % S;
-  const float* src;  // [H], or null for a zero row
+  T* dst = x + r * H;  // [H]
   if (s < M) {
-    src = meta ? meta + s * H : nullptr;
+    copy_row(dst, meta ? meta + s * H : nullptr, H);
   } else {
     const int64_t id = ids[b * Tlen + s - M];
-    src = id >= begin && id < end ? table + (id - begin) * H : nullptr;
-  }
-  T* dst = x + r * H;  // [H]
-  if (src) {
-    for (int64_t h = threadIdx.x; h < H; h += blockDim.x) dst[h] = from_float<T>(src[h]);
-  } else {
-    for (int64_t h = threadIdx.x; h < H; h += blockDim.x) dst[h] = from_float<T>(0.0f);
+    copy_row(dst, id >= begin && id < end ? table + (id - begin) * H : nullptr, H);
   }
 }
 
@@ -106,7 +106,7 @@ void CUDART_CB release_plan(void* plan) { delete static_cast<std::vector<int32_t
 }  // namespace
 
 template <class T>
-void embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta, int64_t B,
+void embedding_forward(T* x, const int32_t* ids, const T* table, const float* meta, int64_t B,
                        int64_t Tlen, int64_t M, int64_t H, cudaStream_t stream, cpu::VocabRange vocab) {
   const int64_t rows = B * (M + Tlen);
   if (rows == 0 || H == 0) return;
@@ -192,7 +192,7 @@ void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t*
 
 template void embedding_forward<float>(float*, const int32_t*, const float*, const float*, int64_t,
                                        int64_t, int64_t, int64_t, cudaStream_t, cpu::VocabRange);
-template void embedding_forward<bf16>(bf16*, const int32_t*, const float*, const float*, int64_t,
+template void embedding_forward<bf16>(bf16*, const int32_t*, const bf16*, const float*, int64_t,
                                       int64_t, int64_t, int64_t, cudaStream_t, cpu::VocabRange);
 template void embedding_backward<float>(float*, float*, const float*, const int32_t*, int64_t,
                                         int64_t, int64_t, int64_t, int64_t, int32_t*, cudaStream_t,

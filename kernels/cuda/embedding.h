@@ -1,6 +1,8 @@
 // Token embedding with the meta-token prepend on the GPU: the contract of kernels/cpu/embedding.h
-// (HYMBA_SPEC §2.1) on device pointers, asynchronous on `stream`. The table and the meta tokens are
-// parameters, so they and their gradients are float; x and dx are the activation type T.
+// (HYMBA_SPEC §2.1) on device pointers, asynchronous on `stream`. x and dx are the activation type
+// T; so is the table forward reads (the GEMMs' copy of the tied embedding: a bf16 copy gives the
+// same x as the fp32 table, which is rounded to T once either way). The meta tokens and both
+// gradients are float.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -19,7 +21,7 @@ namespace hymba::cuda {
 // of `vocab` (row id − vocab.begin); other ids give zero rows, and a null meta gives zero meta
 // rows, so the sum of every rank's x (an all-reduce) is the embedding. The default: every id.
 template <class T>
-void embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta, int64_t B,
+void embedding_forward(T* x, const int32_t* ids, const T* table, const float* meta, int64_t B,
                        int64_t Tlen, int64_t M, int64_t H, cudaStream_t stream, cpu::VocabRange vocab = {});
 
 // int32 elements of scratch embedding_backward needs: the plan of which dx rows add into which

@@ -94,7 +94,7 @@ template <class T>
 void CudaBackend<T>::scale(T* x, double s, int64_t n) { cuda::scale(x, float(s), n, kStream); }
 
 template <class T>
-void CudaBackend<T>::embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta,
+void CudaBackend<T>::embedding_forward(T* x, const int32_t* ids, const T* table, const float* meta,
                                     int64_t B, int64_t Tlen, int64_t M, int64_t H, int64_t V,
                                     cpu::VocabRange vocab) {
   cpu::check_token_ids(ids, B, Tlen, V);

@@ -60,7 +60,7 @@ class CudaBackend {
 
   // ids [B, T] and targets [B·T] are host memory (checked there, then copied to the device).
   // vocab: the table rows this rank holds (tensor parallelism; kernels/cpu/embedding.h).
-  void embedding_forward(T* x, const int32_t* ids, const float* table, const float* meta, int64_t B,
+  void embedding_forward(T* x, const int32_t* ids, const T* table, const float* meta, int64_t B,
                          int64_t Tlen, int64_t M, int64_t H, int64_t V, cpu::VocabRange vocab = {});
   void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t* ids, int64_t B,
                           int64_t Tlen, int64_t M, int64_t H, int64_t pad_id, cpu::VocabRange vocab = {});

@@ -64,8 +64,14 @@ class HymbaModelOn {
 
   void init(uint64_t seed);
   // Call after anything writes params (an optimizer step, a checkpoint load): with bf16
-  // activations the GEMMs read a bf16 copy of the weights, which this refreshes.
+  // activations the GEMMs read a bf16 copy of the matrices, which this refreshes.
   void params_updated();
+  // Where F is not P, the GEMMs' copy of the matrices in F: elements [0, layout().matrices_end())
+  // of the layout (the fp32-read tensors follow them and have no copy). cast_weights refreshes
+  // elements [begin, begin + n) of it from params (nothing where F is P).
+  static constexpr bool kComputeCopy = !std::is_same_v<F, P>;
+  F* compute_weights() { return compute_weights_.data(); }
+  void cast_weights(int64_t begin, int64_t n);
   void zero_grads();
   double grad_norm() { return std::sqrt(ops_.sum_of_squares(grads.data(), layout_.storage)); }
 
@@ -129,8 +135,9 @@ class HymbaModelOn {
   Backend ops_;
   Array<float> inv_freq_;        // [hd/2] RoPE frequencies
   ModelParams<P*> w_, g_;        // views into params / grads
-  Array<F> compute_weights_;     // [layout().storage] the weights in F, where F is not P
-  ModelParams<F*> wc_;           // what the GEMMs read: views into params or compute_weights_
+  Array<F> compute_weights_;     // [layout().matrices_end()] the matrices in F, where F is not P
+  ModelParams<F*> wc_;           // what the GEMMs (and the embedding lookup) read: views into
+                                 // params, or compute_weights_ (null for the fp32-read tensors)
 
   Array<std::byte> arena_;       // every activation buffer, placed by place_activations
   Activations<F, Stat> a_;

@@ -54,11 +54,11 @@ HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, in
   grads = Backend::template make_array<P>(layout_.storage);
   w_ = param_views(layout_, params.data());
   g_ = param_views(layout_, grads.data());
-  if constexpr (std::is_same_v<F, P>) {
-    wc_ = w_;
+  if constexpr (kComputeCopy) {
+    compute_weights_ = Backend::template make_array<F>(layout_.matrices_end());
+    wc_ = param_views(layout_, compute_weights_.data(), layout_.matrices_end());
   } else {
-    compute_weights_ = Backend::template make_array<F>(layout_.storage);
-    wc_ = param_views(layout_, compute_weights_.data());
+    wc_ = w_;
   }
   const int64_t scan_states = Backend::scan_state_count(scan_shape());
   arena_ = Backend::template make_array<std::byte>(place_activations(a_, d_, plan_, tp_.size, scan_states, nullptr));
@@ -76,7 +76,13 @@ void HymbaModelOn<Backend>::init(uint64_t seed) {
 
 template <class Backend>
 void HymbaModelOn<Backend>::params_updated() {
-  if constexpr (!std::is_same_v<F, P>) ops_.cast(compute_weights_.data(), params.data(), layout_.storage);
+  cast_weights(0, layout_.matrices_end());
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::cast_weights(int64_t begin, int64_t n) {
+  HYMBA_ASSERT(begin >= 0 && begin + n <= layout_.matrices_end());
+  if constexpr (kComputeCopy) ops_.cast(compute_weights_.data() + begin, params.data() + begin, n);
 }
 
 template <class Backend>
@@ -92,7 +98,7 @@ double HymbaModelOn<Backend>::run_forward(const int32_t* ids, const int32_t* tar
   std::copy(ids, ids + B * T, ids_.begin());
   // Vocabulary-parallel: each rank embeds the ids it holds (rank 0 the memory tokens too), and
   // the sum over the ranks is the embedding.
-  ops_.embedding_forward(a_.resid[0], ids_.data(), w_.embed, tp_.rank == 0 ? w_.meta : nullptr, B, T, M, H,
+  ops_.embedding_forward(a_.resid[0], ids_.data(), wc_.embed, tp_.rank == 0 ? w_.meta : nullptr, B, T, M, H,
                          c.vocab_size, vocab_);
   tp_sum(a_.resid[0], BS * H);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l);
@@ -113,15 +119,15 @@ double HymbaModelOn<Backend>::forward_backward(const int32_t* ids, const int32_t
     if (bucket_done) bucket_done(size_t(b));
   };
   const double loss = run_forward(ids, targets, grad_scale, true);
-  head_backward();  // final norm (bucket L + 1), and the tied lm_head's share of the embedding
-  done(L + 1);
+  head_backward();  // the final norm, and the tied lm_head's share of the embedding
   for (int64_t l = L - 1; l >= 0; --l) {
     layer_backward(l);  // writes layer l's gradients only (a KV consumer adds into scratch)
-    done(1 + l);
+    done(1 + l);        // its matrices
   }
   ops_.embedding_backward(g_.embed, g_.meta, a_.s.dres, ids_.data(), d_.B, d_.T, d_.M, d_.H,
                      c.pad_token_id, vocab_);
   done(0);
+  done(layout_.fp32_bucket);  // the norms, conv, biases, SSM parameters and memory tokens
   return loss;
 }
 

@@ -29,14 +29,44 @@ constexpr int64_t kAlign = 64;  // elements: 256 B in fp32, so every tensor is v
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Matrices (the embedding included) are what the GEMMs read, through the bf16 copy where the
+// activations are bf16; every other tensor the kernels read in fp32 directly.
+bool read_as_matrix(ParamKind kind) { return kind == ParamKind::matrix || kind == ParamKind::embedding; }
+
+// Places tensors in three regions, one after the other: the matrices, in buckets ended by
+// end_bucket(); then the fp32-read tensors, split by tensor parallelism first and replicated ones
+// after them (so a shard's replicated elements are one run: DataParallel's norm), together one
+// bucket ended by end_fp32_bucket(). A region starts where the one before it ends, so a layout is
+// built twice: once to measure, once to place.
 struct LayoutBuilder {
+  enum Region { matrices, fp32_split, fp32_replicated };
   ParamLayout& out;
   int64_t bucket_align;
-  // Ends the bucket that began at the previous end (or 0): pads storage to bucket_align.
+  int64_t region_begin[3] = {0, 0, 0};  // the placing pass's region starts (matrices: 0)
+  int64_t used[3] = {0, 0, 0};          // elements of each region placed so far
+
+  int64_t padded(int64_t n) const { return (n + bucket_align - 1) / bucket_align * bucket_align; }
+  // Ends the matrix bucket that began at the previous end (or 0): pads its region to bucket_align.
   void end_bucket() {
     const int64_t begin = out.buckets.empty() ? 0 : out.buckets.back().end;
-    out.storage = (out.storage + bucket_align - 1) / bucket_align * bucket_align;
-    out.buckets.push_back({begin, out.storage});
+    used[matrices] = padded(used[matrices]);
+    out.buckets.push_back({begin, used[matrices]});
+    out.storage = used[matrices];
+  }
+  // After the last matrix bucket: the fp32-read regions become the last bucket.
+  void end_fp32_bucket() {
+    HYMBA_ASSERT(used[matrices] == region_begin[fp32_split] &&
+                 region_begin[fp32_split] + used[fp32_split] == region_begin[fp32_replicated]);
+    out.storage = region_begin[fp32_split] + padded(used[fp32_split] + used[fp32_replicated]);
+    out.fp32_bucket = out.buckets.size();
+    out.buckets.push_back({region_begin[fp32_split], out.storage});
+  }
+  // The region starts a placing pass uses: where the measuring pass's regions ended.
+  static LayoutBuilder after(const LayoutBuilder& measured, ParamLayout& out) {
+    LayoutBuilder b{out, measured.bucket_align};
+    b.region_begin[fp32_split] = measured.used[matrices];
+    b.region_begin[fp32_replicated] = b.region_begin[fp32_split] + measured.used[fp32_split];
+    return b;
   }
   // A tensor of HF shape `full`; split: how tensor parallelism divides it (none: replicated).
   int64_t add(std::string name, std::vector<int64_t> full, ParamKind kind, InitRule init,
@@ -50,11 +80,12 @@ struct LayoutBuilder {
     }
     int64_t numel = 1;
     for (int64_t d : shape) numel *= d;
-    const int64_t offset = out.storage;
+    const Region r = read_as_matrix(kind) ? matrices : split.dim >= 0 ? fp32_split : fp32_replicated;
+    const int64_t offset = region_begin[r] + used[r];
     out.tensors.push_back({std::move(name), std::move(shape), offset, numel, kind, init, std::move(full),
                            std::move(split)});
     out.count += numel;
-    out.storage += (numel + kAlign - 1) / kAlign * kAlign;
+    used[r] += (numel + kAlign - 1) / kAlign * kAlign;
     return offset;
   }
 };
@@ -78,21 +109,20 @@ std::vector<int64_t> in_proj_pieces(const ModelConfig& c, const LayerSpec& s) {
   return pieces;
 }
 
-ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec>& layers,
-                               int64_t bucket_multiple, TensorParallelRank tp) {
-  HYMBA_ASSERT(bucket_multiple >= 1 && tp.size >= 1 && tp.rank >= 0 && tp.rank < tp.size);
+namespace {
+
+// Every tensor of the model, in HF order, placed by b (its regions: LayoutBuilder).
+void place_tensors(const ModelConfig& c, const std::vector<LayerSpec>& layers, LayoutBuilder& b) {
   const int64_t H = c.hidden_size, E = c.inner_size(), V = c.vocab_size, M = c.num_memory_tokens;
   const int64_t R = c.mamba_dt_rank, N = c.mamba_d_state, K = c.mamba_d_conv;
   const int64_t I = c.intermediate_size;
-  ParamLayout layout;
-  layout.tp = tp;
-  LayoutBuilder b{layout, kAlign * bucket_multiple};
+  ParamLayout& layout = b.out;
   using K_ = ParamKind;
   using I_ = InitRule;
   const TensorSplit rows{0, {}}, cols{1, {}};  // column-parallel (output rows), row-parallel
   layout.offsets.embed = b.add("model.embed_tokens.weight", {V, H}, K_::embedding, I_::embedding, rows);
   layout.offsets.meta = b.add("model.memory_tokens", {M, H}, K_::meta, I_::unit_normal);
-  b.end_bucket();
+  b.end_bucket();  // bucket 0
   for (size_t l = 0; l < layers.size(); ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     const std::string m = p + "mamba.";
@@ -126,10 +156,23 @@ ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec
     o.up = b.add(p + "moe.experts.0.up_proj.weight", {I, H}, K_::matrix, I_::normal, rows);
     o.down = b.add(p + "moe.experts.0.down_proj.weight", {H, I}, K_::matrix, I_::normal, cols);
     layout.offsets.layers.push_back(o);
-    b.end_bucket();
+    b.end_bucket();  // bucket 1 + l
   }
   layout.offsets.final_norm = b.add("model.final_layernorm.weight", {H}, K_::norm, I_::ones);
-  b.end_bucket();
+}
+
+}  // namespace
+
+ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec>& layers,
+                               int64_t bucket_multiple, TensorParallelRank tp) {
+  HYMBA_ASSERT(bucket_multiple >= 1 && tp.size >= 1 && tp.rank >= 0 && tp.rank < tp.size);
+  ParamLayout measured, layout;
+  measured.tp = layout.tp = tp;
+  LayoutBuilder measure{measured, kAlign * bucket_multiple};
+  place_tensors(c, layers, measure);
+  LayoutBuilder b = LayoutBuilder::after(measure, layout);
+  place_tensors(c, layers, b);
+  b.end_fp32_bucket();
   return layout;
 }
 
@@ -195,8 +238,8 @@ cpu::VocabRange vocab_range(int64_t V, TensorParallelRank tp) {
 }
 
 template <class T>
-ModelParams<T*> param_views(const ParamLayout& layout, T* base) {
-  const auto at = [base](int64_t offset) { return offset == kAbsent ? nullptr : base + offset; };
+ModelParams<T*> param_views(const ParamLayout& layout, T* base, int64_t end) {
+  const auto at = [base, end](int64_t offset) { return offset == kAbsent || offset >= end ? nullptr : base + offset; };
   const ModelParams<int64_t>& o = layout.offsets;
   ModelParams<T*> v{at(o.embed), at(o.meta), at(o.final_norm), {}};
   for (const LayerParams<int64_t>& l : o.layers) {
@@ -208,10 +251,10 @@ ModelParams<T*> param_views(const ParamLayout& layout, T* base) {
   return v;
 }
 
-template ModelParams<float*> param_views<float>(const ParamLayout&, float*);
-template ModelParams<double*> param_views<double>(const ParamLayout&, double*);
+template ModelParams<float*> param_views<float>(const ParamLayout&, float*, int64_t);
+template ModelParams<double*> param_views<double>(const ParamLayout&, double*, int64_t);
 #ifdef HYMBA_HAVE_CUDA
-template ModelParams<__nv_bfloat16*> param_views<__nv_bfloat16>(const ParamLayout&, __nv_bfloat16*);
+template ModelParams<__nv_bfloat16*> param_views<__nv_bfloat16>(const ParamLayout&, __nv_bfloat16*, int64_t);
 #endif
 
 }  // namespace hymba

@@ -116,10 +116,15 @@ struct ParamLayout {
   ModelParams<int64_t> offsets;
   int64_t count = 0;    // number of parameters of this rank (with tp.size 1: what --info reports)
   int64_t storage = 0;  // buffer length: tensors start on 64-element boundaries (zero padding)
-  // Buckets, in buffer order, tiling [0, storage): the embedding and memory tokens, then one per
-  // decoder layer (bucket 1 + l), then the final norm. Data parallelism reduces and shards the
-  // gradients bucket by bucket (parallel/param_shard.h).
+  // Buckets, in buffer order, tiling [0, storage): the embedding (bucket 0), each decoder
+  // layer's matrices (bucket 1 + l), then every tensor the kernels read in fp32 rather than
+  // through the GEMMs' bf16 copy (memory tokens, norms, conv, biases, SSM parameters: bucket
+  // fp32_bucket, the last). Data parallelism reduces and shards the gradients bucket by bucket
+  // (parallel/param_shard.h) and all-gathers the matrix buckets' weights in bf16.
   std::vector<ParamRange> buckets;
+  size_t fp32_bucket = 0;
+  // The matrix buckets are [0, matrices_end()).
+  int64_t matrices_end() const { return buckets.empty() ? 0 : buckets[fp32_bucket].begin; }
 };
 
 // bucket_multiple: every bucket's length is a multiple of 64·bucket_multiple elements (zero
@@ -137,8 +142,9 @@ void part_to_full(const ParamLayout& part, const float* from, const ParamLayout&
 // The vocabulary rows [begin, end) tensor-parallel rank tp holds of V (chunks of ceil(V / size)).
 cpu::VocabRange vocab_range(int64_t V, TensorParallelRank tp);
 
-// Typed pointers into a flat buffer (parameters, gradients or moments) with this layout.
+// Typed pointers into a flat buffer (parameters, gradients or moments) with this layout; null
+// for the tensors at or after `end` (a buffer of the matrices alone: ParamLayout::matrices_end).
 template <class T>
-ModelParams<T*> param_views(const ParamLayout& layout, T* base);
+ModelParams<T*> param_views(const ParamLayout& layout, T* base, int64_t end = INT64_MAX);
 
 }  // namespace hymba

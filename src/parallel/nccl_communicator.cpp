@@ -8,10 +8,12 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include <atomic>
 #include <cstdio>
 #include <exception>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -47,9 +49,7 @@ class NcclCommunicator final : public Communicator {
       ncclUniqueId id{};
       if (group.rank() == 0) HYMBA_NCCL_CHECK(ncclGetUniqueId(&id));
       group.broadcast(&id, sizeof id, 0);  // under the group's deadline: a missing rank aborts here
-      // Blocking initialisation: every rank has passed the broadcast above, so all are joining.
-      // (A non-blocking communicator would make every later NCCL call return ncclInProgress.)
-      HYMBA_NCCL_CHECK(ncclCommInitRank(&comm_, group.size(), id, group.rank()));
+      init_under_deadline(id);
     } catch (...) {
       release(false);  // no destructor runs for a constructor that throws
       throw;
@@ -170,6 +170,29 @@ class NcclCommunicator final : public Communicator {
     if (done_) warn_cuda(cudaEventDestroy(done_), "cudaEventDestroy", rank);
     if (ready_) warn_cuda(cudaEventDestroy(ready_), "cudaEventDestroy", rank);
     if (side_) warn_cuda(cudaStreamDestroy(side_), "cudaStreamDestroy", rank);
+  }
+
+  // ncclCommInitRank blocks until every rank has joined, so a rank that dies after the id
+  // broadcast would hold the others in it forever. It runs on a thread of its own while this one
+  // polls under the group's deadline; past it the job is aborted (MPI_Abort ends the process, the
+  // thread with it). (A non-blocking communicator would instead make every later NCCL call
+  // return ncclInProgress.)
+  void init_under_deadline(const ncclUniqueId& id) {
+    int device = 0;
+    HYMBA_CUDA_CHECK(cudaGetDevice(&device));
+    std::atomic<bool> finished{false};
+    ncclResult_t status = ncclSuccess;
+    cudaError_t device_status = cudaSuccess;
+    std::thread init([&] {
+      device_status = cudaSetDevice(device);  // the device is per thread
+      if (device_status == cudaSuccess) status = ncclCommInitRank(&comm_, group_.size(), id, group_.rank());
+      finished = true;
+    });
+    detail::poll_until_done(group_, "NCCL communicator initialisation (ncclCommInitRank)",
+                            [&] { return finished.load(); }, [&] { init.detach(); });
+    init.join();
+    HYMBA_CUDA_CHECK(device_status);
+    HYMBA_NCCL_CHECK(status);
   }
 
   void abort_comm() {

@@ -28,48 +28,49 @@ ParamShard shard_params(const ParamLayout& layout, int rank, int world) {
 }
 
 std::vector<ShardSegment> shard_segments(const ParamLayout& layout, const ParamShard& shard) {
+  // The tensors in buffer order (layout.tensors is in HF order): parts and tensors are then
+  // walked together, as in a merge.
+  std::vector<size_t> by_offset(layout.tensors.size());
+  for (size_t t = 0; t < by_offset.size(); ++t) by_offset[t] = t;
+  std::sort(by_offset.begin(), by_offset.end(),
+            [&](size_t a, size_t b) { return layout.tensors[a].offset < layout.tensors[b].offset; });
   std::vector<ShardSegment> out;
-  size_t t = 0;  // tensors and parts are both in buffer order: one merge-like walk
+  size_t t = 0;
   for (const ShardPart& p : shard.parts) {
     const int64_t end = p.flat + p.length;
-    while (t < layout.tensors.size() && layout.tensors[t].offset + layout.tensors[t].numel <= p.flat) ++t;
-    for (size_t u = t; u < layout.tensors.size() && layout.tensors[u].offset < end; ++u) {
-      const ParamTensor& tensor = layout.tensors[u];
+    const auto tensor_at = [&](size_t i) -> const ParamTensor& { return layout.tensors[by_offset[i]]; };
+    while (t < by_offset.size() && tensor_at(t).offset + tensor_at(t).numel <= p.flat) ++t;
+    for (size_t u = t; u < by_offset.size() && tensor_at(u).offset < end; ++u) {
+      const ParamTensor& tensor = tensor_at(u);
       const int64_t begin = std::max(tensor.offset, p.flat);
       const int64_t stop = std::min(tensor.offset + tensor.numel, end);
-      if (begin < stop) out.push_back({begin, p.compact + (begin - p.flat), stop - begin, u});
+      if (begin < stop) out.push_back({begin, p.compact + (begin - p.flat), stop - begin, by_offset[u]});
     }
   }
   return out;
 }
 
-namespace {
+// This rank's compact shard [shard.length] of a full-layout buffer.
+void full_to_shard(const ParamShard& shard, const float* full, float* compact) {
+  for (const ShardPart& p : shard.parts) {
+    std::memcpy(compact + p.compact, full + p.flat, size_t(p.length) * sizeof(float));
+  }
+}
 
-// Calls f(rank q's part of bucket b as a ShardPart) for every rank and bucket; compact offsets
-// index `all` (rank q's buffer at q·length).
-template <class F>
-void for_each_part_of_every_rank(const ParamLayout& layout, int world, F&& f) {
+void shards_to_full(const ParamLayout& layout, int world, const float* all, float* full) {
   for (int q = 0; q < world; ++q) {
     const ParamShard s = shard_params(layout, q, world);
-    for (ShardPart p : s.parts) {
-      p.compact += int64_t(q) * s.length;
-      f(p);
+    for (const ShardPart& p : s.parts) {
+      std::memcpy(full + p.flat, all + q * s.length + p.compact, size_t(p.length) * sizeof(float));
     }
   }
 }
 
-}  // namespace
-
-void shards_to_full(const ParamLayout& layout, int world, const float* all, float* full) {
-  for_each_part_of_every_rank(layout, world, [&](const ShardPart& p) {
-    std::memcpy(full + p.flat, all + p.compact, size_t(p.length) * sizeof(float));
-  });
-}
-
 void full_to_shards(const ParamLayout& layout, int world, const float* full, float* all) {
-  for_each_part_of_every_rank(layout, world, [&](const ShardPart& p) {
-    std::memcpy(all + p.compact, full + p.flat, size_t(p.length) * sizeof(float));
-  });
+  for (int q = 0; q < world; ++q) {
+    const ParamShard s = shard_params(layout, q, world);
+    full_to_shard(s, full, all + q * s.length);
+  }
 }
 
 }  // namespace hymba

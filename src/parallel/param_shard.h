@@ -1,11 +1,13 @@
 // ZeRO-1 sharding of the flat parameter buffer among W data-parallel ranks.
 //
-// Every bucket of the layout (the embedding, each layer, the final norm: ParamLayout::buckets)
+// Every bucket of the layout (the embedding, each layer's matrices, the fp32-read tensors:
+// ParamLayout::buckets)
 // splits into W equal parts (build_param_layout(..., W) makes each bucket's length a multiple of
 // 64·W), and rank r owns part r of every bucket. Gradients are reduce-scattered bucket by bucket
 // as backward completes them, so rank r receives the summed gradient of exactly its parts; it
 // keeps those, and its AdamW moments, compact: its parts one after another. Rank r updates the
-// master weights of its parts, and the updated weights are all-gathered bucket by bucket.
+// master weights of its parts, and the updated weights are all-gathered bucket by bucket (the
+// matrices in the GEMMs' compute type: trainer/data_parallel.h).
 //
 // With W = 1 the one part of each bucket is the whole bucket, so the compact order is the
 // buffer's order: compact offsets equal flat offsets and nothing needs copying.
@@ -41,6 +43,9 @@ struct ShardSegment {
   size_t tensor = 0;  // index into layout.tensors
 };
 std::vector<ShardSegment> shard_segments(const ParamLayout& layout, const ParamShard& shard);
+
+// This rank's compact shard [shard.length] of a full-layout buffer `full` [layout.storage].
+void full_to_shard(const ParamShard& shard, const float* full, float* compact);
 
 // Between a full-layout buffer and the shards of every rank. all [world·shard.length]: rank q's
 // compact buffer at q·shard.length (the order ProcessGroup::gather/scatter use).

@@ -3,7 +3,8 @@
 //   - during the last micro-batch's backward, each bucket's gradient is reduce-scattered as soon as
 //     backward has completed it (on the GPU on a side stream, overlapping the rest of backward);
 //   - each rank keeps the summed gradient of its shard, compact, and its AdamW moments;
-//   - after the update, the master weights are all-gathered bucket by bucket.
+//   - after the update, the weights are all-gathered bucket by bucket (the matrices as the GEMMs'
+//     bf16 copy where there is one).
 // The loss and the gradient norm's sum of squares are added across ranks on the host.
 //
 // A single process (not launched by mpirun) has no communicator: its shard is the whole buffer,
@@ -81,25 +82,43 @@ class DataParallel {
     return x;
   }
 
-  // After the optimizer updated this rank's shard of model.params: every rank gets every shard,
-  // and the model refreshes what it derives from the weights.
+  // After the optimizer updated this rank's shard of model.params: every rank gets every shard.
+  // Where the GEMMs read a bf16 copy of the matrices, the matrix buckets travel as that copy (half
+  // the bytes of fp32): each rank casts its own parts, then gathers the others'. The fp32 master
+  // weights of the matrices are then current in this rank's parts only, which is all the
+  // optimizer and checkpoints read. The fp32-read bucket (norms, SSM parameters...) travels in fp32.
   void gather_params() {
-    if (comm_) {
-      for (size_t b = 0; b < shard_.parts.size(); ++b) {
-        comm_->all_gather_in_place(model_.params.data() + model_.layout().buckets[b].begin, shard_.parts[b].length);
-      }
-      comm_->wait();
+    if (!comm_) {
+      model_.params_updated();
+      return;
     }
-    model_.params_updated();
+    const ParamLayout& layout = model_.layout();
+    for (size_t b = 0; b < shard_.parts.size(); ++b) {
+      const ParamRange& bucket = layout.buckets[b];
+      const ShardPart& part = shard_.parts[b];
+      if (Model::kComputeCopy && b != layout.fp32_bucket) {
+        model_.cast_weights(part.flat, part.length);
+        comm_->all_gather_in_place(model_.compute_weights() + bucket.begin, part.length);
+      } else {
+        comm_->all_gather_in_place(model_.params.data() + bucket.begin, part.length);
+      }
+    }
+    comm_->wait();
   }
 
  private:
-  // The compact ranges of this shard that hold replicated tensors (none with one tensor rank).
+  // The compact ranges of this shard that hold replicated tensors (none with one tensor rank):
+  // runs of them with no split tensor between (only zero padding), so one per part of the
+  // layout's replicated region.
   static std::vector<ParamRange> replicated_ranges(const ParamLayout& layout, const ParamShard& shard) {
     std::vector<ParamRange> out;
     if (layout.tp.size == 1) return out;
+    bool extend = false;  // the last segment was replicated: the next one may join its range
     for (const ShardSegment& s : shard_segments(layout, shard)) {
-      if (layout.tensors[s.tensor].split.dim < 0) out.push_back({s.compact, s.compact + s.length});
+      const bool replicated = layout.tensors[s.tensor].split.dim < 0;
+      if (replicated && extend) out.back().end = s.compact + s.length;
+      else if (replicated) out.push_back({s.compact, s.compact + s.length});
+      extend = replicated;
     }
     return out;
   }

@@ -353,10 +353,15 @@ void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, const Par
   const auto start = std::chrono::steady_clock::now();
   const ParamLayout& layout = model.layout();
   const ParamLayout full = whole_model_layout(cfg.model);
+  // The master weights are current in this rank's ZeRO-1 shard only (the bf16 gather of the
+  // matrices: trainer/data_parallel.h): they are gathered from the shards, like the moments.
+  const ParamShard shard = shard_params(layout, grid.data().rank(), grid.data().size());
+  std::vector<float> staging, params_shard(size_t(shard.length));
+  full_to_shard(shard, host_buffer(model.params, staging), params_shard.data());
+  const std::vector<float> p_share = gather_shards(layout, grid.data(), params_shard);
   const std::vector<float> m_share = gather_shards(layout, grid.data(), opt.first_moment());
   const std::vector<float> v_share = gather_shards(layout, grid.data(), opt.second_moment());
-  std::vector<float> staging;  // every rank holds all the weights of its share
-  const std::vector<float> params = whole_of_shares(cfg.model, full, layout, grid, host_buffer(model.params, staging));
+  const std::vector<float> params = whole_of_shares(cfg.model, full, layout, grid, p_share.data());
   const std::vector<float> m = whole_of_shares(cfg.model, full, layout, grid, m_share.data());
   const std::vector<float> v = whole_of_shares(cfg.model, full, layout, grid, v_share.data());
   if (grid.job().rank() != 0) return;  // job rank 0 writes
