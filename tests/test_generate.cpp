@@ -127,7 +127,7 @@ TEST_F(GenerateTest, GreedyIsTheArgmaxOfOneForwardOverTheResult) {
   check->forward(seq.data(), nullptr);
   std::set<int32_t> distinct;
   for (size_t i = 0; i < g.tokens.size(); ++i) {
-    const float* z = check->logits() + (prompt_.size() - 1 + i) * V;
+    const float* z = check->logits() + (prompt_.size() - 1 + i) * check->logits_stride();
     EXPECT_EQ(g.tokens[i], std::max_element(z, z + V) - z) << "token " << i;
     distinct.insert(g.tokens[i]);
   }

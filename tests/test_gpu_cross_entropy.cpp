@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "cpu/cross_entropy.h"
 #include "gpu_test.h"
+#include "test_util.h"
 #include "gradcheck.h"
 
 #ifdef HYMBA_HAVE_CUDA
@@ -102,12 +103,6 @@ const CeSize kSizes[] = {
 
 // ---- vocabulary-parallel cross-entropy, ranks simulated in one process -----------------------
 
-// The ids rank q of `ranks` holds: chunks of ceil(V / ranks), so the last is short (or empty when
-// V is small). Every rank's logits have the stride of a whole chunk: the short one has padding.
-cpu::VocabRange vocab_of(int64_t V, int64_t ranks, int64_t q) {
-  const int64_t c = (V + ranks - 1) / ranks;
-  return {std::min(V, q * c), std::min(V, (q + 1) * c)};
-}
 
 // A value no padding column may leak into the loss: larger than any logit.
 constexpr double kPadding = 50.0;
@@ -134,7 +129,7 @@ void check_vocab_parallel(const CeSize& sz, int64_t ranks) {
   // Rank q's logits: its columns of the whole, then padding to the stride ld.
   std::vector<std::vector<double>> part(ranks);  // per rank [rows, ld]
   for (int64_t q = 0; q < ranks; ++q) {
-    const cpu::VocabRange vocab = vocab_of(V, ranks, q);
+    const cpu::VocabRange vocab = split_vocab(V, ranks, q);
     part[q].assign(rows * ld, kPadding);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t v = vocab.begin; v < vocab.end; ++v) part[q][r * ld + v - vocab.begin] = logits[r * V + v];
@@ -146,7 +141,7 @@ void check_vocab_parallel(const CeSize& sz, int64_t ranks) {
   DeviceFloats all(std::vector<float>(ranks * stats_size, std::nanf("")));
   std::vector<DeviceArray<T>> glogits;
   for (int64_t q = 0; q < ranks; ++q) {
-    const cpu::VocabRange vocab = vocab_of(V, ranks, q);
+    const cpu::VocabRange vocab = split_vocab(V, ranks, q);
     glogits.emplace_back(as<T>(part[q]));
     DeviceFloats stats(std::vector<float>(stats_size, std::nanf("")));
     cuda::cross_entropy_partials<T>(stats.data(), glogits[q].data(), ld, vocab, gtargets.data(), rows, nullptr);
@@ -174,7 +169,7 @@ void check_vocab_parallel(const CeSize& sz, int64_t ranks) {
   std::vector<double> dz(rows * V);  // [rows, V]: the ranks' columns put together
   double gpu_loss = 0;
   for (int64_t q = 0; q < ranks; ++q) {
-    const cpu::VocabRange vocab = vocab_of(V, ranks, q);
+    const cpu::VocabRange vocab = split_vocab(V, ranks, q);
     DeviceArray<T> gdz(std::vector<T>(rows * ld, nan_of<T>()));
     const double rank_loss = cuda::cross_entropy_from_partials<T>(gdz.data(), glogits[q].data(), ld, vocab, all.data(),
                                                                   ranks, gtargets.data(), rows, grad_scale, work.data(),
@@ -224,7 +219,7 @@ void check_vocab_parallel(const CeSize& sz, int64_t ranks) {
                                                      grad_scale, work.data(), nullptr);
     DeviceArray<T> split_dz(std::vector<T>(rows * V, nan_of<T>()));
     const double split_loss = cuda::cross_entropy_from_partials<T>(split_dz.data(), glogits[0].data(), V,
-                                                                   vocab_of(V, 1, 0), all.data(), 1, gtargets.data(),
+                                                                   split_vocab(V, 1, 0), all.data(), 1, gtargets.data(),
                                                                    rows, grad_scale, work.data(), nullptr);
     EXPECT_EQ(split_loss, whole_loss) << "one rank's loss differs from cross_entropy's";
     EXPECT_TRUE(same_bits(split_dz.to_host(), whole_dz.to_host())) << "one rank's dlogits differ from cross_entropy's";

@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "cpu/embedding.h"
 #include "gpu_test.h"
+#include "test_util.h"
 #include "gradcheck.h"
 
 #ifdef HYMBA_HAVE_CUDA
@@ -160,12 +161,6 @@ void check_all_sizes_and_boundary_runs(bool bf16_path) {
 
 // ---- the vocabulary-parallel embedding, ranks simulated in one process ------------------------
 
-// The ids rank q of `ranks` holds: chunks of ceil(V / ranks), so the last is short (or empty when
-// V is small).
-cpu::VocabRange vocab_of(int64_t V, int64_t ranks, int64_t q) {
-  const int64_t c = (V + ranks - 1) / ranks;
-  return {std::min(V, q * c), std::min(V, (q + 1) * c)};
-}
 
 // The first index where a and b differ, or −1.
 int64_t first_difference(const std::vector<double>& a, const std::vector<double>& b) {
@@ -198,7 +193,7 @@ void check_vocab_parallel(const EmbeddingSize& sz, const std::vector<int32_t>& i
   DeviceArray<T> gdx(as<T>(dx));
   DeviceArray<int32_t> work(std::vector<int32_t>(cuda::embedding_backward_workspace(sz.B, sz.T), -1));
   for (int64_t q = 0; q < ranks; ++q) {
-    const cpu::VocabRange vocab = vocab_of(sz.V, ranks, q);
+    const cpu::VocabRange vocab = split_vocab(sz.V, ranks, q);
     const int64_t rows = vocab.end - vocab.begin;
     const std::vector<double> part(table.begin() + vocab.begin * H, table.begin() + vocab.end * H);  // [rows, H]
     const std::vector<double> dpart_start(dtable_start.begin() + vocab.begin * H,

@@ -131,7 +131,7 @@ TEST(ModelPrecision, FloatAndDoubleAgreeOnTinyConfig) {
   md.forward(ids.data(), nullptr);
   mf.forward(ids.data(), nullptr);
   double max_diff = 0, max_abs = 0;
-  for (int64_t i = 0; i < B * T * cfg.model.vocab_size; ++i) {
+  for (int64_t i = 0; i < B * T * md.logits_stride(); ++i) {  // padding columns: zero in both
     max_diff = std::max(max_diff, std::abs(md.logits()[i] - double(mf.logits()[i])));
     max_abs = std::max(max_abs, std::abs(md.logits()[i]));
   }
@@ -146,9 +146,11 @@ TEST(ModelInit, FollowsTheSpec) {
   model.init(5);
   for (const ParamTensor& t : model.layout().tensors) {
     const double* v = model.params.data() + t.offset;
+    const int64_t n = t.full_numel();  // the embedding's padding rows follow: checked below
     double sum = 0, sum_sq = 0;
-    for (int64_t i = 0; i < t.numel; ++i) sum += v[i], sum_sq += v[i] * v[i];
-    const double mean = sum / t.numel, rms = std::sqrt(sum_sq / t.numel);
+    for (int64_t i = 0; i < n; ++i) sum += v[i], sum_sq += v[i] * v[i];
+    const double mean = sum / double(n), rms = std::sqrt(sum_sq / double(n));
+    for (int64_t i = n; i < t.numel; ++i) ASSERT_EQ(v[i], 0.0) << "padding element " << i;
     SCOPED_TRACE(t.name);
     if (t.name.find("layernorm") != std::string::npos || t.name.ends_with("D.0")) {
       EXPECT_EQ(mean, 1.0);
@@ -199,8 +201,9 @@ TEST(ParamLayout, OfficialConfigHasOfficialShapesAndCount) {
     EXPECT_EQ(n, consumer ? 45164932 : 46700932) << l;
   }
   std::map<std::string, std::vector<int64_t>> shapes;
-  for (const ParamTensor& t : layout.tensors) shapes[t.name] = t.shape;
+  for (const ParamTensor& t : layout.tensors) shapes[t.name] = t.full_shape;
   EXPECT_EQ(shapes["model.embed_tokens.weight"], (std::vector<int64_t>{32001, 1600}));
+  EXPECT_EQ(layout.tensors[0].shape, (std::vector<int64_t>{32064, 1600}));  // held with padding rows
   EXPECT_EQ(shapes["model.memory_tokens"], (std::vector<int64_t>{128, 1600}));
   EXPECT_EQ(shapes["model.layers.0.mamba.x_proj.0.weight"], (std::vector<int64_t>{132, 3200}));
   EXPECT_EQ(shapes["model.layers.0.mamba.conv1d.weight"], (std::vector<int64_t>{3200, 1, 4}));

@@ -49,7 +49,7 @@ class PerplexityTest : public TempDirTest {
       const int32_t* row = shard_tokens_[s].data() + r * T;  // T + 1 tokens
       one->forward(row, nullptr);
       for (int64_t t = 0; t < T; ++t) {
-        const float* z = one->logits() + t * V;
+        const float* z = one->logits() + t * one->logits_stride();  // its first V columns: the vocabulary
         double m = z[0], e = 0;
         for (int64_t v = 1; v < V; ++v) m = std::max(m, double(z[v]));
         for (int64_t v = 0; v < V; ++v) e += std::exp(double(z[v]) - m);

@@ -12,6 +12,7 @@
 #include "cpu/embedding.h"
 #include "cpu/rmsnorm.h"
 #include "gradcheck.h"
+#include "test_util.h"
 #include "model/init.h"
 #include "model/layer_plan.h"
 #include "model/param_layout.h"
@@ -26,8 +27,8 @@ ModelConfig tiny_model(int64_t vocab) {
 }
 
 // Each rank's share of every tensor, initialised on its own, is its slice of the whole model's
-// tensor; the shares cover every element of the whole model exactly once; and the last rank's
-// vocabulary padding rows are zero.
+// tensor; the shares cover every element of the whole model exactly once; and the vocabulary
+// padding rows (whole chunks of 64 rows: the last rank's chunk ends in them) are zero.
 TEST(TensorSplit, RankSharesAreSlicesOfTheWholeModel) {
   for (const int64_t vocab : {1024, 1025}) {
     const ModelConfig c = tiny_model(vocab);
@@ -52,11 +53,12 @@ TEST(TensorSplit, RankSharesAreSlicesOfTheWholeModel) {
         }
         const ParamTensor& embed = part.tensors[0];
         const int64_t valid = vocab_range(vocab, {t, tp}).end - vocab_range(vocab, {t, tp}).begin;
-        EXPECT_EQ(embed.shape[0], (vocab + tp - 1) / tp);
+        EXPECT_EQ(embed.shape[0], vocab_rows_per_rank(vocab, tp));
+        EXPECT_EQ(embed.shape[0] % kVocabRowMultiple, 0);
         for (int64_t i = valid * c.hidden_size; i < embed.numel; ++i) ASSERT_EQ(mine[size_t(embed.offset + i)], 0.0f);
       }
       for (const ParamTensor& t : full.tensors) {
-        for (int64_t i = 0; i < t.numel; ++i) {
+        for (int64_t i = 0; i < t.full_numel(); ++i) {
           const size_t at = size_t(t.offset + i);
           ASSERT_EQ(covered[at], t.split.dim < 0 ? tp : 1) << t.name << " element " << i << " tp " << tp;
           ASSERT_EQ(rebuilt[at], whole[at]) << t.name;
@@ -129,7 +131,7 @@ TEST(TensorSplit, VocabularyParallelCrossEntropyEqualsTheWholeOne) {
     std::vector<std::vector<double>> logits(size_t(ranks), std::vector<double>(rows * ld, 99.0));  // padding: junk
     std::vector<double> all(size_t(ranks * rows * cpu::kCrossEntropyStats));
     for (int64_t q = 0; q < ranks; ++q) {
-      const cpu::VocabRange mine = vocab_range(V, {int(q), int(ranks)});
+      const cpu::VocabRange mine = split_vocab(V, ranks, q);
       for (int64_t r = 0; r < rows; ++r) {
         std::copy_n(z.data() + r * V + mine.begin, mine.end - mine.begin, logits[q].data() + r * ld);
       }
@@ -137,7 +139,7 @@ TEST(TensorSplit, VocabularyParallelCrossEntropyEqualsTheWholeOne) {
                                   targets.data(), rows);
     }
     for (int64_t q = 0; q < ranks; ++q) {
-      const cpu::VocabRange mine = vocab_range(V, {int(q), int(ranks)});
+      const cpu::VocabRange mine = split_vocab(V, ranks, q);
       const double got = cpu::cross_entropy_from_partials(logits[q].data(), logits[q].data(), ld, mine, all.data(),
                                                           ranks, targets.data(), rows, 0.25);
       EXPECT_NEAR(got, want, 1e-12) << ranks << " ranks";
@@ -162,7 +164,7 @@ TEST(TensorSplit, VocabularyParallelEmbeddingSumsToTheWholeOne) {
   cpu::embedding_backward(dtable.data(), dmeta.data(), dx.data(), ids.data(), B, T, M, H, /*pad=*/0);
   std::vector<double> sum(x.size(), 0.0);
   for (int64_t q = 0; q < ranks; ++q) {
-    const cpu::VocabRange mine = vocab_range(V, {int(q), int(ranks)});
+    const cpu::VocabRange mine = split_vocab(V, ranks, q);
     std::vector<double> share(rows * H, 0.0), dshare(rows * H, 0.0), xq(x.size()), dmeta_q(M * H, 0.0);
     std::copy(table.begin() + mine.begin * H, table.begin() + mine.end * H, share.begin());
     cpu::embedding_forward(xq.data(), ids.data(), share.data(), q == 0 ? meta.data() : nullptr, B, T, M, H, V, mine);

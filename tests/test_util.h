@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "cpu/vocab_range.h"
 
 namespace hymba::test {
 
@@ -72,5 +74,13 @@ class TempDirTest : public ::testing::Test {
 
   std::filesystem::path dir_;
 };
+
+// For tests of the vocabulary-parallel kernels, ranks simulated in one process: the ids rank q of
+// `ranks` holds in chunks of ceil(V / ranks), so the last is short (or empty when V is small).
+// (The model's chunks are rounded up to 64 rows, model/dims.h; the kernels take any range.)
+inline cpu::VocabRange split_vocab(int64_t V, int64_t ranks, int64_t q) {
+  const int64_t c = (V + ranks - 1) / ranks;
+  return {std::min(V, q * c), std::min(V, (q + 1) * c)};
+}
 
 }  // namespace hymba::test

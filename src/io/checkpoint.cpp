@@ -108,9 +108,9 @@ void write_meta(hid_t file, const CheckpointMeta& meta, const std::string& path)
 H5Id tensor_creation(const ParamTensor& t, const std::string& path) {
   H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!dcpl.ok()) fail_h5(path, ": cannot create dataset properties for ", t.name);
-  if (t.numel == 0) return dcpl;
-  std::vector<hsize_t> chunk(t.shape.begin(), t.shape.end());
-  const hsize_t row = static_cast<hsize_t>(t.numel) / chunk[0];
+  if (t.full_numel() == 0) return dcpl;
+  std::vector<hsize_t> chunk(t.full_shape.begin(), t.full_shape.end());
+  const hsize_t row = static_cast<hsize_t>(t.full_numel()) / chunk[0];
   chunk[0] = std::clamp<hsize_t>(kChunkElements / row, 1, chunk[0]);
   if (H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()) < 0 ||
       H5Pset_fletcher32(dcpl.get()) < 0) {
@@ -121,9 +121,9 @@ H5Id tensor_creation(const ParamTensor& t, const std::string& path) {
 
 void write_tensor(hid_t group, const char* group_name, const ParamTensor& t, const float* data,
                   const std::string& path) {
-  HYMBA_ASSERT(!t.shape.empty());
+  HYMBA_ASSERT(!t.full_shape.empty());
   const std::string name = std::string("/") + group_name + "/" + t.name;
-  const std::vector<hsize_t> dims(t.shape.begin(), t.shape.end());
+  const std::vector<hsize_t> dims(t.full_shape.begin(), t.full_shape.end());
   H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
   if (!space.ok()) fail_h5(path, ": cannot create a dataspace for ", name);
   H5Id dcpl = tensor_creation(t, path);
@@ -131,7 +131,7 @@ void write_tensor(hid_t group, const char* group_name, const ParamTensor& t, con
                       dcpl.get(), H5P_DEFAULT),
            H5Dclose);
   if (!set.ok()) fail_h5(path, ": cannot create dataset ", name);
-  if (t.numel > 0 &&
+  if (t.full_numel() > 0 &&
       H5Dwrite(set.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data + t.offset) < 0) {
     fail_h5(path, ": cannot write ", name);
   }
@@ -140,6 +140,7 @@ void write_tensor(hid_t group, const char* group_name, const ParamTensor& t, con
 
 void write_group(hid_t file, const char* group_name, const ParamLayout& layout, const float* data,
                  const std::string& path) {
+  HYMBA_ASSERT(layout.tp.size == 1);  // files hold whole tensors (ParamTensor::full_numel)
   H5Id group(H5Gcreate2(file, group_name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   if (!group.ok()) fail_h5(path, ": cannot create group /", group_name);
   for (const ParamTensor& t : layout.tensors) write_tensor(group.get(), group_name, t, data, path);
@@ -292,11 +293,11 @@ void read_tensor(hid_t group, const char* group_name, const ParamTensor& t, floa
     fail_h5(path, ": cannot read the shape of ", name);
   }
   const std::vector<int64_t> shape(dims.begin(), dims.end());
-  if (shape != t.shape) {
+  if (shape != t.full_shape) {
     fail(path, ": ", name, " has shape ", show_shape(shape), " but the model's is ",
-         show_shape(t.shape));
+         show_shape(t.full_shape));
   }
-  if (t.numel > 0 &&
+  if (t.full_numel() > 0 &&
       H5Dread(set.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data + t.offset) < 0) {
     fail_h5(path, ": cannot read ", name, " (corrupt or truncated data)");
   }
@@ -306,6 +307,7 @@ void read_tensor(hid_t group, const char* group_name, const ParamTensor& t, floa
 // exactly the layout's.
 void read_group(hid_t file, const char* group_name, const ParamLayout& layout, float* data,
                 const std::string& path) {
+  HYMBA_ASSERT(layout.tp.size == 1);  // files hold whole tensors (ParamTensor::full_numel)
   if (!has_group(file, group_name, path)) fail(path, ": missing group /", group_name);
   H5Id group(H5Gopen2(file, group_name, H5P_DEFAULT), H5Gclose);
   if (!group.ok()) fail_h5(path, ": cannot open group /", group_name);

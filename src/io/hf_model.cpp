@@ -35,7 +35,7 @@ std::string some_names(const std::vector<std::string>& names) {
 
 std::vector<std::pair<std::string, std::vector<int64_t>>> hf_tensor_shapes(const ParamLayout& layout) {
   std::vector<std::pair<std::string, std::vector<int64_t>>> out;
-  for (const ParamTensor& t : layout.tensors) out.emplace_back(t.name, t.shape);
+  for (const ParamTensor& t : layout.tensors) out.emplace_back(t.name, t.full_shape);
   return out;
 }
 
@@ -46,7 +46,7 @@ HfWritten write_hf_model(const std::string& dir, const ModelConfig& c, const Par
   fs::create_directories(dir, ec);
   if (ec) fail(dir, ": cannot create the folder (", ec.message(), ")");
   std::vector<StTensorData> tensors;
-  for (const ParamTensor& t : layout.tensors) tensors.push_back({t.name, t.shape, params + t.offset});
+  for (const ParamTensor& t : layout.tensors) tensors.push_back({t.name, t.full_shape, params + t.offset});
 
   HfWritten w;
   w.safetensors_path = (fs::path(dir) / "model.safetensors").string();
@@ -76,9 +76,9 @@ HfRead read_hf_weights(const std::string& path, const ParamLayout& layout, float
 
   HfRead r;
   const auto read = [&](const StTensorInfo& info, const ParamTensor& t, float* out) {
-    if (info.shape != t.shape) {
+    if (info.shape != t.full_shape) {
       fail(path, ": tensor ", info.name, " has shape ", st_shape_text(info.shape), " but config.json gives ",
-           st_shape_text(t.shape));
+           st_shape_text(t.full_shape));
     }
     file.read(info, out);
     ++(info.dtype == StDtype::f32 ? r.f32_tensors : r.bf16_tensors);
@@ -86,7 +86,7 @@ HfRead read_hf_weights(const std::string& path, const ParamLayout& layout, float
   for (const ParamTensor& t : layout.tensors) read(*file.find(t.name), t, params + t.offset);
 
   if (const StTensorInfo* head = file.find("lm_head.weight")) {
-    std::vector<float> values(size_t(embed->numel));
+    std::vector<float> values(size_t(embed->full_numel()));
     read(*head, *embed, values.data());
     // Bit for bit, so that a NaN in both still counts as the same tensor.
     if (std::memcmp(values.data(), params + embed->offset, values.size() * sizeof(float)) != 0) {

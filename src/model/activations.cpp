@@ -92,7 +92,7 @@ int64_t place_activations(Activations<F, St>& act, const Dims& d, const std::vec
   act.n_scan = a.take_if<F>(any_fusion, BS * E);
   act.logits = a.take<F>(B * T * V);
   act.row_sums = a.take_if<St>(tp > 1, BS);
-  act.ce_stats = a.take_if<St>(tp > 1, tp * B * T * cpu::kCrossEntropyStats);
+  act.ce_stats = a.take<St>(tp * B * T * cpu::kCrossEntropyStats);  // tiny: also the padded-vocabulary loss
   act.s.dres = a.take<F>(BS * H);
   act.s.dh = a.take<F>(BS * H);
   act.s.dproj = a.take<F>(BS * max_proj);

@@ -76,7 +76,7 @@ class HymbaModelOn {
   double grad_norm() { return std::sqrt(ops_.sum_of_squares(grads.data(), layout_.storage)); }
 
   // ids [B, T] (host memory). With targets [B, T] (kIgnoreIndex rows skipped) returns the summed
-  // cross-entropy over counted targets; without, returns 0. logits() then holds [B, T, V].
+  // cross-entropy over counted targets; without, returns 0. logits() then holds the logits.
   double forward(const int32_t* ids, const int32_t* targets);
 
   // Called during backward with b as soon as no later work writes the gradients of
@@ -88,9 +88,10 @@ class HymbaModelOn {
   double forward_backward(const int32_t* ids, const int32_t* targets, double grad_scale,
                           const BucketDone& bucket_done = {});
 
-  // [B, T, V] in the backend's memory; with tensor parallelism V is this rank's vocabulary share
-  // (ceil(vocab_size / tp) columns: the ids of vocab_range, then padding).
+  // [B, T, logits_stride()] in the backend's memory: this rank's vocabulary ids (vocab_range),
+  // then padding columns up to vocab_rows_per_rank (model/dims.h), with one rank too.
   const F* logits() const { return a_.logits; }
+  int64_t logits_stride() const { return d_.V; }
   // The logits over the whole vocabulary as floats in host memory [B, T, vocab_size] (evaluation,
   // generation). With tensor parallelism every rank calls it: the ranks' columns are gathered.
   const float* host_logits();
@@ -110,6 +111,8 @@ class HymbaModelOn {
   cpu::ScanShape scan_shape() const;               // every Mamba layer's scan
   cpu::ScanInputs<F, P> scan_inputs(int64_t l) const;  // layer l's scan operands
   double head_forward(const int32_t* targets, double grad_scale, bool want_grad);
+  // Whether the logits hold columns other than the whole vocabulary (padding, other ranks' ids).
+  bool vocab_padded() const { return tp_.size > 1 || d_.V != cfg_.vocab_size; }
   void head_backward();
 
   // Tensor parallelism. tp_sum: x [n] becomes the sum over the ranks (nothing with one rank).

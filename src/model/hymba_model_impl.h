@@ -380,16 +380,19 @@ double HymbaModelOn<Backend>::head_forward(const int32_t* targets, double grad_s
     ops_.rmsnorm_forward(a_.hf + b * T * H, H, a_.rstd_final + b * T, x + (b * S + M) * H, H,
                     w_.final_norm, T, H, c.rms_norm_eps);
   }
-  ops_.linear_forward(a_.logits, V, a_.hf, H, wc_.embed, B * T, H, V);  // [B·T, V] this rank's ids
+  // [B·T, V]: this rank's vocabulary ids, then padding columns (zero rows of the table)
+  ops_.linear_forward(a_.logits, V, a_.hf, H, wc_.embed, B * T, H, V);
   if (!targets) return 0.0;
   F* dlogits = want_grad ? a_.logits : nullptr;
-  if (tp_.size == 1) return ops_.cross_entropy(dlogits, a_.logits, targets, B * T, V, grad_scale);
-  // Vocabulary-parallel: every rank's row statistics [tp, B·T, 3], gathered, then each rank
-  // finishes the loss and its columns' gradient.
+  if (!vocab_padded()) return ops_.cross_entropy(dlogits, a_.logits, targets, B * T, V, grad_scale);
+  // Every rank's row statistics over its ids [tp, B·T, 3], gathered (with tensor parallelism),
+  // then each rank finishes the loss and its columns' gradient (zero on the padding columns).
   const int64_t rows = B * T, stats = rows * cpu::kCrossEntropyStats;
   ops_.cross_entropy_partials(a_.ce_stats + tp_.rank * stats, a_.logits, V, vocab_, targets, rows, c.vocab_size);
-  tp_.comm->all_gather_in_place(a_.ce_stats, stats);
-  tp_.comm->wait();  // before the loss is read back: a peer that died fails here, on the deadline
+  if (tp_.size > 1) {
+    tp_.comm->all_gather_in_place(a_.ce_stats, stats);
+    tp_.comm->wait();  // before the loss is read back: a peer that died fails here, on the deadline
+  }
   return ops_.cross_entropy_from_partials(dlogits, a_.logits, V, vocab_, a_.ce_stats, tp_.size, targets, rows,
                                           grad_scale);
 }
@@ -398,14 +401,19 @@ template <class Backend>
 const float* HymbaModelOn<Backend>::host_logits() {
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
   const int64_t rows = B * T;
-  if (tp_.size == 1) return ops_.host_floats(a_.logits, rows * V, logits_host_);
-  // Every rank's [B·T, V] columns, gathered [tp, B·T, V], then placed at their ids.
-  if (logits_gathered_.size() == 0) logits_gathered_ = Backend::template make_array<F>(tp_.size * rows * V);
-  ops_.copy(logits_gathered_.data() + tp_.rank * rows * V, a_.logits, rows * V);
-  tp_.comm->all_gather_in_place(logits_gathered_.data(), rows * V);
-  tp_.comm->wait();
+  if (!vocab_padded()) return ops_.host_floats(a_.logits, rows * V, logits_host_);
+  // Every rank's [B·T, V] columns, gathered [tp, B·T, V] (with tensor parallelism), then placed
+  // at their ids; the padding columns are left out.
+  const F* all = a_.logits;
+  if (tp_.size > 1) {
+    if (logits_gathered_.size() == 0) logits_gathered_ = Backend::template make_array<F>(tp_.size * rows * V);
+    ops_.copy(logits_gathered_.data() + tp_.rank * rows * V, a_.logits, rows * V);
+    tp_.comm->all_gather_in_place(logits_gathered_.data(), rows * V);
+    tp_.comm->wait();
+    all = logits_gathered_.data();
+  }
   std::vector<float> staging;
-  const float* gathered = ops_.host_floats(logits_gathered_.data(), tp_.size * rows * V, staging);
+  const float* gathered = ops_.host_floats(all, tp_.size * rows * V, staging);
   const int64_t vocab = cfg_.vocab_size;
   logits_host_.assign(size_t(rows * vocab), 0.0f);
   for (int q = 0; q < tp_.size; ++q) {

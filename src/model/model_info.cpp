@@ -31,7 +31,7 @@ ModelInfo describe_model(const ModelConfig& c, int64_t seq_len) {
   info.seq_len = seq_len;
   info.parameters = layout.count;
   std::map<ParamKind, int64_t> by_kind;
-  for (const ParamTensor& t : layout.tensors) by_kind[t.kind] += t.numel;
+  for (const ParamTensor& t : layout.tensors) by_kind[t.kind] += t.full_numel();
   for (const auto& [kind, n] : by_kind) info.params_by_kind.emplace_back(param_kind_name(kind), n);
 
   Activations<float> sizes;

@@ -75,7 +75,7 @@ struct LayoutBuilder {
     if (split.dim >= 0) {
       if (split.pieces.empty()) split.pieces = {full[size_t(split.dim)]};
       int64_t local = 0;
-      for (int64_t piece : split.pieces) local += ceil_div(piece, out.tp.size);
+      for (int64_t piece : split.pieces) local += split_chunk(piece, out.tp.size, split.multiple);
       shape[size_t(split.dim)] = local;
     }
     int64_t numel = 1;
@@ -84,7 +84,7 @@ struct LayoutBuilder {
     const int64_t offset = region_begin[r] + used[r];
     out.tensors.push_back({std::move(name), std::move(shape), offset, numel, kind, init, std::move(full),
                            std::move(split)});
-    out.count += numel;
+    for (const SliceRun& run : slice_runs(out.tensors.back(), out.tp)) out.count += run.length;
     used[r] += (numel + kAlign - 1) / kAlign * kAlign;
     return offset;
   }
@@ -120,7 +120,8 @@ void place_tensors(const ModelConfig& c, const std::vector<LayerSpec>& layers, L
   using K_ = ParamKind;
   using I_ = InitRule;
   const TensorSplit rows{0, {}}, cols{1, {}};  // column-parallel (output rows), row-parallel
-  layout.offsets.embed = b.add("model.embed_tokens.weight", {V, H}, K_::embedding, I_::embedding, rows);
+  layout.offsets.embed = b.add("model.embed_tokens.weight", {V, H}, K_::embedding, I_::embedding,
+                               {0, {}, kVocabRowMultiple});
   layout.offsets.meta = b.add("model.memory_tokens", {M, H}, K_::meta, I_::unit_normal);
   b.end_bucket();  // bucket 0
   for (size_t l = 0; l < layers.size(); ++l) {
@@ -190,7 +191,7 @@ std::vector<SliceRun> slice_runs(const ParamTensor& t, TensorParallelRank tp) {
   for (int64_t o = 0; o < outer; ++o) {
     int64_t full_at = 0, local_at = 0;  // along dim
     for (int64_t piece : t.split.pieces) {
-      const int64_t chunk = ceil_div(piece, tp.size);
+      const int64_t chunk = split_chunk(piece, tp.size, t.split.multiple);
       const int64_t first = std::min(piece, int64_t(tp.rank) * chunk);
       const int64_t count = std::min(piece, first + chunk) - first;
       if (count > 0) {
@@ -232,7 +233,7 @@ void part_to_full(const ParamLayout& part, const float* from, const ParamLayout&
 }
 
 cpu::VocabRange vocab_range(int64_t V, TensorParallelRank tp) {
-  const int64_t chunk = ceil_div(V, tp.size);
+  const int64_t chunk = vocab_rows_per_rank(V, tp.size);
   const int64_t begin = std::min(V, int64_t(tp.rank) * chunk);
   return {begin, std::min(V, begin + chunk)};
 }

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "cpu/vocab_range.h"
+#include "model/dims.h"
 #include "model/layer_plan.h"
 
 namespace hymba {
@@ -36,23 +37,35 @@ struct TensorParallelRank {
 
 // How a tensor-parallel rank's tensor relates to the whole (HF) tensor. Along `dim` the whole
 // tensor is a row of pieces (in_proj's rows: q | k | v | x | z; otherwise one piece, the whole
-// dim); each piece splits into `size` chunks of ceil(piece / size), and rank r holds chunk r of
-// every piece, in piece order. Only the vocabulary does not divide: the last rank's embedding
-// chunk is short, and its missing rows are zero padding that no token reads.
+// dim); each piece splits into `size` chunks of split_chunk(piece, size, multiple), and rank r
+// holds chunk r of every piece, in piece order. Only the vocabulary does not divide: its chunks
+// are rounded up to kVocabRowMultiple rows (model/dims.h), so the last ones end in zero padding
+// that no token reads (with one rank too).
 struct TensorSplit {
   int dim = -1;                 // -1: every rank holds the whole tensor (replicated)
   std::vector<int64_t> pieces;  // the whole tensor's sizes along dim, in order
+  int64_t multiple = 1;         // chunks are rounded up to a multiple of this (split_chunk)
 };
 
 struct ParamTensor {
   std::string name;            // HF state_dict name
-  std::vector<int64_t> shape;  // this rank's shape: the HF shape where not tensor-parallel
+  std::vector<int64_t> shape;  // this rank's shape, padding included: the HF shape where not
+                               // tensor-parallel, but for the embedding's padding rows
   int64_t offset = 0;          // in elements, into the flat buffer
   int64_t numel = 0;           // of this rank's tensor
   ParamKind kind = ParamKind::matrix;
   InitRule init = InitRule::normal;
   std::vector<int64_t> full_shape;  // HF shape
   TensorSplit split;
+
+  // The HF tensor's element count. In a whole-model layout (tp.size 1), which is what files are
+  // written from and read into, the tensor is its first full_numel() elements (row-major, so the
+  // embedding's padding rows come after it).
+  int64_t full_numel() const {
+    int64_t n = 1;
+    for (int64_t d : full_shape) n *= d;
+    return n;
+  }
 };
 
 // Elements [local, local + length) of a rank's tensor are elements [full, full + length) of the
@@ -114,7 +127,8 @@ struct ParamLayout {
   TensorParallelRank tp;             // whose tensors these are
   std::vector<ParamTensor> tensors;  // in HF order
   ModelParams<int64_t> offsets;
-  int64_t count = 0;    // number of parameters of this rank (with tp.size 1: what --info reports)
+  int64_t count = 0;    // number of parameters of this rank, padding rows not counted (with
+                        // tp.size 1: what --info reports)
   int64_t storage = 0;  // buffer length: tensors start on 64-element boundaries (zero padding)
   // Buckets, in buffer order, tiling [0, storage): the embedding (bucket 0), each decoder
   // layer's matrices (bucket 1 + l), then every tensor the kernels read in fp32 rather than
@@ -139,7 +153,8 @@ ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec
 void full_to_part(const ParamLayout& full, const float* from, const ParamLayout& part, float* to);
 void part_to_full(const ParamLayout& part, const float* from, const ParamLayout& full, float* to);
 
-// The vocabulary rows [begin, end) tensor-parallel rank tp holds of V (chunks of ceil(V / size)).
+// The vocabulary ids [begin, end) tensor-parallel rank tp holds of V, in its first end − begin
+// rows (chunks of vocab_rows_per_rank(V, size) rows).
 cpu::VocabRange vocab_range(int64_t V, TensorParallelRank tp);
 
 // Typed pointers into a flat buffer (parameters, gradients or moments) with this layout; null
