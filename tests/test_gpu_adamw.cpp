@@ -100,6 +100,8 @@ void check_adamw(const ParamLayout& layout, const OptimConfig& o, bool runs, int
   AdamW<double> ref(layout, o);
   AdamW<float> ref_f(layout, o);
   DeviceFloats gp(pf), gm(std::vector<float>(n, 0.0f)), gv(std::vector<float>(n, 0.0f));  // [storage]
+  // [storage] the bf16 copy the update writes alongside (NaN where no span writes)
+  DeviceArray<__nv_bfloat16> gp16(std::vector<__nv_bfloat16>(size_t(n), nan_of<__nv_bfloat16>()));
 
   const double lrs[] = {0.01, 0.03, 0.02, 0.005, 0.015, 0.025};
   const double factors[] = {0.37, 1.0, 0.6, 0.21, 0.9, 0.5};  // clipping factors, mostly < 1
@@ -119,7 +121,7 @@ void check_adamw(const ParamLayout& layout, const OptimConfig& o, bool runs, int
     for (const Span& sp : spans) {
       s.decay = sp.decays ? 1.0 - lr * o.weight_decay : 1.0;
       cuda::adamw_update(gp.data() + sp.offset, gg.data() + sp.offset, gm.data() + sp.offset,
-                         gv.data() + sp.offset, sp.n, s, nullptr);
+                         gv.data() + sp.offset, sp.n, s, nullptr, gp16.data() + sp.offset);
     }
 
     const std::vector<double> gpu_p = to_double(gp.to_host()), gpu_m = to_double(gm.to_host()),
@@ -135,6 +137,13 @@ void check_adamw(const ParamLayout& layout, const OptimConfig& o, bool runs, int
     for (const ParamTensor& tt : layout.tensors) {
       for (int64_t i = tt.offset; i < tt.offset + tt.numel; ++i) {
         ASSERT_NE(gpu_v[i], 0.0) << tt.name << " element " << i - tt.offset << " was not updated";
+      }
+    }
+    // The bf16 copy: the updated params rounded to nearest even, wherever a span wrote.
+    const std::vector<__nv_bfloat16> p16 = gp16.to_host();
+    for (const Span& sp : spans) {
+      for (int64_t i = sp.offset; i < sp.offset + sp.n; ++i) {
+        ASSERT_EQ(__bfloat162float(p16[i]), __bfloat162float(__float2bfloat16_rn(float(gpu_p[i])))) << "bf16 copy at " << i;
       }
     }
     for (int64_t i : pad) {

@@ -26,9 +26,10 @@ struct UpdateConstants {
   float lr, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, bias1, bias2, decay, grad_factor;
 };
 
-// params, grads, m, v [n]; the same order of operations as AdamW<T>::step.
-__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, int64_t n,
-                             UpdateConstants c) {
+// params, grads, m, v [n]; the same order of operations as AdamW<T>::step. params_bf16 [n]:
+// the updated params rounded, or null.
+__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, __nv_bfloat16* params_bf16,
+                             int64_t n, UpdateConstants c) {
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < n; i += stride) {
     const float g = grads[i] * c.grad_factor;
@@ -37,7 +38,9 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
     m[i] = mi;
     v[i] = vi;
     const float update = (mi / c.bias1) / (sqrtf(vi / c.bias2) + c.eps);
-    params[i] = params[i] * c.decay - c.lr * update;
+    const float p = params[i] * c.decay - c.lr * update;
+    params[i] = p;
+    if (params_bf16) params_bf16[i] = __float2bfloat16_rn(p);
   }
 }
 
@@ -89,7 +92,7 @@ int64_t sum_blocks(int64_t n) { return std::min((n + kThreads - 1) / kThreads, k
 }  // namespace
 
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,
-                  const AdamWStep& step, cudaStream_t stream) {
+                  const AdamWStep& step, cudaStream_t stream, __nv_bfloat16* params_bf16) {
   if (n < 0) fail("adamw_update: n = ", n, " is negative");
   // bias corrections of 0 mean step t = 0: the caller forgot to count the step.
   if (!(step.bias1 > 0) || !(step.bias2 > 0)) {
@@ -101,7 +104,7 @@ void adamw_update(float* params, const float* grads, float* m, float* v, int64_t
                           float(step.bias1), float(step.bias2), float(step.decay),
                           float(step.grad_factor)};
   const int64_t blocks = std::min((n + kThreads - 1) / kThreads, kMaxUpdateBlocks);
-  adamw_kernel<<<unsigned(blocks), kThreads, 0, stream>>>(params, grads, m, v, n, c);
+  adamw_kernel<<<unsigned(blocks), kThreads, 0, stream>>>(params, grads, m, v, params_bf16, n, c);
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 

@@ -5,6 +5,7 @@
 // given by its offset into those buffers. The optimizer class that walks the layout lives elsewhere.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -28,8 +29,10 @@ struct AdamWStep {
 // params, m, v [n] read and written; grads [n] read. One call per tensor, or per run of
 // consecutive tensors with the same decay: the zero padding between them stays zero (g = m = v
 // = 0 gives an update of 0 / eps = 0). n = 0 does nothing. Elementwise, so deterministic.
+// params_bf16 [n], if not null, receives the updated params rounded to bf16 (round to nearest
+// even): the GEMMs' copy of the weights, written in the same pass instead of a second one.
 void adamw_update(float* params, const float* grads, float* m, float* v, int64_t n,
-                  const AdamWStep& step, cudaStream_t stream);
+                  const AdamWStep& step, cudaStream_t stream, __nv_bfloat16* params_bf16 = nullptr);
 
 // Floats of scratch sum_of_squares needs for n elements (0 when n = 0): per-block partial sums
 // and the total, kept as doubles (two floats each). The workspace must be 8-byte aligned (any

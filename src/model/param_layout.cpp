@@ -27,8 +27,6 @@ namespace {
 
 constexpr int64_t kAlign = 64;  // elements: 256 B in fp32, so every tensor is vector-aligned
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 // Matrices (the embedding included) are what the GEMMs read, through the bf16 copy where the
 // activations are bf16; every other tensor the kernels read in fp32 directly.
 bool read_as_matrix(ParamKind kind) { return kind == ParamKind::matrix || kind == ParamKind::embedding; }

@@ -5,6 +5,8 @@
 
 #ifdef HYMBA_HAVE_CUDA
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -22,8 +24,10 @@ class CudaAdamW {
       : CudaAdamW(layout, config, shard_params(layout, 0, 1)) {}
 
   // As AdamW<float>::step, with device pointers: params [layout.storage], shard_grads
-  // [shard.length].
-  void step(float* params, const float* shard_grads, double lr, double grad_factor);
+  // [shard.length]. params_bf16 [layout.matrices_end()], if given, is the model's bf16 copy of
+  // the matrices: the updated matrices of the shard are written there too, in the same pass.
+  void step(float* params, const float* shard_grads, double lr, double grad_factor,
+            __nv_bfloat16* params_bf16 = nullptr);
 
   int64_t steps_taken() const { return t_; }
   void set_steps_taken(int64_t t) { t_ = t; }
@@ -31,9 +35,16 @@ class CudaAdamW {
   cuda::DeviceArray<float>& second_moment() { return v_; }
 
  private:
+  // What one launch updates: adjacent pieces of tensors in one bucket with the same decay (the
+  // zero padding between them stays zero), so a layer's matrices are one launch, not seven.
+  struct Run {
+    int64_t flat, compact, length;
+    bool decays, matrices;  // matrices: in a matrix bucket, which has a bf16 copy
+  };
+  static std::vector<Run> update_runs(const ParamLayout& layout, const OptimConfig& config, const ParamShard& shard);
+
   OptimConfig cfg_;
-  std::vector<bool> decays_;            // per tensor of the layout
-  std::vector<ShardSegment> segments_;  // the tensors' pieces in the shard
+  std::vector<Run> runs_;
   cuda::DeviceArray<float> m_, v_;      // [shard.length]
   int64_t t_ = 0;
 };

@@ -84,12 +84,13 @@ class DataParallel {
 
   // After the optimizer updated this rank's shard of model.params: every rank gets every shard.
   // Where the GEMMs read a bf16 copy of the matrices, the matrix buckets travel as that copy (half
-  // the bytes of fp32): each rank casts its own parts, then gathers the others'. The fp32 master
-  // weights of the matrices are then current in this rank's parts only, which is all the
-  // optimizer and checkpoints read. The fp32-read bucket (norms, SSM parameters...) travels in fp32.
-  void gather_params() {
+  // the bytes of fp32): each rank casts its own parts (unless copy_written: the optimizer wrote
+  // them as it updated the weights), then gathers the others'. The fp32 master weights of the
+  // matrices are then current in this rank's parts only, which is all the optimizer and
+  // checkpoints read. The fp32-read bucket (norms, SSM parameters...) travels in fp32.
+  void gather_params(bool copy_written = false) {
     if (!comm_) {
-      model_.params_updated();
+      if (!copy_written) model_.params_updated();
       return;
     }
     const ParamLayout& layout = model_.layout();
@@ -97,7 +98,7 @@ class DataParallel {
       const ParamRange& bucket = layout.buckets[b];
       const ShardPart& part = shard_.parts[b];
       if (Model::kComputeCopy && b != layout.fp32_bucket) {
-        model_.cast_weights(part.flat, part.length);
+        if (!copy_written) model_.cast_weights(part.flat, part.length);
         comm_->all_gather_in_place(model_.compute_weights() + bucket.begin, part.length);
       } else {
         comm_->all_gather_in_place(model_.params.data() + bucket.begin, part.length);

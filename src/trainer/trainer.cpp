@@ -154,8 +154,11 @@ StepResult train_step(const Config& cfg, Model& model, Optimizer& opt, DataParal
          ") is not finite: the run diverged; lower optim.lr, raise optim.warmup_steps or check the data");
   }
   r.lr = learning_rate(cfg.optim, step, tc.steps);
-  opt.step(model.params.data(), dp.shard_grads(), r.lr, clip_factor(r.grad_norm, cfg.optim.grad_clip));
-  dp.gather_params();
+  const double clip = clip_factor(r.grad_norm, cfg.optim.grad_clip);
+  // Where the GEMMs read a bf16 copy, the optimizer writes it as it updates the weights.
+  if constexpr (Model::kComputeCopy) opt.step(model.params.data(), dp.shard_grads(), r.lr, clip, model.compute_weights());
+  else opt.step(model.params.data(), dp.shard_grads(), r.lr, clip);
+  dp.gather_params(/*copy_written=*/Model::kComputeCopy);
   return r;
 }
 
