@@ -142,7 +142,7 @@ __device__ __forceinline__ void update_row(T* dst, const float* acc, int cols, i
 
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v, int64_t ldv,
+    attention_forward_kernel(T* out, float* lse, const T* q, const T* k, const T* v, int64_t ldv,
                    AttentionShape s, float scale) {
   const int64_t S = s.S, nh = s.nh, nkv = s.nkv;
   const int hd = int(s.hd), vd = int(s.vd);
@@ -205,7 +205,7 @@ __global__ void __launch_bounds__(kThreads)
 // D[b, h, i] = dout_i · out_i, one warp per query row; D [B, nh, S], dout and out [B·S·nh, vd].
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    row_dot_kernel(float* D, const T* dout, const T* out, AttentionShape s) {
+    attention_row_dot_kernel(float* D, const T* dout, const T* out, AttentionShape s) {
   const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.x / kWarp;  // (b·S + i)·nh + h
   if (row >= s.B * s.S * s.nh) return;  // whole warps leave together
   const int lane = threadIdx.x % kWarp;
@@ -222,7 +222,7 @@ __global__ void __launch_bounds__(kThreads)
 // The block layout of the forward; lane l owns dq columns l, l + 32, ...
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    dq_kernel(T* dq, const T* dout, const T* q, const T* k, const T* v, int64_t ldv,
+    attention_dq_kernel(T* dq, const T* dout, const T* q, const T* k, const T* v, int64_t ldv,
               const float* lse, const float* D, AttentionShape s, float scale) {
   const int64_t S = s.S, nh = s.nh, nkv = s.nkv;
   const int hd = int(s.hd), vd = int(s.vd);
@@ -282,7 +282,7 @@ __global__ void __launch_bounds__(kThreads)
 // in a tile of queries lane l handles query l, and lane l owns columns l, l + 32, ... of dk, dv.
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    dkdv_kernel(T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, int64_t ldv,
+    attention_dkdv_kernel(T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, int64_t ldv,
                 const float* lse, const float* D, AttentionShape s, float scale) {
   const int64_t S = s.S, nh = s.nh, nkv = s.nkv, rep = nh / nkv;
   const int hd = int(s.hd), vd = int(s.vd);
@@ -413,8 +413,8 @@ void attention_forward(T* out, float* lse, const T* q, const T* k, const T* v, i
   if (!check_shape(s, ldv, "attention_forward")) return;
   const unsigned blocks = row_blocks(s, s.nh, "attention_forward");
   const size_t smem = sizeof(float) * size_t(kTileRows * s.hd + kTile * (s.hd + 1) + kTile * s.vd);
-  allow_smem(forward_kernel<T>, smem);
-  forward_kernel<T><<<blocks, kThreads, smem, stream>>>(out, lse, q, k, v, ldv, s, score_scale(s));
+  allow_smem(attention_forward_kernel<T>, smem);
+  attention_forward_kernel<T><<<blocks, kThreads, smem, stream>>>(out, lse, q, k, v, ldv, s, score_scale(s));
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
@@ -429,21 +429,21 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
   const float scale = score_scale(s);
 
   const int64_t rows = s.B * s.S * s.nh;
-  row_dot_kernel<T><<<unsigned((rows + kWarps - 1) / kWarps), kThreads, 0, stream>>>(D, dout, out, s);
+  attention_row_dot_kernel<T><<<unsigned((rows + kWarps - 1) / kWarps), kThreads, 0, stream>>>(D, dout, out, s);
   HYMBA_CUDA_CHECK_LAUNCH();
 
   const unsigned q_blocks = row_blocks(s, s.nh, "attention_backward");
   const size_t dq_smem =
       sizeof(float) * size_t(kTileRows * (s.hd + s.vd) + kTile * (s.hd + 1) + kTile * (s.vd + 1));
-  allow_smem(dq_kernel<T>, dq_smem);
-  dq_kernel<T><<<q_blocks, kThreads, dq_smem, stream>>>(dq, dout, q, k, v, ldv, lse, D, s, scale);
+  allow_smem(attention_dq_kernel<T>, dq_smem);
+  attention_dq_kernel<T><<<q_blocks, kThreads, dq_smem, stream>>>(dq, dout, q, k, v, ldv, lse, D, s, scale);
   HYMBA_CUDA_CHECK_LAUNCH();
 
   const unsigned kv_blocks = row_blocks(s, s.nkv, "attention_backward");
   const size_t kv_smem = sizeof(float) * size_t(kTileRows * (s.hd + s.vd) + kTile * (s.hd + 1) +
                                                 kTile * (s.vd + 1) + 2 * kTile);
-  allow_smem(dkdv_kernel<T>, kv_smem);
-  dkdv_kernel<T><<<kv_blocks, kThreads, kv_smem, stream>>>(dk, dv, dout, q, k, v, ldv, lse, D, s,
+  allow_smem(attention_dkdv_kernel<T>, kv_smem);
+  attention_dkdv_kernel<T><<<kv_blocks, kThreads, kv_smem, stream>>>(dk, dv, dout, q, k, v, ldv, lse, D, s,
                                                            scale);
   HYMBA_CUDA_CHECK_LAUNCH();
 }

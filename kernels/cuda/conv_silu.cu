@@ -29,7 +29,7 @@ __device__ __forceinline__ float silu_grad(float v) {
 
 // Grid: x = b · tiles + tile (the token block), y = block of kThreads channels.
 template <int K, class T>
-__global__ void forward_kernel(T* __restrict__ u, T* __restrict__ pre, const T* __restrict__ x,
+__global__ void conv_forward_kernel(T* __restrict__ u, T* __restrict__ pre, const T* __restrict__ x,
                                int64_t ldx, const float* __restrict__ w,
                                const float* __restrict__ bias, int64_t S, int64_t E, int tiles) {
   const int64_t e = int64_t(blockIdx.y) * kThreads + threadIdx.x;
@@ -68,7 +68,7 @@ __global__ void forward_kernel(T* __restrict__ u, T* __restrict__ pre, const T* 
 // written to partial[blockIdx.x, :, e]. dpre = du · silu'(pre) is recomputed where needed
 // (K − 1 extra tokens per block) rather than stored.
 template <int K, class T>
-__global__ void backward_kernel(T* __restrict__ dx, int64_t lddx, float* __restrict__ partial,
+__global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __restrict__ partial,
                                 const T* __restrict__ du, const T* __restrict__ x, int64_t ldx,
                                 const T* __restrict__ pre, const float* __restrict__ w, int64_t S,
                                 int64_t E, int tiles) {
@@ -126,7 +126,7 @@ __global__ void backward_kernel(T* __restrict__ dx, int64_t lddx, float* __restr
 
 // Row j = k · E + e of partial [parts, K + 1, E] summed over parts in order (deterministic), then
 // added to dw[e, k] (k < K) or dbias[e] (k = K).
-__global__ void reduce_partials_kernel(float* dw, float* dbias, const float* partial, int parts,
+__global__ void conv_reduce_partials_kernel(float* dw, float* dbias, const float* partial, int parts,
                                        int K, int64_t E) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t row = (K + 1) * E;
@@ -180,7 +180,7 @@ void conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const float* w, co
   const int tiles = int(token_tiles(S));
   const dim3 grid(unsigned(B * tiles), unsigned((E + kThreads - 1) / kThreads));
   with_taps(K, [&](auto taps) {
-    forward_kernel<decltype(taps)::value, T>
+    conv_forward_kernel<decltype(taps)::value, T>
         <<<grid, kThreads, 0, stream>>>(u, pre, x, ldx, w, bias, S, E, tiles);
   });
   HYMBA_CUDA_CHECK_LAUNCH();
@@ -201,12 +201,12 @@ void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* d
   const int parts = int(B * tiles);
   const dim3 grid(unsigned(parts), unsigned((E + kThreads - 1) / kThreads));
   with_taps(K, [&](auto taps) {
-    backward_kernel<decltype(taps)::value, T>
+    conv_backward_kernel<decltype(taps)::value, T>
         <<<grid, kThreads, 0, stream>>>(dx, lddx, workspace, du, x, ldx, pre, w, S, E, tiles);
   });
   HYMBA_CUDA_CHECK_LAUNCH();
   const int64_t row = (K + 1) * E;
-  reduce_partials_kernel<<<unsigned((row + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+  conv_reduce_partials_kernel<<<unsigned((row + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
       dw, dbias, workspace, parts, int(K), E);
   HYMBA_CUDA_CHECK_LAUNCH();
 }

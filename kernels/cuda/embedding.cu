@@ -37,7 +37,7 @@ __device__ void copy_row(T* dst, const S* src, int64_t H) {
 // One block per row r of x (b = r / S, s = r % S), threads over the H columns. Ids outside
 // [begin, end) (another rank's table rows) and meta rows without meta give zero rows.
 template <class T>
-__global__ void forward_kernel(T* x, const int32_t* ids, const T* table, const float* meta,
+__global__ void embedding_forward_kernel(T* x, const int32_t* ids, const T* table, const float* meta,
                                int64_t Tlen, int64_t M, int64_t H, int64_t begin, int64_t end) {
   const int64_t r = blockIdx.x, S = M + Tlen, b = r / S, s = r % S;
   T* dst = x + r * H;  // [H]
@@ -111,7 +111,7 @@ void embedding_forward(T* x, const int32_t* ids, const T* table, const float* me
   const int64_t rows = B * (M + Tlen);
   if (rows == 0 || H == 0) return;
   if (rows > INT_MAX) fail("embedding_forward: ", rows, " rows of x are above the supported ", INT_MAX);
-  forward_kernel<<<unsigned(rows), kThreads, 0, stream>>>(x, ids, table, meta, Tlen, M, H, vocab.begin, vocab.end);
+  embedding_forward_kernel<<<unsigned(rows), kThreads, 0, stream>>>(x, ids, table, meta, Tlen, M, H, vocab.begin, vocab.end);
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 

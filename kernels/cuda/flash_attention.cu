@@ -15,7 +15,7 @@
 //            (dkdv_parts, 1 to 4, from the shape); per pair, in two halves of 32 queries:
 //            Sᵀ = K Qᵀ (32), Pᵀ, dPᵀ = V dOᵀ (64), dSᵀ, dV += Pᵀ dO (64), dK += dSᵀ Q (32).
 //            With one part the block adds its fp32 sums into the bf16 gradients (the keys' one
-//            owner); with more it writes them to a workspace slot, and dkdv_reduce_kernel adds
+//            owner); with more it writes them to a workspace slot, and flash_dkdv_reduce_kernel adds
 //            the slots of each key row in part order into dk/dv (+=). No atomics either way.
 //   D        D_i = dout_i · out_i and lse_i·log2(e), one warp per row, into the workspace.
 // The warps of a block share its K/V (or Q/dO) tiles in shared memory; the block's own rows
@@ -86,11 +86,11 @@
 // the recompute.
 //
 // Resource usage (nvcc 13.0, -O3 -arch=sm_90 --resource-usage): no spills, no stack.
-//   forward_kernel      244 registers, 62464 B dynamic shared (2 blocks of 128 threads / SM)
-//   dq_kernel           250 registers, 79872 B dynamic shared (2 blocks / SM)
-//   dkdv_kernel         255 registers, 80896 B dynamic shared (2 blocks / SM)
-//   dkdv_reduce_kernel   32 registers, no shared memory
-//   row_dot_kernel       26 registers, no shared memory
+//   flash_forward_kernel      244 registers, 62464 B dynamic shared (2 blocks of 128 threads / SM)
+//   flash_dq_kernel           250 registers, 79872 B dynamic shared (2 blocks / SM)
+//   flash_dkdv_kernel         255 registers, 80896 B dynamic shared (2 blocks / SM)
+//   flash_dkdv_reduce_kernel   32 registers, no shared memory
+//   flash_row_dot_kernel       26 registers, no shared memory
 #include "cuda/flash_attention.h"
 
 #include <algorithm>
@@ -412,7 +412,7 @@ constexpr size_t kForwardSmem = sizeof(bf16) * size_t(kTileQF + 2 * kTileK + 2 *
 // they see; warp w owns rows q0 + 16w .. + 15 and skips a key tile none of its rows sees (window
 // edges).
 __global__ void __launch_bounds__(kFwdThreads, kFwdWarps == 4 ? 2 : 1)
-    forward_kernel(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q,
+    flash_forward_kernel(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q,
                    const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t ldv, Dims d) {
   const int S = d.S;
   const RowBlock rb = row_block(d, kFwdRows);
@@ -543,7 +543,7 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdWarps == 4 ? 2 : 1)
 constexpr int kRowWarps = 8;
 
 __global__ void __launch_bounds__(kRowWarps * 32)
-    row_dot_kernel(float* __restrict__ D, float* __restrict__ lse2, const bf16* __restrict__ dout,
+    flash_row_dot_kernel(float* __restrict__ D, float* __restrict__ lse2, const bf16* __restrict__ dout,
                    const bf16* __restrict__ out, const float* __restrict__ lse, Dims d) {
   const int64_t row = int64_t(blockIdx.x) * kRowWarps + threadIdx.x / 32;
   if (row >= int64_t(d.B) * d.S * d.nh) return;  // whole warps leave together
@@ -566,7 +566,7 @@ constexpr size_t kDqSmem = sizeof(bf16) * size_t(3 * kTileK + 3 * kTileV);
 // dq_i = scale · Σ_j dS_ij k_j with P_ij = exp(scale·q_i·k_j − lse_i), dS_ij = P_ij (dout_i·v_j − D_i).
 // The block layout of the forward; the block's Q and dO rows live in registers.
 __global__ void __launch_bounds__(kThreads, 2)
-    dq_kernel(bf16* __restrict__ dq, const bf16* __restrict__ dout, const bf16* __restrict__ q,
+    flash_dq_kernel(bf16* __restrict__ dq, const bf16* __restrict__ dout, const bf16* __restrict__ q,
               const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t ldv,
               const float* __restrict__ lse2, const float* __restrict__ D, Dims d) {
   const int S = d.S;
@@ -682,9 +682,9 @@ constexpr int64_t kPartFloats = int64_t(kBlock) * kPartCols;  // one [kBlock, kP
 // (b, KV head) and one range; warp w owns keys k0 + 16w .. + 15. Products are transposed (keys
 // are the rows): Sᵀ = K Qᵀ and dPᵀ = V dOᵀ. With parts == 1 the block adds its sums into dk/dv
 // (its keys' one owner); otherwise it writes them, fp32, to its slot of `part`
-// [B·nkv, tiles, parts][kBlock, kPartCols] and dkdv_reduce_kernel adds the slots in order.
+// [B·nkv, tiles, parts][kBlock, kPartCols] and flash_dkdv_reduce_kernel adds the slots in order.
 __global__ void __launch_bounds__(kThreads, 2)
-    dkdv_kernel(bf16* __restrict__ dk, bf16* __restrict__ dv, float* __restrict__ part,
+    flash_dkdv_kernel(bf16* __restrict__ dk, bf16* __restrict__ dv, float* __restrict__ part,
                 const bf16* __restrict__ dout, const bf16* __restrict__ q, const bf16* __restrict__ k,
                 const bf16* __restrict__ v, int64_t ldv, const float* __restrict__ lse2,
                 const float* __restrict__ D, Dims d, int parts) {
@@ -854,7 +854,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 constexpr int kReduceThreads = 256;
 
 __global__ void __launch_bounds__(kReduceThreads)
-    dkdv_reduce_kernel(bf16* __restrict__ dk, bf16* __restrict__ dv, const float* __restrict__ part, Dims d,
+    flash_dkdv_reduce_kernel(bf16* __restrict__ dk, bf16* __restrict__ dv, const float* __restrict__ part, Dims d,
                        int parts) {
   constexpr int kQuads = kPartCols / 4;
   const int64_t x = int64_t(blockIdx.x) * kReduceThreads + threadIdx.x;
@@ -970,8 +970,8 @@ void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T
   check_aligned(out, 16, "out", op), check_aligned(lse, 4, "lse", op), check_aligned(q, 16, "q", op);
   check_aligned(k, 16, "k", op), check_aligned(v, 16, "v", op);
   const int64_t tiles = (s.S + kFwdRows - 1) / kFwdRows;
-  allow_smem(forward_kernel, kForwardSmem);
-  forward_kernel<<<blocks(s.B * s.nh * tiles), kFwdThreads, kForwardSmem, stream>>>(out, lse, q, k, v, ldv, dims(s));
+  allow_smem(flash_forward_kernel, kForwardSmem);
+  flash_forward_kernel<<<blocks(s.B * s.nh * tiles), kFwdThreads, kForwardSmem, stream>>>(out, lse, q, k, v, ldv, dims(s));
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
@@ -1007,21 +1007,21 @@ void flash_attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, co
   const int64_t tiles = (s.S + kBlock - 1) / kBlock;
 
   const int64_t rows = s.B * s.S * s.nh;
-  row_dot_kernel<<<blocks((rows + kRowWarps - 1) / kRowWarps), kRowWarps * 32, 0, stream>>>(D, lse2, dout, out,
+  flash_row_dot_kernel<<<blocks((rows + kRowWarps - 1) / kRowWarps), kRowWarps * 32, 0, stream>>>(D, lse2, dout, out,
                                                                                            lse, d);
   HYMBA_CUDA_CHECK_LAUNCH();
 
-  allow_smem(dq_kernel, kDqSmem);
-  dq_kernel<<<blocks(s.B * s.nh * tiles), kThreads, kDqSmem, stream>>>(dq, dout, q, k, v, ldv, lse2, D, d);
+  allow_smem(flash_dq_kernel, kDqSmem);
+  flash_dq_kernel<<<blocks(s.B * s.nh * tiles), kThreads, kDqSmem, stream>>>(dq, dout, q, k, v, ldv, lse2, D, d);
   HYMBA_CUDA_CHECK_LAUNCH();
 
-  allow_smem(dkdv_kernel, kDkDvSmem);
-  dkdv_kernel<<<blocks(s.B * s.nkv * tiles * parts), kThreads, kDkDvSmem, stream>>>(dk, dv, part, dout, q, k, v, ldv,
+  allow_smem(flash_dkdv_kernel, kDkDvSmem);
+  flash_dkdv_kernel<<<blocks(s.B * s.nkv * tiles * parts), kThreads, kDkDvSmem, stream>>>(dk, dv, part, dout, q, k, v, ldv,
                                                                                    lse2, D, d, parts);
   HYMBA_CUDA_CHECK_LAUNCH();
   if (parts > 1) {
     const int64_t threads = s.B * s.S * s.nkv * (kPartCols / 4);
-    dkdv_reduce_kernel<<<blocks((threads + kReduceThreads - 1) / kReduceThreads), kReduceThreads, 0, stream>>>(
+    flash_dkdv_reduce_kernel<<<blocks((threads + kReduceThreads - 1) / kReduceThreads), kReduceThreads, 0, stream>>>(
         dk, dv, part, d, parts);
     HYMBA_CUDA_CHECK_LAUNCH();
   }

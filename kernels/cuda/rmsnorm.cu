@@ -180,7 +180,7 @@ struct Split {
 // block has read it before rstd is written).
 template <class T, int V, int P, Part kPart>
 __global__ void __launch_bounds__(kBlock)
-    forward_kernel(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w, int64_t rows,
+    rmsnorm_forward_kernel(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w, int64_t rows,
                    int dim, int tpr, float eps, Split split) {
   __shared__ float scratch[kWarps];
   const int t = threadIdx.x & (tpr - 1);
@@ -245,7 +245,7 @@ constexpr int backward_min_blocks(int P) { return P <= 4 ? 2 : 1; }
 // the rows' dots Σ (w⊙dy)⊙x̂ to split.out and touches neither dx nor dw.
 template <class T, int V, int P, bool kAccumulate, Part kPart>
 __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
-    backward_kernel(T* dx, int64_t lddx, float* partial, const T* dy, int64_t lddy, const T* x, int64_t ldx,
+    rmsnorm_backward_kernel(T* dx, int64_t lddx, float* partial, const T* dy, int64_t lddy, const T* x, int64_t ldx,
                     const float* w, const float* rstd, int64_t rows, int dim, int tpr, Split split) {
   static_assert(kPart != Part::statistic || !kAccumulate, "the dots kernel writes no dx");
   constexpr bool kDots = kPart != Part::from_statistic;  // the row dot is taken here
@@ -353,7 +353,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
 // adds the partial rows b ≡ s (mod 32) in increasing b, then the 32 slice sums are added in slice
 // order.
 __global__ void __launch_bounds__(1024)
-    reduce_partials_kernel(float* dw, const float* partial, int blocks, int dim) {
+    rmsnorm_reduce_partials_kernel(float* dw, const float* partial, int blocks, int dim) {
   __shared__ float slice[32][33];  // [slice, column]; padded against bank conflicts
   const int c = blockIdx.x * 32 + threadIdx.x, s = threadIdx.y;
   float v = 0;
@@ -446,7 +446,7 @@ void launch_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, con
   const RowLayout L = row_layout(dim / V, kForwardPacks);
   const int64_t blocks = (rows + kBlock / L.tpr - 1) / (kBlock / L.tpr);
   with_packs<kMaxPacks>(L.packs, [&](auto p) {
-    forward_kernel<T, V, decltype(p)::value, kPart><<<unsigned(blocks), kBlock, 0, stream>>>(
+    rmsnorm_forward_kernel<T, V, decltype(p)::value, kPart><<<unsigned(blocks), kBlock, 0, stream>>>(
         y, ldy, rstd, x, ldx, w, rows, dim, L.tpr, eps, split);
   });
   HYMBA_CUDA_CHECK_LAUNCH();
@@ -463,7 +463,7 @@ void run_forward(bool packed, T* y, int64_t ldy, float* rstd, const T* x, int64_
 // Blocks of a backward kernel resident per SM, asked once per kernel.
 template <class T, int V, int P, bool kAccumulate, Part kPart>
 int backward_blocks_per_sm() {
-  static const int n = blocks_per_sm(&backward_kernel<T, V, P, kAccumulate, kPart>);
+  static const int n = blocks_per_sm(&rmsnorm_backward_kernel<T, V, P, kAccumulate, kPart>);
   return n;
 }
 
@@ -489,7 +489,7 @@ void launch_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, 
         per_sm = std::min(per_sm, backward_blocks_per_sm<T, V, P, kAcc, Part::whole>());
       }
       blocks = int(std::min({tiles, int64_t(per_sm) * sm_count(), allowed}));
-      backward_kernel<T, V, P, kAcc, kPart><<<unsigned(blocks), kBlock, 0, stream>>>(
+      rmsnorm_backward_kernel<T, V, P, kAcc, kPart><<<unsigned(blocks), kBlock, 0, stream>>>(
           dx, lddx, workspace, dy, lddy, x, ldx, w, rstd, rows, dim, L.tpr, split);
     };
     if constexpr (!kGrads) {
@@ -502,7 +502,7 @@ void launch_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, 
   });
   HYMBA_CUDA_CHECK_LAUNCH();
   if constexpr (kGrads) {
-    reduce_partials_kernel<<<unsigned((dim + 31) / 32), dim3(32, 32), 0, stream>>>(dw, workspace, blocks, dim);
+    rmsnorm_reduce_partials_kernel<<<unsigned((dim + 31) / 32), dim3(32, 32), 0, stream>>>(dw, workspace, blocks, dim);
     HYMBA_CUDA_CHECK_LAUNCH();
   }
 }

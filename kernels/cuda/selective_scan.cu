@@ -341,7 +341,7 @@ struct ForwardArgs {
 // The forward of channels [blockIdx.x·CB, +CB) of batch row blockIdx.y: out (unless null), the
 // state entering every sub-chunk (unless ckpt is null), the final state (unless hT is null).
 template <class T, int R>
-__global__ void __launch_bounds__(Cfg<R>::kThreads, 1) forward_kernel(const ForwardArgs<T> p) {
+__global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const ForwardArgs<T> p) {
   using C = Cfg<R>;
   constexpr int K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL, kThreads = C::kThreads;
   constexpr int VW = 16 / int(sizeof(T)), kVecs = CB / VW;  // 16-byte packs per token row
@@ -540,7 +540,7 @@ struct BackwardArgs {
 // from the last, each from its checkpoint: du, ddelta, dz, the block's dBm/dCm sums, the (b, e)
 // parameter-gradient sums and dh0.
 template <class T, int R>
-__global__ void __launch_bounds__(Cfg<R>::kThreads, 1) backward_kernel(const BackwardArgs<T> p) {
+__global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(const BackwardArgs<T> p) {
   using C = Cfg<R>;
   constexpr int K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL, TB = C::kTB;
   constexpr int W = C::kWarps, kThreads = C::kThreads;
@@ -809,7 +809,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) backward_kernel(const Bac
 // in block order (threads [0, B·S·N)); ddt_bias [E], dA_log [E, N], dD [E] (+=) from the (b, e)
 // sums in batch order (the next max(E·N, E) threads).
 template <class T>
-__global__ void finish_kernel(T* __restrict__ dBm, T* __restrict__ dCm,
+__global__ void scan_finish_kernel(T* __restrict__ dBm, T* __restrict__ dCm,
                               const float* __restrict__ part, int64_t blocks, int64_t B,
                               int64_t S, int N, int NP, float* __restrict__ ddt_bias,
                               float* __restrict__ dA_log, float* __restrict__ dD,
@@ -925,7 +925,7 @@ struct Workspace {
 
 template <class T, int R>
 void launch_forward_r(const ForwardArgs<T>& a, const Geometry& g, int64_t B, cudaStream_t stream) {
-  const auto kernel = forward_kernel<T, R>;
+  const auto kernel = scan_forward_kernel<T, R>;
   HYMBA_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         int(g.fwd_smem)));
@@ -946,7 +946,7 @@ void launch_forward(const ForwardArgs<T>& a, const Geometry& g, int64_t B, cudaS
 template <class T, int R>
 void launch_backward_r(const BackwardArgs<T>& a, const Geometry& g, int64_t B,
                        cudaStream_t stream) {
-  const auto kernel = backward_kernel<T, R>;
+  const auto kernel = scan_backward_kernel<T, R>;
   HYMBA_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         int(g.bwd_smem)));
@@ -1029,7 +1029,7 @@ void selective_scan_backward(const ScanGrads<T>& gr, const T* dout, const float*
     default: launch_backward_r<T, 8>(a, g, s.B, stream); break;
   }
   const int64_t threads = s.B * s.S * s.N + std::max(s.E * s.N, s.E);
-  finish_kernel<T><<<unsigned((threads + kFinishThreads - 1) / kFinishThreads), kFinishThreads, 0,
+  scan_finish_kernel<T><<<unsigned((threads + kFinishThreads - 1) / kFinishThreads), kFinishThreads, 0,
                      stream>>>(gr.dBm, gr.dCm, ws.part, g.blocks, s.B, s.S, int(s.N), g.NP,
                                gr.ddt_bias, gr.dA_log, gr.dD, ws.pdA, ws.pdt, ws.pdD, in.A_log,
                                s.E);

@@ -18,7 +18,7 @@ constexpr int64_t kMaxBlocks = 4096;  // enough to fill an H100; larger n loops 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 template <class T, int K>
-__global__ void forward_kernel(T* a, const T* g, const T* up, int64_t n) {
+__global__ void swiglu_forward_kernel(T* a, const T* g, const T* up, int64_t n) {
   using P = Pack<T, K>;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -47,7 +47,7 @@ __device__ __forceinline__ void swiglu_grad(float da, float g, float up, float& 
 }
 
 template <class T, int K>
-__global__ void backward_kernel(T* dg, T* dup, const T* da, const T* g, const T* up, int64_t n) {
+__global__ void swiglu_backward_kernel(T* dg, T* dup, const T* da, const T* g, const T* up, int64_t n) {
   using P = Pack<T, K>;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -93,9 +93,9 @@ void swiglu_forward(T* a, const T* g, const T* up, int64_t n, cudaStream_t strea
   if (n == 0) return;
   constexpr int K = 16 / sizeof(T);
   if (aligned(16, a, g, up)) {
-    forward_kernel<T, K><<<blocks_for(n, K), kThreads, 0, stream>>>(a, g, up, n);
+    swiglu_forward_kernel<T, K><<<blocks_for(n, K), kThreads, 0, stream>>>(a, g, up, n);
   } else {
-    forward_kernel<T, 1><<<blocks_for(n, 1), kThreads, 0, stream>>>(a, g, up, n);
+    swiglu_forward_kernel<T, 1><<<blocks_for(n, 1), kThreads, 0, stream>>>(a, g, up, n);
   }
   HYMBA_CUDA_CHECK_LAUNCH();
 }
@@ -106,9 +106,9 @@ void swiglu_backward(T* dg, T* dup, const T* da, const T* g, const T* up, int64_
   if (n == 0) return;
   constexpr int K = 16 / sizeof(T);
   if (aligned(16, dg, dup, da, g, up)) {
-    backward_kernel<T, K><<<blocks_for(n, K), kThreads, 0, stream>>>(dg, dup, da, g, up, n);
+    swiglu_backward_kernel<T, K><<<blocks_for(n, K), kThreads, 0, stream>>>(dg, dup, da, g, up, n);
   } else {
-    backward_kernel<T, 1><<<blocks_for(n, 1), kThreads, 0, stream>>>(dg, dup, da, g, up, n);
+    swiglu_backward_kernel<T, 1><<<blocks_for(n, 1), kThreads, 0, stream>>>(dg, dup, da, g, up, n);
   }
   HYMBA_CUDA_CHECK_LAUNCH();
 }
