@@ -192,18 +192,20 @@ TEST(GpuAdamW, RunsOfTensorsKeepThePaddingBetweenThemZero) {
 #endif
 }
 
-TEST(GpuAdamW, OneLargeTensorCoversEveryGridStride) {
+TEST(GpuAdamW, LargeAndMisalignedTensorsCoverEveryElement) {
   HYMBA_REQUIRE_GPU();
 #ifdef HYMBA_HAVE_CUDA
-  // More elements than one pass of the capped grid (4096 blocks × 256 threads): each thread
-  // loops. Two tensors so one decays and one does not.
+  // More groups of four elements than one pass of the capped grid (4096 blocks × 256 threads):
+  // each thread loops, then the 3 left over go one by one. Tensors that decay and that do not,
+  // and one at an odd offset, which the kernel cannot load four at a time.
   ParamLayout l;
-  const int64_t big = 2 * 1024 * 1024 + 3, small = 77;
-  const int64_t small_at = (big + 63) / 64 * 64;
+  const int64_t big = 8 * 1024 * 1024 + 3, small = 77, odd = 1001;
+  const int64_t small_at = (big + 63) / 64 * 64, odd_at = small_at + 128 + 1;
   l.tensors.push_back({"w", {big}, 0, big, ParamKind::matrix, InitRule::normal, {big}, {}});
   l.tensors.push_back({"n", {small}, small_at, small, ParamKind::norm, InitRule::ones, {small}, {}});
-  l.count = big + small;
-  l.storage = small_at + 128;
+  l.tensors.push_back({"u", {odd}, odd_at, odd, ParamKind::matrix, InitRule::normal, {odd}, {}});
+  l.count = big + small + odd;
+  l.storage = odd_at + odd + 63;
   l.buckets = {{0, l.storage}};
   check_adamw(l, optim_config(), /*runs=*/false, /*steps=*/3);
 #endif
