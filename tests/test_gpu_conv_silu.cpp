@@ -153,8 +153,8 @@ void check_conv(const ConvSize& sz) {
 }
 
 // Channels not multiples of 32 (one partial block of 128, two blocks), sequences shorter than the
-// kernel, and S = 300 spanning several 64-token blocks; then the largest K, a sequence ending just
-// past a block boundary, and the model's E. Not E = 1: its single dbias can be its random start
+// kernel, and S = 300 spanning many 16-token blocks; then the largest K, sequences ending just
+// past a block boundary (17, 65) and at one (64), and the model's E. Not E = 1: its single dbias can be its random start
 // nearly cancelled by the sum, and the relative error of one float then measures only that
 // cancellation (1.5e-5 seen with an exact-order emulation of the kernel).
 std::vector<ConvSize> conv_sizes() {
@@ -166,6 +166,7 @@ std::vector<ConvSize> conv_sizes() {
   }
   sizes.push_back({2, 130, 33, 8});
   sizes.push_back({1, 65, 5, 7});
+  sizes.push_back({2, 17, 40, 4});
   sizes.push_back({3, 64, 129, 5});
   sizes.push_back({2, 300, 3200, 4});
   return sizes;

@@ -16,7 +16,7 @@ namespace hymba::cuda {
 namespace {
 
 constexpr int kThreads = 128;  // channels per block
-constexpr int kTile = 64;      // tokens per thread (the header's 64)
+constexpr int kTile = 16;      // tokens per thread (the header's 16): short, so many threads keep loads in flight
 constexpr int kMaxK = 8;
 
 __device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }

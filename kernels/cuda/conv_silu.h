@@ -20,7 +20,7 @@ void conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const float* w, co
                        int64_t B, int64_t S, int64_t E, int64_t K, cudaStream_t stream);
 
 // Floats of scratch conv_silu_backward needs: the partial sums of dw and dbias of every block of
-// tokens, [B · ceil(S / 64), K + 1, E], summed in a fixed order afterwards so the result is the
+// tokens, [B · ceil(S / 16), K + 1, E], summed in a fixed order afterwards so the result is the
 // same on every run.
 int64_t conv_silu_backward_workspace(int64_t B, int64_t S, int64_t E, int64_t K);
 
