@@ -16,6 +16,7 @@
 #include "gradcheck.h"
 #include "model/layer_plan.h"
 #include "model/param_layout.h"
+#include "parallel/param_shard.h"
 #include "optim/adamw.h"
 #include "test_util.h"
 
@@ -66,20 +67,17 @@ struct Span {
 };
 
 // One span per tensor, or one per run of tensors adjacent in the buffer with the same decay (such
-// a span covers the padding between its tensors).
+// a span covers the padding between its tensors). The tensors in buffer order: the segments of
+// the one shard of the whole buffer.
 std::vector<Span> update_spans(const ParamLayout& layout, const std::vector<bool>& decays, bool runs) {
-  std::vector<size_t> order(layout.tensors.size());  // buffer order (layout.tensors is HF order)
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](size_t a, size_t b) { return layout.tensors[a].offset < layout.tensors[b].offset; });
+  const std::vector<ShardSegment> segs = shard_segments(layout, shard_params(layout, 0, 1));
   std::vector<Span> spans;
-  for (size_t i = 0; i < order.size();) {
+  for (size_t i = 0; i < segs.size();) {
     size_t j = i + 1;
     if (runs) {
-      while (j < order.size() && decays[order[j]] == decays[order[i]]) ++j;
+      while (j < segs.size() && decays[segs[j].tensor] == decays[segs[i].tensor]) ++j;
     }
-    const ParamTensor &first = layout.tensors[order[i]], &last = layout.tensors[order[j - 1]];
-    spans.push_back({first.offset, last.offset + last.numel - first.offset, decays[order[i]]});
+    spans.push_back({segs[i].flat, segs[j - 1].flat + segs[j - 1].length - segs[i].flat, decays[segs[i].tensor]});
     i = j;
   }
   return spans;

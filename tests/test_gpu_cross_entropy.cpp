@@ -34,24 +34,40 @@ struct CeSize {
   double ignored;  // fraction of rows whose target is kIgnoreIndex
 };
 
+// One test case: random logits and targets (a fraction ignored), and the CPU reference in double.
+struct CeCase {
+  std::vector<double> logits;    // [rows, V]
+  std::vector<int32_t> targets;  // [rows]
+  double grad_scale;             // 1 / the counted targets
+  std::vector<double> dlogits;   // [rows, V] the reference gradient
+  double loss;                   // the reference summed loss
+};
+
+CeCase make_case(const CeSize& sz) {
+  const int64_t rows = sz.rows, V = sz.V;
+  const uint64_t seed = uint64_t(rows * 7 + V);
+  CeCase c;
+  c.logits = random_vector(rows * V, seed, 4.0);
+  c.targets.resize(rows);
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const bool ignore = uniform01(seed, 1, r) < sz.ignored;
+    c.targets[r] = ignore ? cpu::kIgnoreIndex : int32_t(uniform01(seed, 2, r) * double(V)) % int32_t(V);
+    counted += ignore ? 0 : 1;
+  }
+  c.grad_scale = 1.0 / double(std::max<int64_t>(counted, 1));
+  c.dlogits.resize(rows * V);
+  c.loss = cpu::cross_entropy(c.dlogits.data(), c.logits.data(), c.targets.data(), rows, V, c.grad_scale);
+  return c;
+}
+
 template <class T>
 void check_cross_entropy(const CeSize& sz) {
   SCOPED_TRACE(testing::Message() << (std::is_same_v<T, float> ? "float" : "bf16") << " rows "
                                   << sz.rows << " V " << sz.V << " ignored " << sz.ignored);
   const int64_t rows = sz.rows, V = sz.V;
-  const uint64_t seed = uint64_t(rows * 7 + V);
-  const auto logits = random_vector(rows * V, seed, 4.0);  // [rows, V]
-  std::vector<int32_t> targets(rows);                      // [rows]
-  int64_t counted = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const bool ignore = uniform01(seed, 1, r) < sz.ignored;
-    targets[r] = ignore ? cpu::kIgnoreIndex : int32_t(uniform01(seed, 2, r) * double(V)) % int32_t(V);
-    counted += ignore ? 0 : 1;
-  }
-  const double grad_scale = 1.0 / double(std::max<int64_t>(counted, 1));
-
-  std::vector<double> dlogits(rows * V);  // [rows, V]
-  const double loss = cpu::cross_entropy(dlogits.data(), logits.data(), targets.data(), rows, V, grad_scale);
+  const CeCase c = make_case(sz);
+  const auto& [logits, targets, grad_scale, dlogits, loss] = c;
 
   // The GPU, three ways: a separate dlogits (NaN where it must write), in place, and none.
   DeviceArray<int32_t> gtargets(targets);
@@ -103,7 +119,6 @@ const CeSize kSizes[] = {
 
 // ---- vocabulary-parallel cross-entropy, ranks simulated in one process -----------------------
 
-
 // A value no padding column may leak into the loss: larger than any logit.
 constexpr double kPadding = 50.0;
 
@@ -112,18 +127,8 @@ void check_vocab_parallel(const CeSize& sz, int64_t ranks) {
   SCOPED_TRACE(testing::Message() << (std::is_same_v<T, float> ? "float" : "bf16") << " rows " << sz.rows << " V "
                                   << sz.V << " ignored " << sz.ignored << ", " << ranks << " ranks");
   const int64_t rows = sz.rows, V = sz.V, ld = (V + ranks - 1) / ranks;
-  const uint64_t seed = uint64_t(rows * 7 + V);
-  const auto logits = random_vector(rows * V, seed, 4.0);  // [rows, V]
-  std::vector<int32_t> targets(rows);                      // [rows]
-  int64_t counted = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const bool ignore = uniform01(seed, 1, r) < sz.ignored;
-    targets[r] = ignore ? cpu::kIgnoreIndex : int32_t(uniform01(seed, 2, r) * double(V)) % int32_t(V);
-    counted += ignore ? 0 : 1;
-  }
-  const double grad_scale = 1.0 / double(std::max<int64_t>(counted, 1));
-  std::vector<double> dlogits(rows * V);  // [rows, V]
-  const double loss = cpu::cross_entropy(dlogits.data(), logits.data(), targets.data(), rows, V, grad_scale);
+  const CeCase c = make_case(sz);
+  const auto& [logits, targets, grad_scale, dlogits, loss] = c;
   const std::vector<double> seen = to_double(as<T>(logits));  // [rows, V]: the logits the kernels see
 
   // Rank q's logits: its columns of the whole, then padding to the stride ld.

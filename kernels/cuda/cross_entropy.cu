@@ -76,6 +76,16 @@ __device__ void zero_row(T* dz, int64_t n) {
   for (int64_t v = threadIdx.x; v < n; v += kThreads) dz[v] = from_float<T>(0.0f);
 }
 
+// A row whose target is ignored adds no loss (*loss = 0) and gets a zero gradient (dz [n], if
+// not null). Returns whether the row was one; the whole block takes the same branch.
+template <class T>
+__device__ bool ignored_row(int32_t target, T* dz, int64_t n, float* loss) {
+  if (target != kIgnoreIndex) return false;
+  if (threadIdx.x == 0) *loss = 0;
+  if (dz) zero_row(dz, n);
+  return true;
+}
+
 // Block `row`: loss[row] = lse − z[target] (0 for an ignored row); dz (may be z, or null) =
 // (softmax − onehot) · grad_scale.
 template <class T>
@@ -85,11 +95,7 @@ __global__ void cross_entropy_kernel(T* dlogits, const T* logits, const int32_t*
   const int32_t target = targets[row];
   const T* z = logits + row * V;                  // [V]
   T* dz = dlogits ? dlogits + row * V : nullptr;  // [V]
-  if (target == kIgnoreIndex) {
-    if (threadIdx.x == 0) loss[row] = 0;
-    if (dz) zero_row(dz, V);
-    return;
-  }
+  if (ignored_row(target, dz, V, loss + row)) return;
   // Read before the block reduction's barrier, i.e. before any thread overwrites the row.
   const float z_target = to_float(z[target]);
   float m, s;
@@ -133,11 +139,7 @@ __global__ void from_partials_kernel(T* dlogits, const T* logits, int64_t ld, in
   const int32_t target = targets[row];
   const T* z = logits + row * ld;                  // [columns]
   T* dz = dlogits ? dlogits + row * ld : nullptr;  // [ld]
-  if (target == kIgnoreIndex) {
-    if (threadIdx.x == 0) loss[row] = 0;
-    if (dz) zero_row(dz, ld);
-    return;
-  }
+  if (ignored_row(target, dz, ld, loss + row)) return;
   float m = -INFINITY, s = 0, z_target = 0;  // only the rank that holds the target adds a nonzero logit
   for (int64_t q = 0; q < ranks; ++q) {
     const float* st = all + (q * rows + row) * kCrossEntropyStats;  // [3]
