@@ -6,11 +6,10 @@ namespace hymba {
 
 namespace {
 
+// The trainer has refused a parallel.tp that does not divide the job, naming the config file
+// (check_parallel in trainer/trainer.cpp); here it is an invariant.
 int checked_tp(const ProcessGroup& job, int tp) {
-  if (tp < 1 || job.size() % tp != 0) {
-    fail("parallel.tp: ", tp, " does not divide the job's ", job.size(),
-         " ranks (mpirun -np N with N = data-parallel replicas × parallel.tp)");
-  }
+  HYMBA_ASSERT(tp >= 1 && job.size() % tp == 0);
   return tp;
 }
 

@@ -10,7 +10,8 @@ namespace hymba {
 
 class ParallelGrid {
  public:
-  // Every rank of `job` calls it. An Error (naming parallel.tp) when tp does not divide the job.
+  // Every rank of `job` calls it; tp must divide the job's size (the trainer checks parallel.tp
+  // against it first, with a message naming the config file).
   ParallelGrid(const ProcessGroup& job, int tp);
   ParallelGrid(const ParallelGrid&) = delete;
   ParallelGrid& operator=(const ParallelGrid&) = delete;
