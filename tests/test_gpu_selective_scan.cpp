@@ -2,11 +2,11 @@
 // every backward output (du, ddelta, dz, dBm, dCm, ddt_bias, dA_log, dD, dh0), float (relative
 // error below 1e-5) and bf16 (the bf16 rule), on random inputs. Shapes: the scan issue's lengths
 // (1, 7, 128, 1000, 2176, 4224) and lengths around the kernels' 16- and 8-token sub-chunks,
-// channel counts that are multiples of nothing and of the 16-byte packs, N = 0..32 (every lane
+// channel counts that are multiples of nothing and of the 4-channel packs, N = 0..32 (every lane
 // layout: 4 states a lane on 1, 2, 4 or 8 lanes), with and without the initial state, the final
 // state's gradient and document resets (at t = 0, in the middle, adjacent, at the last token),
 // z and dz as column slices of wider rows (misaligned: the one-element path; aligned: the
-// 16-byte path). Each case also runs the backward without checkpoints (and without hT or dh0),
+// pack path). Each case also runs the backward without checkpoints (and without hT or dh0),
 // which must give the same bits, and runs again for the same bits. Skipped without a GPU.
 #include <gtest/gtest.h>
 
@@ -44,7 +44,7 @@ struct Options {
   bool h0 = false;       // an initial state
   bool dhT = false;      // a gradient arriving at the final state
   bool resets = false;   // document starts
-  bool aligned = false;  // z and dz slices at 16-byte aligned offsets and strides
+  bool aligned = false;  // z and dz slices at pack-aligned offsets and strides
 };
 
 // One scan problem, values as in tests/test_selective_scan.cpp: Δ = softplus(delta + dt_bias) in
@@ -157,8 +157,8 @@ Outputs reference(const Problem& p, const ParamGrads& start) {
 }
 
 // z and dz are columns [col, col + E) of wider rows: misaligned (the one-element path) or at
-// column 0 with strides that are multiples of 8 elements (16 bytes in bf16), so with E a
-// multiple of 8 the 16-byte path runs.
+// column 0 with strides that are multiples of 8 elements, so with E a multiple of 4 (a pack: 8
+// bytes in bf16, 16 in fp32) the pack path runs.
 int64_t z_col(const Options& o) { return o.aligned ? 0 : 1; }
 int64_t dz_col(const Options& o) { return o.aligned ? 0 : 2; }
 int64_t ldz_of(const ScanShape& s, const Options& o) { return o.aligned ? s.E + 8 : s.E + 3; }
@@ -336,11 +336,11 @@ struct Case {
 
 constexpr Options kPlain{};
 constexpr Options kAll{true, true, true, false};          // h0, dhT, resets; misaligned slices
-constexpr Options kAllAligned{true, true, true, true};    // the same on the 16-byte path
+constexpr Options kAllAligned{true, true, true, true};    // the same on the pack path
 constexpr Options kAligned{false, false, false, true};
 
 // {B, S, E, N}. S around the sub-chunks (16 tokens; 8 for N <= 8) and the lengths; E
-// around the 16-byte packs and the blocks' channels (64; 32 for N > 16); N over every lane
+// around the 4-channel packs and the blocks' channels (64; 32 for N > 16); N over every lane
 // layout (N <= 4, 8, 16, 32) and N = 0.
 const Case kFloatCases[] = {
     {{1, 1, 5, 1}, kPlain},           {{2, 7, 37, 5}, kAll},

@@ -15,7 +15,7 @@
 // Per-(token, channel) work (softplus, silu, bf16 converts) is done once per (t, e) by a staging
 // thread, which writes fp32 values to shared memory that the R lanes of the channel read as
 // broadcasts; B/C rows are read as float4 broadcasts. The next sub-chunk's u, delta, z (and dout,
-// and the checkpoint) are copied global -> shared with cp.async in 16-byte packs (when every
+// and the checkpoint) are copied global -> shared with cp.async in 4-channel packs (when every
 // pointer, E and the strides allow; else the staging thread loads element by element) while the
 // current one is computed, so they cost no registers; one __syncthreads per sub-chunk, every
 // per-sub-chunk buffer doubled.
@@ -39,8 +39,9 @@
 // reverse recurrence from those registers (g += dy·C, g *= a; Σ g·B, dBm, and g·a·h for dA and
 // dΔ). So the backward runs one exp per element and never the forward: 2 exps per element for
 // forward + backward (v1 ran 4). Without checkpoints from the caller, the backward first runs
-// the forward kernel (no output, out == null is a runtime flag, so it is the same machine code
-// and gives the forward's checkpoint bits) into its workspace. Halving the checkpoint memory
+// the forward kernel without output (a template flag, so no branch splits the unrolled token
+// loop; the state recurrence is the same instructions, so it gives the forward's checkpoint
+// bits) into its workspace. Halving the checkpoint memory
 // (K = 32) would need a second exp pass (a recomputed in the reverse sweep) or 256 registers.
 //
 // Resets (doc_start): the staging thread replaces Δ in the exponent by +inf at a reset token, so
@@ -96,6 +97,11 @@ namespace {
 
 constexpr int64_t kMaxStateN = 32;   // largest N supported
 constexpr int kStates = 4;           // states per lane
+// Channels per staging pack: a thread copies (8 or 16 bytes), converts and stores 4 consecutive
+// channels of a token row, so at N = 16 each of a block's 256 threads has one pack of the 16 x 64
+// per sub-chunk, bf16 and fp32 alike (with 8-channel bf16 packs half the threads staged while the
+// other half waited at the barrier: 23% of the forward's stall samples, ncu).
+constexpr int kPack = 4;
 constexpr int kFinishThreads = 256;  // the finishing (fixed-order reduction) kernel
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -192,20 +198,28 @@ __device__ __forceinline__ void transposed_sum(float* a, int lane) {
   }
 }
 
-// 16 bytes global -> shared without passing through registers (zero-filled when !valid: src is
-// then not read), so the next sub-chunk's loads cost no registers while the current one is
-// computed. copy_wait: this thread's copies have landed and are visible to it.
-__device__ __forceinline__ void copy16_async(void* dst, const void* src, bool valid) {
+// kBytes (8 or 16) global -> shared without passing through registers (zero-filled when !valid:
+// src is then not read), so the next sub-chunk's loads cost no registers while the current one
+// is computed. copy_wait: this thread's copies have landed and are visible to it.
+template <int kBytes>
+__device__ __forceinline__ void copy_async(void* dst, const void* src, bool valid) {
+  static_assert(kBytes == 8 || kBytes == 16, "cp.async copies 4, 8 or 16 bytes; we use 8 or 16");
 #ifdef __CUDA_ARCH__
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
+  if constexpr (kBytes == 16) {  // .cg (L2 only) exists for 16 bytes alone
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(src),
+                 "r"(valid ? 8 : 0)
+                 : "memory");
+  }
 #else
   if (valid) {
-    memcpy(dst, src, 16);
+    memcpy(dst, src, kBytes);
   } else {
-    memset(dst, 0, 16);
+    memset(dst, 0, kBytes);
   }
 #endif
 }
@@ -223,7 +237,7 @@ __device__ __forceinline__ void copy_wait() {
 }
 
 // W consecutive elements p[i, i + W): the first `valid` exist (0..W), the rest read as zero. One
-// 16-byte access when `vec` (every pointer aligned, E and the strides multiples of W) and the
+// vector access when `vec` (every pointer aligned, E and the strides multiples of W) and the
 // pack is whole.
 template <class T, int W>
 __device__ __forceinline__ Pack<T, W> load_pack(const T* __restrict__ p, int64_t i, int valid,
@@ -252,7 +266,7 @@ __device__ __forceinline__ void store_pack(T* __restrict__ p, int64_t i, const P
 
 // Where channel c of a token row sits in the per-(token, channel) shared arrays: permuted within
 // aligned groups of 8. A staging thread writes (and the store step reads) the 4 or 8 consecutive
-// channels of its 16-byte pack, so without the permutation the 8 lanes of a shared-memory phase
+// channels of its pack, so without the permutation the 8 lanes of a shared-memory phase
 // would all hit one bank group; the scan lanes read 8 consecutive channels, which stay in one
 // 128-byte line either way.
 __device__ __forceinline__ int swz(int c) { return c ^ ((c >> 3) & 7); }
@@ -334,17 +348,17 @@ struct ForwardArgs {
   const uint8_t* doc_start;               // [B, S] or null
   int64_t S, E, chunks;
   int N;
-  bool vec;       // 16-byte packs for u, delta, z, out
+  bool vec;       // 4-channel packs for u, delta, z, out
   bool ckpt_vec;  // float4 checkpoint stores
 };
 
 // The forward of channels [blockIdx.x·CB, +CB) of batch row blockIdx.y: out (unless null), the
 // state entering every sub-chunk (unless ckpt is null), the final state (unless hT is null).
-template <class T, int R>
+template <class T, int R, bool kOut>
 __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const ForwardArgs<T> p) {
   using C = Cfg<R>;
   constexpr int K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL, kThreads = C::kThreads;
-  constexpr int VW = 16 / int(sizeof(T)), kVecs = CB / VW;  // 16-byte packs per token row
+  constexpr int VW = kPack, kVecs = CB / VW, kPackBytes = VW * int(sizeof(T));  // packs per token row
   constexpr int kSlots = K * kVecs, kSlotsPerThread = (kSlots + kThreads - 1) / kThreads;
   constexpr int kBC = K * NP, kBCPerThread = (kBC + kThreads - 1) / kThreads;
   static_assert(kThreads % kVecs == 0, "a thread's packs share their channels");
@@ -362,7 +376,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
   const int r = lane % R, slot = lane / R, ch = warp * L + slot;  // states 4r.., channel
   const int64_t S = p.S, E = p.E, b = blockIdx.y, e0 = int64_t(blockIdx.x) * CB, e = e0 + ch;
   const int N = p.N;
-  const bool active = e < E, with_out = p.out != nullptr;
+  const bool active = e < E;
+  constexpr bool with_out = kOut;  // a template flag: no branch splits the unrolled token loop
   const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
 
   float A2[kStates], h[kStates];  // A·log2 e, the state
@@ -391,9 +406,9 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
       if (p.vec) {
         const bool ok = valid_count(t, S, ev, E, VW) == VW;
         T* dst = sRaw + (rbuf * 3 * K + j) * CB + cv * VW;  // tensor 0 of buffer rbuf
-        copy16_async(dst, ok ? p.u + row * E + ev : p.u, ok);
-        copy16_async(dst + K * CB, ok ? p.delta + row * E + ev : p.delta, ok);
-        if (with_out) copy16_async(dst + 2 * K * CB, ok ? p.z + row * p.ldz + ev : p.z, ok);
+        copy_async<kPackBytes>(dst, ok ? p.u + row * E + ev : p.u, ok);
+        copy_async<kPackBytes>(dst + K * CB, ok ? p.delta + row * E + ev : p.delta, ok);
+        if (with_out) copy_async<kPackBytes>(dst + 2 * K * CB, ok ? p.z + row * p.ldz + ev : p.z, ok);
       }
     }
     copy_commit();
@@ -427,7 +442,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
         scan[swz(cv * VW + w)] = w < valid ? make_float2(rf[m] ? INFINITY : dt, dt * to_float(pu.v[w]))
                             : make_float2(0.f, 0.f);
       }
-      if (with_out) {
+      if constexpr (with_out) {
         const Pack<T, VW> pz = p.vec ? *reinterpret_cast<const Pack<T, VW>*>(raw + 2 * K * CB)
                                      : load_pack<T, VW>(p.z, row * p.ldz + ev, valid, false);
         float2* epi = sEpi + (buf * K + j) * CB;
@@ -486,7 +501,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
       const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w};
 #pragma unroll
       for (int i = 0; i < kStates; ++i) h[i] = fmaf(ex2<T>(dd.x * A2[i]), h[i], dd.y * Bs[i]);
-      if (with_out) {
+      if constexpr (with_out) {
         const float4 C4 = reinterpret_cast<const float4*>(sC + (buf * K + j) * NP)[r];
         float y = C4.x * h[0];
         y = fmaf(C4.y, h[1], y);
@@ -532,7 +547,7 @@ struct BackwardArgs {
   const uint8_t* doc_start;
   int64_t S, E, chunks;
   int N;
-  bool vec;       // 16-byte packs for u, delta, z, dout, du, ddelta, dz
+  bool vec;       // 4-channel packs for u, delta, z, dout, du, ddelta, dz
   bool ckpt_vec;  // float4 checkpoint loads
 };
 
@@ -544,7 +559,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
   using C = Cfg<R>;
   constexpr int K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL, TB = C::kTB;
   constexpr int W = C::kWarps, kThreads = C::kThreads;
-  constexpr int VW = 16 / int(sizeof(T)), kVecs = CB / VW;
+  constexpr int VW = kPack, kVecs = CB / VW, kPackBytes = VW * int(sizeof(T));
   constexpr int kSlots = K * kVecs, kSlotsPerThread = (kSlots + kThreads - 1) / kThreads;
   constexpr int kBC = K * NP, kBCPerThread = (kBC + kThreads - 1) / kThreads;
   static_assert(kThreads % kVecs == 0, "a thread's packs share their channels");
@@ -594,14 +609,14 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
       if (p.vec) {
         const bool ok = valid_count(t, S, ev, E, VW) == VW;
         T* dst = sRaw + (rbuf * 4 * K + j) * CB + cv * VW;
-        copy16_async(dst, ok ? p.u + row * E + ev : p.u, ok);
-        copy16_async(dst + K * CB, ok ? p.delta + row * E + ev : p.delta, ok);
-        copy16_async(dst + 2 * K * CB, ok ? p.z + row * p.ldz + ev : p.z, ok);
-        copy16_async(dst + 3 * K * CB, ok ? p.dout + row * E + ev : p.dout, ok);
+        copy_async<kPackBytes>(dst, ok ? p.u + row * E + ev : p.u, ok);
+        copy_async<kPackBytes>(dst + K * CB, ok ? p.delta + row * E + ev : p.delta, ok);
+        copy_async<kPackBytes>(dst + 2 * K * CB, ok ? p.z + row * p.ldz + ev : p.z, ok);
+        copy_async<kPackBytes>(dst + 3 * K * CB, ok ? p.dout + row * E + ev : p.dout, ok);
       }
     }
     if (p.ckpt_vec)
-      copy16_async(sCk + (rbuf * CB + ch) * NP + kStates * r, active ? ck_lane + c * E * NP : p.ckpt,
+      copy_async<16>(sCk + (rbuf * CB + ch) * NP + kStates * r, active ? ck_lane + c * E * NP : p.ckpt,
                    active);
     copy_commit();
     load_bc<T, K, NP, kThreads>(rb, rc, p.Bm, p.Cm, b, S, N, t0, tid);
@@ -861,7 +876,8 @@ void check_stride(const char* op, const char* name, int64_t ld, int64_t E) {
   if (ld < E) fail(op, ": ", name, "=", ld, " is below the channel count E=", E);
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+bool aligned16(const void* p) { return aligned_to(p, 16); }
 
 // The sizes that depend on R (lanes per channel, from N).
 struct Geometry {
@@ -925,7 +941,7 @@ struct Workspace {
 
 template <class T, int R>
 void launch_forward_r(const ForwardArgs<T>& a, const Geometry& g, int64_t B, cudaStream_t stream) {
-  const auto kernel = scan_forward_kernel<T, R>;
+  const auto kernel = a.out ? scan_forward_kernel<T, R, true> : scan_forward_kernel<T, R, false>;
   HYMBA_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         int(g.fwd_smem)));
@@ -957,9 +973,9 @@ void launch_backward_r(const BackwardArgs<T>& a, const Geometry& g, int64_t B,
 template <class T>
 ForwardArgs<T> forward_args(T* out, float* hT, float* ckpt, const ScanInputs<T>& in,
                             const ScanShape& s, const Geometry& g) {
-  constexpr int64_t VW = 16 / int64_t(sizeof(T));
-  const bool vec = aligned16(in.u) && aligned16(in.delta) && (!out || aligned16(out)) &&
-                   (!out || aligned16(in.z)) && s.E % VW == 0 && (!out || in.ldz % VW == 0);
+  const auto al = [](const void* q) { return aligned_to(q, kPack * sizeof(T)); };
+  const bool vec = al(in.u) && al(in.delta) && (!out || al(out)) && (!out || al(in.z)) &&
+                   s.E % kPack == 0 && (!out || in.ldz % kPack == 0);
   return {out,       hT,         ckpt,  in.u,  in.delta, in.z, in.ldz,   in.Bm,
           in.Cm,     in.dt_bias, in.A_log, in.D, in.h0,    in.doc_start,
           s.S,       s.E,        g.chunks, int(s.N), vec, aligned16(ckpt)};
@@ -1013,10 +1029,10 @@ void selective_scan_backward(const ScanGrads<T>& gr, const T* dout, const float*
     launch_forward<T>(forward_args<T>(nullptr, nullptr, ws.ckpt, in, s, g), g, s.B, stream);
     ckpt = ws.ckpt;
   }
-  constexpr int64_t VW = 16 / int64_t(sizeof(T));
-  const bool vec = aligned16(in.u) && aligned16(in.delta) && aligned16(in.z) && aligned16(dout) &&
-                   aligned16(gr.du) && aligned16(gr.ddelta) && aligned16(gr.dz) && s.E % VW == 0 &&
-                   in.ldz % VW == 0 && gr.lddz % VW == 0;
+  const auto al = [](const void* q) { return aligned_to(q, kPack * sizeof(T)); };
+  const bool vec = al(in.u) && al(in.delta) && al(in.z) && al(dout) && al(gr.du) &&
+                   al(gr.ddelta) && al(gr.dz) && s.E % kPack == 0 && in.ldz % kPack == 0 &&
+                   gr.lddz % kPack == 0;
   const BackwardArgs<T> a{gr.du,   gr.ddelta, gr.dz,     gr.lddz,  ws.part,      ws.pdA,
                           ws.pdt,  ws.pdD,    gr.dh0,    dout,     dhT,          ckpt,
                           in.u,    in.delta,  in.z,      in.ldz,   in.Bm,        in.Cm,
