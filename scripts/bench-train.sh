@@ -4,7 +4,8 @@
 # run's log. The last progress line (steps 6..10) is the steady state: step 1 includes cuBLAS's
 # planning. Usage: scripts/bench-train.sh [fp32|bf16] [BUILD_DIR]
 # LAUNCH="mpirun -np 1" runs each through the multi-process path (NCCL, ZeRO-1) on one GPU;
-# CONFIGS="hymba-1.5b 2" picks the runs (config and rows, pairs separated by commas).
+# CONFIGS="hymba-1.5b 2,hymba-1.5b 1 4096" picks the runs (config, rows and optionally the
+# sequence length, default 2048; runs separated by commas).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 precision=${1:-bf16}
@@ -13,9 +14,10 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 IFS=, read -r -a runs <<<"${CONFIGS:-hymba-125m 8,hymba-350m 4,hymba-1.5b 2}"
 for run in "${runs[@]}"; do
-  read -r config batch <<<"$run"
-  echo "== $config, batch $batch x 2048, $precision ${LAUNCH:+($LAUNCH)}"
+  read -r config batch seq <<<"$run"
+  seq=${seq:-2048}
+  echo "== $config, batch $batch x $seq, $precision ${LAUNCH:+($LAUNCH)}"
   ${LAUNCH:-} "$build/bin/hymba-train" "configs/$config.yaml" train.device=cuda "train.precision=$precision" \
-    "train.batch_size=$batch" train.seq_len=2048 train.grad_accum=1 train.steps=10 train.log_every=5 \
-    eval.every=0 eval.batches=1 checkpoint.every=0 "run.dir=$scratch/$config-$precision"
+    "train.batch_size=$batch" "train.seq_len=$seq" train.grad_accum=1 train.steps=10 train.log_every=5 \
+    eval.every=0 eval.batches=1 checkpoint.every=0 "run.dir=$scratch/$config-$precision-$seq"
 done
