@@ -1,7 +1,8 @@
 // The CUDA causal depthwise conv + SiLU against the CPU reference (computed in double), forward
 // and backward, float and bf16, on random inputs with channel counts that are not multiples of 32,
 // sequences shorter than the kernel and longer than a block of tokens, K = 1..8, and strided x
-// and dx. Skipped without a GPU.
+// and dx (odd strides: the one-channel path; multiples of 4: the 4-channel path). Skipped
+// without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,16 +28,18 @@ namespace {
 
 struct ConvSize {
   int64_t B, S, E, K;
+  bool wide = false;  // strides that are multiples of 4 (with E one too: the 4-channel path)
 };
 
 // Inputs of one case. x and dx are slices of wider rows: x [B·S, ldx] (its gap columns hold
-// random values the kernel must not use), dx [B·S, lddx].
+// random values the kernel must not use), dx [B·S, lddx]; odd strides keep the kernels on their
+// one-channel path, multiples of 4 (with E one) put them on the 4-channel one.
 struct ConvCase {
   ConvSize sz;
   int64_t ldx, lddx;
   std::vector<double> x, w, bias, du, dw_start, dbias_start;  // [B·S, ldx], [E, K], [E], [B·S, E], [E, K], [E]
 
-  explicit ConvCase(const ConvSize& s) : sz(s), ldx(s.E + 3), lddx(s.E + 4) {
+  explicit ConvCase(const ConvSize& s) : sz(s), ldx(s.E + (s.wide ? 4 : 3)), lddx(s.E + (s.wide ? 8 : 5)) {
     const uint64_t seed = uint64_t(100000 * s.E + 100 * s.S + 10 * s.K + s.B);
     const int64_t tokens = s.B * s.S;
     x = random_vector(tokens * ldx, seed);
@@ -169,6 +172,12 @@ std::vector<ConvSize> conv_sizes() {
   sizes.push_back({2, 17, 40, 4});
   sizes.push_back({3, 64, 129, 5});
   sizes.push_back({2, 300, 3200, 4});
+  // The 4-channel path: a partial channel block (132 of 512), several blocks, every K, short
+  // and block-crossing sequences, the model's E.
+  for (const int64_t K : {1, 3, 4, 8}) sizes.push_back({1 + K % 2, 65, 132, K, true});
+  sizes.push_back({2, 3, 8, 4, true});
+  sizes.push_back({1, 17, 1100, 5, true});
+  sizes.push_back({2, 300, 3200, 4, true});
   return sizes;
 }
 
