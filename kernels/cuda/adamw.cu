@@ -7,6 +7,7 @@
 
 #include "core/cuda_check.h"
 #include "core/error.h"
+#include "cuda/alignment.h"
 
 namespace hymba::cuda {
 
@@ -68,8 +69,6 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
     if (params_bf16) params_bf16[i] = __float2bfloat16_rn(p);
   }
 }
-
-bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Sum of v over the block in a fixed order (a shuffle tree within each warp, then the warps in
 // turn); the result is valid in thread 0 only. Called once per kernel.
@@ -149,7 +148,7 @@ double sum_of_squares(const float* x, int64_t n, float* workspace, cudaStream_t 
     HYMBA_CUDA_CHECK(cudaStreamSynchronize(stream));  // the same contract as for n > 0
     return 0.0;
   }
-  if (workspace == nullptr || reinterpret_cast<uintptr_t>(workspace) % alignof(double) != 0) {
+  if (workspace == nullptr || !aligned(workspace, alignof(double))) {
     fail("sum_of_squares: the workspace ", static_cast<const void*>(workspace),
          " is not 8-byte aligned (it holds doubles)");
   }

@@ -7,11 +7,11 @@
 #include "cuda/conv_silu.h"
 
 #include <climits>
-#include <initializer_list>
 #include <cstdint>
 #include <type_traits>
 
 #include "core/cuda_check.h"
+#include "cuda/alignment.h"
 #include "cuda/dtype.cuh"
 
 namespace hymba::cuda {
@@ -203,17 +203,6 @@ __global__ void conv_reduce_partials_kernel(float* dw, float* dbias, const float
 
 int64_t token_tiles(int64_t S) { return (S + kTile - 1) / kTile; }
 
-// Whether every pointer, E and every stride allow kWide-channel loads and stores.
-template <class T>
-bool wide(int64_t E, std::initializer_list<const void*> ptrs, std::initializer_list<int64_t> strides) {
-  if (E % kWide != 0) return false;
-  for (const void* q : ptrs)
-    if (reinterpret_cast<uintptr_t>(q) % (kWide * sizeof(T)) != 0) return false;
-  for (const int64_t ld : strides)
-    if (ld % kWide != 0) return false;
-  return true;
-}
-
 // The grid: x = the token blocks of every sequence, y = the channel blocks of kThreads · C.
 dim3 conv_grid(int64_t parts, int64_t E, int C) {
   return dim3(unsigned(parts), unsigned((E + int64_t(kThreads) * C - 1) / (int64_t(kThreads) * C)));
@@ -254,7 +243,7 @@ void conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const float* w, co
                        int64_t B, int64_t S, int64_t E, int64_t K, cudaStream_t stream) {
   if (!check_sizes("conv_silu_forward", B, S, E, K, ldx, "ldx")) return;
   const int tiles = int(token_tiles(S));
-  const bool vec = wide<T>(E, {u, pre, x}, {ldx});
+  const bool vec = packs_fit<T>(kWide, E, {ldx}, {u, pre, x});
   const dim3 grid = conv_grid(B * tiles, E, vec ? kWide : 1);
   with_taps(K, [&](auto taps) {
     constexpr int kK = decltype(taps)::value;
@@ -277,7 +266,7 @@ void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* d
   if (lddx < E) fail("conv_silu_backward: lddx ", lddx, " is below E ", E);
   const int tiles = int(token_tiles(S));
   const int parts = int(B * tiles);
-  const bool vec = wide<T>(E, {dx, du, x, pre}, {lddx, ldx});
+  const bool vec = packs_fit<T>(kWide, E, {lddx, ldx}, {dx, du, x, pre});
   const dim3 grid = conv_grid(parts, E, vec ? kWide : 1);
   with_taps(K, [&](auto taps) {
     constexpr int kK = decltype(taps)::value;

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/cuda_check.h"
+#include "cuda/alignment.h"
 #include "cuda/dtype.cuh"
 
 namespace hymba::cuda {
@@ -28,8 +29,6 @@ __device__ __forceinline__ int64_t grid_stride() { return int64_t(gridDim.x) * b
 unsigned blocks_for(int64_t work) {
   return unsigned(std::min((std::max<int64_t>(work, 1) + kThreads - 1) / kThreads, kMaxBlocks));
 }
-
-bool aligned(const void* p, int64_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // dst[r, c] = src[r, c] over words: cols, ld* and the pointers are counted in words of W bytes.
 template <int W>

@@ -102,6 +102,7 @@
 #include "attention_mask.h"
 #include "core/cuda_check.h"
 #include "core/error.h"
+#include "cuda/alignment.h"
 #include "cuda/dtype.cuh"
 
 namespace hymba::cuda {
@@ -942,7 +943,7 @@ bool check_shape(const AttentionShape& s, int64_t ldv, const char* op) {
 // bf16 tensors move in 16-byte pieces (q, k, v by cp.async) or 4- and 8-byte pieces; lse and the
 // workspace in floats.
 void check_aligned(const void* p, int bytes, const char* name, const char* op) {
-  if (reinterpret_cast<uintptr_t>(p) % bytes != 0) fail(op, ": ", name, " (", p, ") is not ", bytes, "-byte aligned");
+  if (!aligned(p, size_t(bytes))) fail(op, ": ", name, " (", p, ") is not ", bytes, "-byte aligned");
 }
 
 template <class Kernel>

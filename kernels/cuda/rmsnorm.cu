@@ -60,6 +60,7 @@
 #include <type_traits>
 
 #include "core/cuda_check.h"
+#include "cuda/alignment.h"
 #include "cuda/dtype.cuh"
 
 namespace hymba::cuda {
@@ -399,8 +400,6 @@ void with_packs(int packs, F&& f) {
   f(std::integral_constant<int, kMax>{});
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // Elements of T in a 16-byte pack.
 template <class T>
 constexpr int kVec = 16 / int(sizeof(T));
@@ -421,15 +420,6 @@ int blocks_per_sm(Kernel kernel) {
   int n = 0;
   HYMBA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kBlock, 0));
   return std::max(n, 1);
-}
-
-// Whether every row can move in 16-byte packs of T: dim and every row stride in whole packs, every
-// base pointer 16-byte aligned. Else the kernels take one element per access.
-template <class T>
-bool packs_fit(int64_t dim, std::initializer_list<int64_t> strides, std::initializer_list<const void*> pointers) {
-  constexpr int V = kVec<T>;
-  return dim % V == 0 && std::all_of(strides.begin(), strides.end(), [](int64_t ld) { return ld % V == 0; }) &&
-         std::all_of(pointers.begin(), pointers.end(), aligned16);
 }
 
 // The split norm's row statistics are sums over full_dim elements, of which this call holds dim.
@@ -523,7 +513,7 @@ void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, co
                      int64_t rows, int64_t dim, double eps, cudaStream_t stream) {
   check_dim("rmsnorm_forward", dim);
   if (rows <= 0 || dim <= 0) return;
-  run_forward<Part::whole>(packs_fit<T>(dim, {ldx, ldy}, {x, y, w}), y, ldy, rstd, x, ldx, w, rows, dim, eps, {},
+  run_forward<Part::whole>(packs_fit<T>(kVec<T>, dim, {ldx, ldy}, {x, y, w}), y, ldy, rstd, x, ldx, w, rows, dim, eps, {},
                            stream);
 }
 
@@ -540,7 +530,7 @@ void rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy,
                       bool accumulate_dx, float* workspace, cudaStream_t stream) {
   check_dim("rmsnorm_backward", dim);
   if (rows <= 0 || dim <= 0) return;
-  run_backward<Part::whole>(packs_fit<T>(dim, {lddx, lddy, ldx}, {dx, dy, x, w}), dx, lddx, dw, dy, lddy, x, ldx, w,
+  run_backward<Part::whole>(packs_fit<T>(kVec<T>, dim, {lddx, lddy, ldx}, {dx, dy, x, w}), dx, lddx, dw, dy, lddy, x, ldx, w,
                             rstd, rows, dim, accumulate_dx, workspace, {}, stream);
 }
 
@@ -551,7 +541,7 @@ template <class T>
 void rmsnorm_sum_squares(float* sums, const T* x, int64_t ldx, int64_t rows, int64_t dim, cudaStream_t stream) {
   check_dim("rmsnorm_sum_squares", dim);
   if (rows <= 0) return;  // dim 0 (a rank holding none of the row) writes zeros
-  run_forward<Part::statistic, T>(packs_fit<T>(dim, {ldx}, {x}), nullptr, 0, nullptr, x, ldx, nullptr, rows, dim,
+  run_forward<Part::statistic, T>(packs_fit<T>(kVec<T>, dim, {ldx}, {x}), nullptr, 0, nullptr, x, ldx, nullptr, rows, dim,
                                   0.0, {sums, nullptr, 0}, stream);
 }
 
@@ -562,7 +552,7 @@ void rmsnorm_forward_from_sums(T* y, int64_t ldy, float* rstd, const T* x, int64
   check_dim("rmsnorm_forward_from_sums", dim);
   check_full_dim("rmsnorm_forward_from_sums", dim, full_dim);
   if (rows <= 0) return;  // dim 0 still writes rstd
-  run_forward<Part::from_statistic>(packs_fit<T>(dim, {ldx, ldy}, {x, y, w}), y, ldy, rstd, x, ldx, w, rows, dim,
+  run_forward<Part::from_statistic>(packs_fit<T>(kVec<T>, dim, {ldx, ldy}, {x, y, w}), y, ldy, rstd, x, ldx, w, rows, dim,
                                     eps, {nullptr, sums, int(full_dim)}, stream);
 }
 
@@ -571,7 +561,7 @@ void rmsnorm_backward_dots(float* dots, const T* dy, int64_t lddy, const T* x, i
                            const float* rstd, int64_t rows, int64_t dim, cudaStream_t stream) {
   check_dim("rmsnorm_backward_dots", dim);
   if (rows <= 0) return;  // dim 0 writes zeros
-  run_backward<Part::statistic, T>(packs_fit<T>(dim, {lddy, ldx}, {dy, x, w}), nullptr, 0, nullptr, dy, lddy, x, ldx,
+  run_backward<Part::statistic, T>(packs_fit<T>(kVec<T>, dim, {lddy, ldx}, {dy, x, w}), nullptr, 0, nullptr, dy, lddy, x, ldx,
                                    w, rstd, rows, dim, false, nullptr, {dots, nullptr, 0}, stream);
 }
 
@@ -583,7 +573,7 @@ void rmsnorm_backward_from_dots(T* dx, int64_t lddx, float* dw, const T* dy, int
   check_dim("rmsnorm_backward_from_dots", dim);
   check_full_dim("rmsnorm_backward_from_dots", dim, full_dim);
   if (rows <= 0 || dim <= 0) return;  // nothing to write
-  run_backward<Part::from_statistic>(packs_fit<T>(dim, {lddx, lddy, ldx}, {dx, dy, x, w}), dx, lddx, dw, dy, lddy, x,
+  run_backward<Part::from_statistic>(packs_fit<T>(kVec<T>, dim, {lddx, lddy, ldx}, {dx, dy, x, w}), dx, lddx, dw, dy, lddy, x,
                                      ldx, w, rstd, rows, dim, accumulate_dx, workspace,
                                      {nullptr, dots, int(full_dim)}, stream);
 }

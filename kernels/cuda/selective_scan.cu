@@ -89,6 +89,7 @@
 #include <type_traits>
 
 #include "core/cuda_check.h"
+#include "cuda/alignment.h"
 #include "cuda/dtype.cuh"
 
 namespace hymba::cuda {
@@ -354,6 +355,7 @@ struct ForwardArgs {
 
 // The forward of channels [blockIdx.x·CB, +CB) of batch row blockIdx.y: out (unless null), the
 // state entering every sub-chunk (unless ckpt is null), the final state (unless hT is null).
+// kOut: out is written (a template flag, so no branch splits the unrolled token loop).
 template <class T, int R, bool kOut>
 __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const ForwardArgs<T> p) {
   using C = Cfg<R>;
@@ -377,7 +379,6 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
   const int64_t S = p.S, E = p.E, b = blockIdx.y, e0 = int64_t(blockIdx.x) * CB, e = e0 + ch;
   const int N = p.N;
   const bool active = e < E;
-  constexpr bool with_out = kOut;  // a template flag: no branch splits the unrolled token loop
   const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
 
   float A2[kStates], h[kStates];  // A·log2 e, the state
@@ -408,7 +409,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
         T* dst = sRaw + (rbuf * 3 * K + j) * CB + cv * VW;  // tensor 0 of buffer rbuf
         copy_async<kPackBytes>(dst, ok ? p.u + row * E + ev : p.u, ok);
         copy_async<kPackBytes>(dst + K * CB, ok ? p.delta + row * E + ev : p.delta, ok);
-        if (with_out) copy_async<kPackBytes>(dst + 2 * K * CB, ok ? p.z + row * p.ldz + ev : p.z, ok);
+        if (kOut) copy_async<kPackBytes>(dst + 2 * K * CB, ok ? p.z + row * p.ldz + ev : p.z, ok);
       }
     }
     copy_commit();
@@ -442,7 +443,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
         scan[swz(cv * VW + w)] = w < valid ? make_float2(rf[m] ? INFINITY : dt, dt * to_float(pu.v[w]))
                             : make_float2(0.f, 0.f);
       }
-      if constexpr (with_out) {
+      if constexpr (kOut) {
         const Pack<T, VW> pz = p.vec ? *reinterpret_cast<const Pack<T, VW>*>(raw + 2 * K * CB)
                                      : load_pack<T, VW>(p.z, row * p.ldz + ev, valid, false);
         float2* epi = sEpi + (buf * K + j) * CB;
@@ -491,7 +492,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
       }
     }
     __syncthreads();  // buffer buf staged; out of sub-chunk c − 1 complete
-    if (with_out && c > 0) store_out(c - 1, buf ^ 1);
+    if (kOut && c > 0) store_out(c - 1, buf ^ 1);
 
     float ybuf[R];  // Σ over this lane's states of C·h, for R tokens
 #pragma unroll
@@ -501,7 +502,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
       const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w};
 #pragma unroll
       for (int i = 0; i < kStates; ++i) h[i] = fmaf(ex2<T>(dd.x * A2[i]), h[i], dd.y * Bs[i]);
-      if constexpr (with_out) {
+      if constexpr (kOut) {
         const float4 C4 = reinterpret_cast<const float4*>(sC + (buf * K + j) * NP)[r];
         float y = C4.x * h[0];
         y = fmaf(C4.y, h[1], y);
@@ -517,7 +518,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
       }
     }
   }
-  if (with_out && chunks > 0) {
+  if (kOut && chunks > 0) {
     __syncthreads();
     store_out(chunks - 1, int((chunks - 1) & 1));
   }
@@ -876,8 +877,6 @@ void check_stride(const char* op, const char* name, int64_t ld, int64_t E) {
   if (ld < E) fail(op, ": ", name, "=", ld, " is below the channel count E=", E);
 }
 
-bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-bool aligned16(const void* p) { return aligned_to(p, 16); }
 
 // The sizes that depend on R (lanes per channel, from N).
 struct Geometry {
@@ -973,12 +972,12 @@ void launch_backward_r(const BackwardArgs<T>& a, const Geometry& g, int64_t B,
 template <class T>
 ForwardArgs<T> forward_args(T* out, float* hT, float* ckpt, const ScanInputs<T>& in,
                             const ScanShape& s, const Geometry& g) {
-  const auto al = [](const void* q) { return aligned_to(q, kPack * sizeof(T)); };
-  const bool vec = al(in.u) && al(in.delta) && (!out || al(out)) && (!out || al(in.z)) &&
-                   s.E % kPack == 0 && (!out || in.ldz % kPack == 0);
+  // Without output, z is not read: its alignment does not matter.
+  const bool vec = out ? packs_fit<T>(kPack, s.E, {in.ldz}, {in.u, in.delta, out, in.z})
+                       : packs_fit<T>(kPack, s.E, {}, {in.u, in.delta});
   return {out,       hT,         ckpt,  in.u,  in.delta, in.z, in.ldz,   in.Bm,
           in.Cm,     in.dt_bias, in.A_log, in.D, in.h0,    in.doc_start,
-          s.S,       s.E,        g.chunks, int(s.N), vec, aligned16(ckpt)};
+          s.S,       s.E,        g.chunks, int(s.N), vec, aligned(ckpt, 16)};
 }
 
 }  // namespace
@@ -1029,15 +1028,13 @@ void selective_scan_backward(const ScanGrads<T>& gr, const T* dout, const float*
     launch_forward<T>(forward_args<T>(nullptr, nullptr, ws.ckpt, in, s, g), g, s.B, stream);
     ckpt = ws.ckpt;
   }
-  const auto al = [](const void* q) { return aligned_to(q, kPack * sizeof(T)); };
-  const bool vec = al(in.u) && al(in.delta) && al(in.z) && al(dout) && al(gr.du) &&
-                   al(gr.ddelta) && al(gr.dz) && s.E % kPack == 0 && in.ldz % kPack == 0 &&
-                   gr.lddz % kPack == 0;
+  const bool vec = packs_fit<T>(kPack, s.E, {in.ldz, gr.lddz},
+                                {in.u, in.delta, in.z, dout, gr.du, gr.ddelta, gr.dz});
   const BackwardArgs<T> a{gr.du,   gr.ddelta, gr.dz,     gr.lddz,  ws.part,      ws.pdA,
                           ws.pdt,  ws.pdD,    gr.dh0,    dout,     dhT,          ckpt,
                           in.u,    in.delta,  in.z,      in.ldz,   in.Bm,        in.Cm,
                           in.dt_bias, in.A_log, in.D,    in.doc_start, s.S,      s.E,
-                          g.chunks, int(s.N), vec,       aligned16(ckpt)};
+                          g.chunks, int(s.N), vec,       aligned(ckpt, 16)};
   switch (g.R) {
     case 1: launch_backward_r<T, 1>(a, g, s.B, stream); break;
     case 2: launch_backward_r<T, 2>(a, g, s.B, stream); break;

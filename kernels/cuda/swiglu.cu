@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/cuda_check.h"
+#include "cuda/alignment.h"
 #include "cuda/dtype.cuh"
 
 namespace hymba::cuda {
@@ -74,12 +75,6 @@ __global__ void swiglu_backward_kernel(T* dg, T* dup, const T* da, const T* g, c
   }
 }
 
-// True when every pointer is aligned to `bytes`.
-template <class... Ptr>
-bool aligned(int bytes, const Ptr*... p) {
-  return ((reinterpret_cast<uintptr_t>(p) % bytes == 0) && ...);
-}
-
 // Blocks for n values moved k at a time (at least one: the leftovers need a thread).
 unsigned blocks_for(int64_t n, int k) {
   const int64_t threads_needed = std::max<int64_t>(n / k, 1);
@@ -92,7 +87,7 @@ template <class T>
 void swiglu_forward(T* a, const T* g, const T* up, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   constexpr int K = 16 / sizeof(T);
-  if (aligned(16, a, g, up)) {
+  if (aligned(a, 16) && aligned(g, 16) && aligned(up, 16)) {
     swiglu_forward_kernel<T, K><<<blocks_for(n, K), kThreads, 0, stream>>>(a, g, up, n);
   } else {
     swiglu_forward_kernel<T, 1><<<blocks_for(n, 1), kThreads, 0, stream>>>(a, g, up, n);
@@ -105,7 +100,7 @@ void swiglu_backward(T* dg, T* dup, const T* da, const T* g, const T* up, int64_
                      cudaStream_t stream) {
   if (n == 0) return;
   constexpr int K = 16 / sizeof(T);
-  if (aligned(16, dg, dup, da, g, up)) {
+  if (aligned(dg, 16) && aligned(dup, 16) && aligned(da, 16) && aligned(g, 16) && aligned(up, 16)) {
     swiglu_backward_kernel<T, K><<<blocks_for(n, K), kThreads, 0, stream>>>(dg, dup, da, g, up, n);
   } else {
     swiglu_backward_kernel<T, 1><<<blocks_for(n, 1), kThreads, 0, stream>>>(dg, dup, da, g, up, n);
