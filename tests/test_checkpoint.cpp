@@ -95,9 +95,11 @@ std::vector<float> random_tensors(const ParamLayout& layout, uint32_t seed) {
   std::vector<float> v(layout.storage, 0.0f);
   std::mt19937 rng(seed);
   for (const ParamTensor& t : layout.tensors) {
-    for (int64_t i = 0; i < t.numel; ++i) {
-      const uint32_t bits = rng();
-      std::memcpy(&v[t.offset + i], &bits, 4);
+    for (const SliceRun& r : slice_runs(t, layout.tp)) {
+      for (int64_t i = r.local; i < r.local + r.length; ++i) {
+        const uint32_t bits = rng();
+        std::memcpy(&v[t.offset + i], &bits, 4);
+      }
     }
   }
   return v;

@@ -73,7 +73,7 @@ auto all_fields(const Config& c) {
                   m.kv_reuse_group, m.rms_norm_eps, m.rope_theta, m.rope_type, m.max_position_embeddings,
                   m.orig_max_position_embeddings, m.pad_token_id, m.bos_token_id, m.eos_token_id,
                   m.initializer_range, m.dt_init, m.dt_min, m.dt_max, t.steps, t.batch_size, t.seq_len,
-                  t.grad_accum, t.seed, t.device, t.precision, t.log_every, t.threads, o.lr, o.min_lr,
+                  t.grad_accum, t.seed, t.device, t.precision, t.recompute, t.log_every, t.threads, o.lr, o.min_lr,
                   o.warmup_steps, o.weight_decay, o.beta1, o.beta2, o.eps, o.grad_clip, o.no_decay,
                   c.data.format, c.data.train, c.data.val, c.data.tokenizer, c.data.cache_dir, m.mixer,
                   m.attention_backend,
@@ -329,6 +329,7 @@ TEST_F(ConfigFiles, EveryClassOfBadValueNamesTheFileAndKey) {
       {"model:\n  kv_reuse_group: [[1, x]]", "model.kv_reuse_group: expected a list of lists of integers"},
       {"model:\n  mamba_dt_rank: many", "model.mamba_dt_rank: expected an integer or auto, got many"},
       {"model:\n  dt_init: normal", "model.dt_init: expected mamba or zero, got normal"},
+      {"train:\n  recompute: some", "train.recompute: expected none, norms, mlp or all, got some"},
       {"train:\n  seed: -1", "train.seed: expected a non-negative integer, got -1"},
       // the model's own values
       {"model:\n  num_attention_heads: 5", "model.num_attention_heads: 5 does not divide hidden_size 64"},

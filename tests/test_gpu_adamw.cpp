@@ -199,9 +199,9 @@ TEST(GpuAdamW, LargeAndMisalignedTensorsCoverEveryElement) {
   ParamLayout l;
   const int64_t big = 8 * 1024 * 1024 + 3, small = 77, odd = 1001;
   const int64_t small_at = (big + 63) / 64 * 64, odd_at = small_at + 128 + 1;
-  l.tensors.push_back({"w", {big}, 0, big, ParamKind::matrix, InitRule::normal, {big}, {}});
-  l.tensors.push_back({"n", {small}, small_at, small, ParamKind::norm, InitRule::ones, {small}, {}});
-  l.tensors.push_back({"u", {odd}, odd_at, odd, ParamKind::matrix, InitRule::normal, {odd}, {}});
+  l.tensors.push_back({"w", {big}, 0, big, ParamKind::matrix, InitRule::normal, {big}, {}, {}});
+  l.tensors.push_back({"n", {small}, small_at, small, ParamKind::norm, InitRule::ones, {small}, {}, {}});
+  l.tensors.push_back({"u", {odd}, odd_at, odd, ParamKind::matrix, InitRule::normal, {odd}, {}, {}});
   l.count = big + small + odd;
   l.storage = odd_at + odd + 63;
   l.buckets = {{0, l.storage}};

@@ -264,5 +264,31 @@ TEST(GpuModel, SameInputsGiveTheSameBits) {
 #endif
 }
 
+// train.recompute on the GPU, bf16 as in training: every level gives the same loss and gradient
+// bits as keeping everything (the kernels are deterministic).
+TEST(GpuModel, RecomputeLevelsGiveTheSameBits) {
+  HYMBA_REQUIRE_GPU();
+#ifdef HYMBA_HAVE_CUDA
+  const Config cfg = load_config(std::string(HYMBA_SOURCE_DIR) + "/configs/tiny.yaml");
+  std::vector<int32_t> ids, targets;
+  make_batch(2 * 45, cfg.model.vocab_size, 8, ids, targets);
+  std::vector<float> kept;
+  double kept_loss = 0;
+  for (const Recompute r : {Recompute::none, Recompute::norms, Recompute::mlp, Recompute::all}) {
+    SCOPED_TRACE(recompute_name(r));
+    CudaBf16HymbaModel gpu(cfg.model, 2, 45, 1, {}, r);
+    gpu.init(5);
+    gpu.zero_grads();
+    const double loss = gpu.forward_backward(ids.data(), targets.data(), 0.01);
+    if (r == Recompute::none) {
+      kept = gpu.grads.to_host(), kept_loss = loss;
+      continue;
+    }
+    EXPECT_EQ(loss, kept_loss);
+    EXPECT_EQ(gpu.grads.to_host(), kept);
+  }
+#endif
+}
+
 }  // namespace
 }  // namespace hymba::test

@@ -120,6 +120,55 @@ TEST(ModelGradients, GradientsAccumulateOverCalls) {
   for (size_t i = 0; i < once.size(); ++i) ASSERT_NEAR(model.grads[i], 2 * once[i], 1e-12 * (1 + std::abs(once[i])));
 }
 
+// train.recompute: at every level the loss and the gradients are those of keeping everything,
+// to the bit (the same kernels on the same inputs), with a KV-sharing group and a global layer,
+// and with either branch alone. Two calls, as with gradient accumulation.
+TEST(Recompute, EveryLevelGivesTheSameLossAndGradientBits) {
+  const ModelConfig hybrid = small_config(/*window=*/4, /*meta=*/3);
+  for (const ModelConfig& c : {hybrid, attention_only(hybrid), mamba_only(hybrid)}) {
+    SCOPED_TRACE(c.mixer);
+    const int64_t B = 2, T = 9;
+    const auto ids = random_ids(B * T, c.vocab_size, 4), targets = random_ids(B * T, c.vocab_size, 5, 0);
+    std::vector<float> kept_grads;
+    double kept_loss = 0, kept_eval = 0;
+    for (const Recompute r : {Recompute::none, Recompute::norms, Recompute::mlp, Recompute::all}) {
+      SCOPED_TRACE(recompute_name(r));
+      HymbaModel<float> model(c, B, T, 1, {}, r);
+      model.init(3);
+      model.zero_grads();
+      double loss = model.forward_backward(ids.data(), targets.data(), 0.05);
+      loss += model.forward_backward(ids.data(), targets.data(), 0.05);
+      const double eval = model.forward(ids.data(), targets.data());
+      if (r == Recompute::none) {
+        kept_grads = model.grads, kept_loss = loss, kept_eval = eval;
+        continue;
+      }
+      EXPECT_EQ(loss, kept_loss);
+      EXPECT_EQ(eval, kept_eval);
+      ASSERT_EQ(model.grads.size(), kept_grads.size());
+      for (size_t i = 0; i < kept_grads.size(); ++i) ASSERT_EQ(model.grads[i], kept_grads[i]) << "element " << i;
+    }
+  }
+}
+
+// Each level keeps less: norms drops the two norm outputs and the fusion output (2H + E per
+// position and layer), mlp also the MLP's gate, up and product (3I), all every layer buffer but
+// a KV producer's in_proj output and keys (which its consumers read). What a level recomputes
+// becomes one layer's worth of scratch.
+TEST(Recompute, EachLevelKeepsLessForBackward) {
+  const ModelConfig c = small_config(/*window=*/4, /*meta=*/3);  // H 16, E 32, I 24, 4 layers
+  const int64_t T = 8, S = c.num_memory_tokens + T, L = c.num_hidden_layers;
+  const int64_t H = c.hidden_size, E = c.inner_size(), I = c.intermediate_size;
+  const auto saved = [&](Recompute r) { return describe_model(c, T, r).saved_bytes_per_token * T / sizeof(float); };
+  const auto scratch = [&](Recompute r) { return describe_model(c, T, r).scratch_bytes_per_token * T / sizeof(float); };
+  EXPECT_DOUBLE_EQ(saved(Recompute::none) - saved(Recompute::norms), double(L * (2 * H + E) * S));
+  EXPECT_DOUBLE_EQ(scratch(Recompute::norms) - scratch(Recompute::none), double((2 * H + E) * S));
+  EXPECT_DOUBLE_EQ(saved(Recompute::norms) - saved(Recompute::mlp), double(L * 3 * I * S));
+  // all: the residual streams (L + 1 of H), the final norm's statistics and output, and the
+  // producer's (layer 1) in_proj output (q 16 | k 8 | v 16 | x 32 | z 32 = 104) and keys (8).
+  EXPECT_DOUBLE_EQ(saved(Recompute::all), double((L + 1) * H * S + T + T * H + (104 + 8) * S));
+}
+
 TEST(ModelPrecision, FloatAndDoubleAgreeOnTinyConfig) {
   const Config cfg = load_config(std::string(HYMBA_SOURCE_DIR) + "/configs/tiny.yaml");
   const int64_t B = 2, T = 40;
@@ -145,12 +194,22 @@ TEST(ModelInit, FollowsTheSpec) {
   HymbaModel<double> model(c, 1, 1);
   model.init(5);
   for (const ParamTensor& t : model.layout().tensors) {
-    const double* v = model.params.data() + t.offset;
-    const int64_t n = t.full_numel();  // the embedding's padding rows follow: checked below
+    // The HF tensor's elements in order, and every element outside them (padding) zero.
+    const double* held = model.params.data() + t.offset;
+    std::vector<double> v;
+    std::vector<bool> is_padding(size_t(t.numel), true);
+    for (const SliceRun& r : slice_runs(t, model.layout().tp)) {
+      v.insert(v.end(), held + r.local, held + r.local + r.length);
+      std::fill_n(is_padding.begin() + r.local, r.length, false);
+    }
+    ASSERT_EQ(int64_t(v.size()), t.full_numel()) << t.name;
+    for (int64_t i = 0; i < t.numel; ++i) {
+      if (is_padding[size_t(i)]) ASSERT_EQ(held[i], 0.0) << t.name << " padding element " << i;
+    }
+    const int64_t n = t.full_numel();
     double sum = 0, sum_sq = 0;
     for (int64_t i = 0; i < n; ++i) sum += v[i], sum_sq += v[i] * v[i];
     const double mean = sum / double(n), rms = std::sqrt(sum_sq / double(n));
-    for (int64_t i = n; i < t.numel; ++i) ASSERT_EQ(v[i], 0.0) << "padding element " << i;
     SCOPED_TRACE(t.name);
     if (t.name.find("layernorm") != std::string::npos || t.name.ends_with("D.0")) {
       EXPECT_EQ(mean, 1.0);
@@ -197,7 +256,7 @@ TEST(ParamLayout, OfficialConfigHasOfficialShapesAndCount) {
     EXPECT_EQ(plan[l].in_proj_rows, consumer ? 8000 : 8960) << l;
     const std::string prefix = "model.layers." + std::to_string(l) + ".";
     int64_t n = 0;
-    for (const ParamTensor& t : layout.tensors) n += t.name.starts_with(prefix) ? t.numel : 0;
+    for (const ParamTensor& t : layout.tensors) n += t.name.starts_with(prefix) ? t.full_numel() : 0;
     EXPECT_EQ(n, consumer ? 45164932 : 46700932) << l;
   }
   std::map<std::string, std::vector<int64_t>> shapes;
@@ -206,6 +265,8 @@ TEST(ParamLayout, OfficialConfigHasOfficialShapesAndCount) {
   EXPECT_EQ(layout.tensors[0].shape, (std::vector<int64_t>{32064, 1600}));  // held with padding rows
   EXPECT_EQ(shapes["model.memory_tokens"], (std::vector<int64_t>{128, 1600}));
   EXPECT_EQ(shapes["model.layers.0.mamba.x_proj.0.weight"], (std::vector<int64_t>{132, 3200}));
+  EXPECT_EQ(layout.tensors[7].shape, (std::vector<int64_t>{136, 3200}));  // dt 100 -> 104 rows
+  EXPECT_EQ(layout.tensors[8].shape, (std::vector<int64_t>{3200, 104}));  // dt_proj's R columns
   EXPECT_EQ(shapes["model.layers.0.mamba.conv1d.weight"], (std::vector<int64_t>{3200, 1, 4}));
   EXPECT_EQ(shapes["model.layers.2.mamba.in_proj.weight"], (std::vector<int64_t>{8000, 1600}));
   EXPECT_EQ(shapes["model.layers.5.mamba.A_log.0"], (std::vector<int64_t>{3200, 16}));
@@ -338,12 +399,13 @@ TEST(ModelInfo, EachMixerCountsOnlyItsBranches) {
   EXPECT_EQ(m.attention_flops, 0);
   EXPECT_EQ(m.global_layers, 0);  // global_attn_idx is ignored without attention
   // Saved activations per position and layer, by hand: Mamba keeps its in_proj columns 2E, conv
-  // pre-activation, u, delta and scan 4E, x_proj output R + 2N, normalised dt, B, C R + 2N, and
-  // 4 norm statistics: 6·32 + 2·(2 + 8) + 4 = 216. Attention keeps its in_proj columns (40, a
+  // pre-activation, u, delta and scan 4E, x_proj output with each piece padded to 8 columns
+  // (dt 2 -> 8, B and C 4 -> 8) 24, normalised dt (padded) 8, B and C 2N = 8, and 4 norm
+  // statistics: 6·32 + 24 + 8 + 8 + 4 = 236. Attention keeps its in_proj columns (40, a
   // consumer 16), rotated q 16 and k 8 (a consumer none), output 32, log-sum-exp 2 and 1 norm
   // statistic: 99 (a consumer 67).
   const auto saved = [&](const ModelInfo& i) { return i.saved_bytes_per_token * T / sizeof(float); };
-  EXPECT_DOUBLE_EQ(saved(h) - saved(a), 4.0 * 216 * S);
+  EXPECT_DOUBLE_EQ(saved(h) - saved(a), 4.0 * 236 * S);
   EXPECT_DOUBLE_EQ(saved(h) - saved(m), (3.0 * 99 + 67) * S);
 }
 

@@ -16,8 +16,8 @@ namespace {
 // Two tensors: a matrix (decayed) and a norm weight (exempt by default).
 ParamLayout two_tensor_layout() {
   ParamLayout l;
-  l.tensors.push_back({"w", {3, 2}, 0, 6, ParamKind::matrix, InitRule::normal, {3, 2}, {}});
-  l.tensors.push_back({"n", {5}, 64, 5, ParamKind::norm, InitRule::ones, {5}, {}});
+  l.tensors.push_back({"w", {3, 2}, 0, 6, ParamKind::matrix, InitRule::normal, {3, 2}, {}, {}});
+  l.tensors.push_back({"n", {5}, 64, 5, ParamKind::norm, InitRule::ones, {5}, {}, {}});
   l.count = 11;
   l.storage = 128;
   l.buckets = {{0, 128}};

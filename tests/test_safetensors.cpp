@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <list>
 #include <map>
 #include <set>
 #include <string>
@@ -51,7 +52,9 @@ ParamLayout layout_of(const ModelConfig& m) { return build_param_layout(m, plan_
 std::vector<float> random_params(const ParamLayout& layout) {
   std::vector<float> p(size_t(layout.storage), 0.0f);
   for (const ParamTensor& t : layout.tensors)
-    for (int64_t i = t.offset; i < t.offset + t.numel; ++i) p[size_t(i)] = from_bits(uint32_t(mix64(uint64_t(i))));
+    for (const SliceRun& r : slice_runs(t, layout.tp))
+      for (int64_t i = t.offset + r.local; i < t.offset + r.local + r.length; ++i)
+        p[size_t(i)] = from_bits(uint32_t(mix64(uint64_t(i))));
   return p;
 }
 
@@ -554,7 +557,10 @@ TEST_F(HfFolder, ImportRefusesTensorsThatDoNotFit) {
   const ParamLayout layout = layout_of(m);
   const std::vector<float> params = random_params(layout);
   std::vector<StTensorData> tensors;
-  for (const ParamTensor& t : layout.tensors) tensors.push_back({t.name, t.shape, params.data() + t.offset});
+  std::list<std::vector<float>> packed;  // the padded tensors' HF elements
+  for (const ParamTensor& t : layout.tensors) {
+    tensors.push_back({t.name, t.full_shape, hf_elements(t, params.data(), packed.emplace_back())});
+  }
   const float* embed = params.data() + layout.offsets.embed;
   const std::vector<int64_t> embed_shape = {m.vocab_size, m.hidden_size};
   std::vector<float> back(size_t(layout.storage));

@@ -14,6 +14,7 @@
 #include "gradcheck.h"
 #include "test_util.h"
 #include "model/init.h"
+#include "model/dims.h"
 #include "model/layer_plan.h"
 #include "model/param_layout.h"
 
@@ -47,9 +48,10 @@ TEST(TensorSplit, RankSharesAreSlicesOfTheWholeModel) {
         ASSERT_EQ(mine, sliced) << "vocab " << vocab << " rank " << t << " of " << tp;
         part_to_full(part, mine.data(), full, rebuilt.data());
         for (size_t i = 0; i < part.tensors.size(); ++i) {
-          for (const SliceRun& r : slice_runs(part.tensors[i], part.tp)) {
-            for (int64_t k = 0; k < r.length; ++k) ++covered[size_t(full.tensors[i].offset + r.full + k)];
-          }
+          for_each_overlap(slice_runs(full.tensors[i], full.tp), slice_runs(part.tensors[i], part.tp),
+                           [&](int64_t at_full, int64_t, int64_t length) {
+                             for (int64_t k = 0; k < length; ++k) ++covered[size_t(full.tensors[i].offset + at_full + k)];
+                           });
         }
         const ParamTensor& embed = part.tensors[0];
         const int64_t valid = vocab_range(vocab, {t, tp}).end - vocab_range(vocab, {t, tp}).begin;
@@ -58,14 +60,77 @@ TEST(TensorSplit, RankSharesAreSlicesOfTheWholeModel) {
         for (int64_t i = valid * c.hidden_size; i < embed.numel; ++i) ASSERT_EQ(mine[size_t(embed.offset + i)], 0.0f);
       }
       for (const ParamTensor& t : full.tensors) {
-        for (int64_t i = 0; i < t.full_numel(); ++i) {
-          const size_t at = size_t(t.offset + i);
-          ASSERT_EQ(covered[at], t.split.dim < 0 ? tp : 1) << t.name << " element " << i << " tp " << tp;
-          ASSERT_EQ(rebuilt[at], whole[at]) << t.name;
+        int64_t held = 0;
+        for (const SliceRun& r : slice_runs(t, full.tp)) {
+          held += r.length;
+          for (int64_t i = r.local; i < r.local + r.length; ++i) {
+            const size_t at = size_t(t.offset + i);
+            ASSERT_EQ(covered[at], t.split.dim < 0 ? tp : 1) << t.name << " element " << i << " tp " << tp;
+            ASSERT_EQ(rebuilt[at], whole[at]) << t.name;
+          }
         }
+        EXPECT_EQ(held, t.full_numel()) << t.name;
       }
     }
   }
+}
+
+// x_proj's rows dt | B | C and dt_proj's columns are held padded to multiples of 8 (dims.h,
+// XProjColumns), with or without tensor parallelism; the padding is zero from the start, and
+// files hold the HF tensor without it.
+TEST(TensorSplit, XProjAndDtProjHoldZeroPaddingBetweenTheirPieces) {
+  const ModelConfig c = tiny_model(1024);  // E 128, R 4, N 16
+  const std::vector<LayerSpec> plan = plan_layers(c);
+  const ParamLayout full = build_param_layout(c, plan);
+  const ParamTensor& x_proj = full.tensors[7];
+  const ParamTensor& dt_proj = full.tensors[8];
+  ASSERT_EQ(x_proj.name, "model.layers.0.mamba.x_proj.0.weight");
+  ASSERT_EQ(dt_proj.name, "model.layers.0.mamba.dt_proj.0.weight");
+  EXPECT_EQ(x_proj.full_shape, (std::vector<int64_t>{4 + 32, 128}));
+  EXPECT_EQ(x_proj.shape, (std::vector<int64_t>{8 + 32, 128}));
+  EXPECT_EQ(dt_proj.shape, (std::vector<int64_t>{128, 8}));
+  const XProjColumns xc = x_proj_columns(4, 16);
+  EXPECT_EQ(xc.dt_width, 8);
+  EXPECT_EQ(xc.B, 8);
+  EXPECT_EQ(xc.C, 24);
+  EXPECT_EQ(xc.width, 40);
+  // x_proj: dt's 4 rows, then B and C from row 8. dt_proj: one run of 4 per row.
+  const std::vector<SliceRun> x_runs = slice_runs(x_proj, full.tp);
+  ASSERT_EQ(x_runs.size(), 2u);
+  EXPECT_EQ(x_runs[0].length, 4 * 128);
+  EXPECT_EQ(x_runs[1].full, 4 * 128);
+  EXPECT_EQ(x_runs[1].local, 8 * 128);
+  EXPECT_EQ(x_runs[1].length, 32 * 128);
+  const std::vector<SliceRun> dt_runs = slice_runs(dt_proj, full.tp);
+  ASSERT_EQ(dt_runs.size(), 128u);
+  EXPECT_EQ(dt_runs[5].full, 5 * 4);
+  EXPECT_EQ(dt_runs[5].local, 5 * 8);
+  EXPECT_FALSE(holds_hf_order(x_proj));
+  EXPECT_TRUE(holds_hf_order(full.tensors[0]));  // the embedding: its padding rows come after it
+
+  std::vector<float> params(size_t(full.storage));
+  init_params(params.data(), full, c, 5);
+  for (const ParamTensor* t : {&x_proj, &dt_proj}) {
+    std::vector<float> scratch;
+    const float* hf = hf_elements(*t, params.data(), scratch);
+    ASSERT_EQ(int64_t(scratch.size()), t->full_numel());
+    for (int64_t i = 0; i < t->full_numel(); ++i) ASSERT_NE(hf[i], 0.0f) << t->name << " " << i;  // N(0, 0.02)
+    std::vector<float> round_trip(params.size(), 0.0f);
+    store_hf_elements(*t, hf, round_trip.data());
+    for (int64_t i = 0; i < t->numel; ++i) {
+      ASSERT_EQ(round_trip[size_t(t->offset + i)], params[size_t(t->offset + i)]) << t->name << " " << i;
+    }
+  }
+  for (int64_t col = 4; col < 8; ++col) EXPECT_EQ(params[size_t(dt_proj.offset + 3 * 8 + col)], 0.0f);
+  for (int64_t e = 0; e < 128; ++e) EXPECT_EQ(params[size_t(x_proj.offset + 6 * 128 + e)], 0.0f);
+  // Rank 1 of 2: half the columns of every x_proj row, half the rows of dt_proj, same padding.
+  const ParamLayout part = build_param_layout(c, plan, 1, {1, 2});
+  EXPECT_EQ(part.tensors[7].shape, (std::vector<int64_t>{40, 64}));
+  EXPECT_EQ(part.tensors[8].shape, (std::vector<int64_t>{64, 8}));
+  const std::vector<SliceRun> part_runs = slice_runs(part.tensors[7], part.tp);
+  ASSERT_EQ(part_runs.size(), 36u);  // one per held row: rows do not join across the split
+  EXPECT_EQ(part_runs[4].full, 4 * 128 + 64);
+  EXPECT_EQ(part_runs[4].local, 8 * 64);
 }
 
 TEST(TensorSplit, InProjSharesHoldTheirHeadsOfEveryBlock) {

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     if (info) {
       if (group.rank() == 0) {
         std::cout << "config: " << cfg.path << "\n"
-                  << hymba::format_model_info(hymba::describe_model(cfg.model, cfg.train.seq_len));
+                  << hymba::format_model_info(hymba::describe_model(cfg.model, cfg.train.seq_len, cfg.train.recompute));
       }
       return 0;
     }

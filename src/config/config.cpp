@@ -21,6 +21,17 @@
 #include "core/error.h"
 
 namespace hymba {
+
+const char* recompute_name(Recompute r) {
+  switch (r) {
+    case Recompute::none: return "none";
+    case Recompute::norms: return "norms";
+    case Recompute::mlp: return "mlp";
+    case Recompute::all: return "all";
+  }
+  return "?";
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -83,6 +94,18 @@ void read(const YAML::Node& n, DtInit& v) {
 }
 
 void write(YAML::Emitter& out, DtInit v) { out << (v == DtInit::mamba ? "mamba" : "zero"); }
+
+void read(const YAML::Node& n, Recompute& v) {
+  for (const Recompute r : {Recompute::none, Recompute::norms, Recompute::mlp, Recompute::all}) {
+    if (yaml::is_word(n, recompute_name(r))) {
+      v = r;
+      return;
+    }
+  }
+  fail("expected none, norms, mlp or all, got ", yaml::show(n));
+}
+
+void write(YAML::Emitter& out, Recompute v) { out << recompute_name(v); }
 
 struct Field {
   std::string section, key;
@@ -157,6 +180,7 @@ const std::vector<Field>& fields() {
       HYMBA_FIELD(train, seed),
       HYMBA_FIELD(train, device, one_of({"auto", "cpu", "cuda"})),
       HYMBA_FIELD(train, precision, one_of({"fp32", "bf16"})),
+      HYMBA_FIELD(train, recompute),  // an enum: the reader admits only its values
       HYMBA_FIELD(train, log_every, at_least(1)),
       HYMBA_FIELD(train, threads, at_least(0)),
       HYMBA_FIELD(train, resume, non_empty()),

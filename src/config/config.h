@@ -21,6 +21,13 @@ namespace hymba {
 // in [dt_min, dt_max]; `zero` = the official HF constructor's zeros.
 enum class DtInit { mamba, zero };
 
+// What backward recomputes instead of keeping from forward (train.recompute), each level
+// including the ones before it: `norms` the normalised tensors (input and MLP norm outputs, the
+// fusion average), `mlp` also the MLP's gate, up and SwiGLU output, `all` every activation of a
+// layer but its input (a whole layer forward again, less its last GEMM).
+enum class Recompute { none, norms, mlp, all };
+const char* recompute_name(Recompute r);
+
 // Model keys use the official HF config.json names (HYMBA_SPEC §4) so export is a rename-free copy.
 struct ModelConfig {
   int64_t hidden_size = 0;          // H
@@ -73,6 +80,7 @@ struct TrainConfig {
   uint64_t seed = 1234;       // initialisation and data order
   std::string device = "auto";      // auto | cpu | cuda
   std::string precision = "fp32";   // fp32 | bf16 (bf16 needs the CUDA backend)
+  Recompute recompute = Recompute::none;  // none | norms | mlp | all: memory for time
   int64_t log_every = 10;     // print and record every N steps (and the first and last)
   int64_t threads = 0;        // CPU threads; 0 = all cores (OMP default)
   // none: start fresh; auto: continue from the newest complete checkpoint in run.dir (start

@@ -131,8 +131,9 @@ void write_tensor(hid_t group, const char* group_name, const ParamTensor& t, con
                       dcpl.get(), H5P_DEFAULT),
            H5Dclose);
   if (!set.ok()) fail_h5(path, ": cannot create dataset ", name);
+  std::vector<float> scratch;
   if (t.full_numel() > 0 &&
-      H5Dwrite(set.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data + t.offset) < 0) {
+      H5Dwrite(set.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, hf_elements(t, data, scratch)) < 0) {
     fail_h5(path, ": cannot write ", name);
   }
   if (!set.close()) fail_h5(path, ": cannot close ", name);
@@ -140,7 +141,7 @@ void write_tensor(hid_t group, const char* group_name, const ParamTensor& t, con
 
 void write_group(hid_t file, const char* group_name, const ParamLayout& layout, const float* data,
                  const std::string& path) {
-  HYMBA_ASSERT(layout.tp.size == 1);  // files hold whole tensors (ParamTensor::full_numel)
+  HYMBA_ASSERT(layout.tp.size == 1);  // files hold whole HF tensors (hf_elements)
   H5Id group(H5Gcreate2(file, group_name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   if (!group.ok()) fail_h5(path, ": cannot create group /", group_name);
   for (const ParamTensor& t : layout.tensors) write_tensor(group.get(), group_name, t, data, path);
@@ -297,17 +298,20 @@ void read_tensor(hid_t group, const char* group_name, const ParamTensor& t, floa
     fail(path, ": ", name, " has shape ", show_shape(shape), " but the model's is ",
          show_shape(t.full_shape));
   }
-  if (t.full_numel() > 0 &&
-      H5Dread(set.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data + t.offset) < 0) {
-    fail_h5(path, ": cannot read ", name, " (corrupt or truncated data)");
-  }
+  if (t.full_numel() == 0) return;
+  std::vector<float> scratch;
+  read_hf_elements(t, data, scratch, [&](float* hf) {
+    if (H5Dread(set.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, hf) < 0) {
+      fail_h5(path, ": cannot read ", name, " (corrupt or truncated data)");
+    }
+  });
 }
 
 // Fills `data` (layout.storage values, padding zeroed) from the group's tensors, which must be
 // exactly the layout's.
 void read_group(hid_t file, const char* group_name, const ParamLayout& layout, float* data,
                 const std::string& path) {
-  HYMBA_ASSERT(layout.tp.size == 1);  // files hold whole tensors (ParamTensor::full_numel)
+  HYMBA_ASSERT(layout.tp.size == 1);  // files hold whole HF tensors (hf_elements)
   if (!has_group(file, group_name, path)) fail(path, ": missing group /", group_name);
   H5Id group(H5Gopen2(file, group_name, H5P_DEFAULT), H5Gclose);
   if (!group.ok()) fail_h5(path, ": cannot open group /", group_name);

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <list>
 #include <map>
 
 #include "core/error.h"
@@ -46,7 +47,10 @@ HfWritten write_hf_model(const std::string& dir, const ModelConfig& c, const Par
   fs::create_directories(dir, ec);
   if (ec) fail(dir, ": cannot create the folder (", ec.message(), ")");
   std::vector<StTensorData> tensors;
-  for (const ParamTensor& t : layout.tensors) tensors.push_back({t.name, t.full_shape, params + t.offset});
+  std::list<std::vector<float>> packed;  // the padded tensors' HF elements
+  for (const ParamTensor& t : layout.tensors) {
+    tensors.push_back({t.name, t.full_shape, hf_elements(t, params, packed.emplace_back())});
+  }
 
   HfWritten w;
   w.safetensors_path = (fs::path(dir) / "model.safetensors").string();
@@ -83,13 +87,16 @@ HfRead read_hf_weights(const std::string& path, const ParamLayout& layout, float
     file.read(info, out);
     ++(info.dtype == StDtype::f32 ? r.f32_tensors : r.bf16_tensors);
   };
-  for (const ParamTensor& t : layout.tensors) read(*file.find(t.name), t, params + t.offset);
+  std::vector<float> scratch;
+  for (const ParamTensor& t : layout.tensors) {
+    read_hf_elements(t, params, scratch, [&](float* hf) { read(*file.find(t.name), t, hf); });
+  }
 
   if (const StTensorInfo* head = file.find("lm_head.weight")) {
     std::vector<float> values(size_t(embed->full_numel()));
     read(*head, *embed, values.data());
     // Bit for bit, so that a NaN in both still counts as the same tensor.
-    if (std::memcmp(values.data(), params + embed->offset, values.size() * sizeof(float)) != 0) {
+    if (std::memcmp(values.data(), hf_elements(*embed, params, scratch), values.size() * sizeof(float)) != 0) {
       fail(path, ": lm_head.weight differs from model.embed_tokens.weight; this framework ties them "
            "(tie_word_embeddings), so a separate lm_head cannot be imported");
     }

@@ -36,58 +36,91 @@ struct Carver {
 
 }  // namespace
 
+// One layer's buffers (or, with `shared` null, the set that recomputed buffers share: one of
+// each, sized for the largest layer). A buffer a level recomputes (DESIGN.md §3) points into
+// the shared set; the others are the layer's own.
+struct LayerShape {
+  bool attention, mamba, has_kv;  // has_kv: k rows (not a consumer)
+  bool keeps_kv;                  // a KV producer: consumers read its proj and k, so those stay
+  int64_t D_in;
+};
+
+template <class F, class St>
+void place_layer(Carver& a, LayerActivations<F, St>& x, const LayerShape& shape, const Dims& d, Recompute level,
+                 int64_t scan_states, const LayerActivations<F, St>* shared) {
+  const auto [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d;
+  const XProjColumns xc = x_proj_columns(R, N);
+  using L = LayerActivations<F, St>;
+  // recomputed: at this level the backward recomputes the buffer (so all layers share one).
+  const auto buf = [&]<class T>(T* L::*field, bool present, bool recomputed, int64_t n) {
+    if (!present) x.*field = nullptr;
+    else if (!shared) x.*field = recomputed ? a.take<T>(n) : nullptr;
+    else x.*field = recomputed ? shared->*field : a.take<T>(n);
+  };
+  const bool norms = level >= Recompute::norms, mlp = level >= Recompute::mlp, all = level == Recompute::all;
+  const bool attn = shape.attention, mamba = shape.mamba;
+  buf(&L::rstd_in, true, all, BS);
+  buf(&L::h1, true, norms, BS * H);
+  buf(&L::proj, true, all && !shape.keeps_kv, BS * shape.D_in);
+  buf(&L::q, attn, all, BS * nh * hd);
+  buf(&L::k, attn && shape.has_kv, all && !shape.keeps_kv, BS * nkv * hd);
+  buf(&L::attn, attn, all, BS * E);
+  buf(&L::lse, attn, all, B * nh * S);
+  buf(&L::conv_pre, mamba, all, BS * E);
+  buf(&L::u, mamba, all, BS * E);
+  buf(&L::ssm, mamba, all, BS * xc.width);
+  buf(&L::rstd_dt, mamba, all, BS);
+  buf(&L::rstd_B, mamba, all, BS);
+  buf(&L::rstd_C, mamba, all, BS);
+  buf(&L::dt, mamba, all, BS * xc.dt_width);
+  buf(&L::Bm, mamba, all, BS * N);
+  buf(&L::Cm, mamba, all, BS * N);
+  buf(&L::delta, mamba, all, BS * E);
+  buf(&L::scan, mamba, all, BS * E);
+  buf(&L::scan_states, mamba && scan_states > 0, all, scan_states);
+  buf(&L::rstd_attn, attn, all, BS);
+  buf(&L::rstd_scan, mamba, all, BS);
+  buf(&L::fused, true, norms, BS * E);
+  buf(&L::x_mid, true, all, BS * H);
+  buf(&L::rstd_mid, true, all, BS);
+  buf(&L::h2, true, norms, BS * H);
+  buf(&L::gate, true, mlp, BS * I);
+  buf(&L::up, true, mlp, BS * I);
+  buf(&L::act, true, mlp, BS * I);
+}
+
 template <class F, class St>
 int64_t place_activations(Activations<F, St>& act, const Dims& d, const std::vector<LayerSpec>& plan, int64_t tp,
-                          int64_t scan_states, void* base) {
+                          int64_t scan_states, Recompute recompute, void* base) {
   const auto [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d;
+  const XProjColumns xc = x_proj_columns(R, N);
   Carver a{static_cast<std::byte*>(base)};
 
+  std::vector<LayerShape> shapes;
+  LayerShape widest{false, false, false, false, 0};  // the shared set's: every branch, the largest D_in
+  for (const LayerSpec& s : plan) {
+    const bool has_kv = s.has_attention && s.kv_role != KvRole::consumer;
+    shapes.push_back({s.has_attention, s.has_mamba, has_kv, s.kv_role == KvRole::producer, s.in_proj_rows / tp});
+    widest = {widest.attention || s.has_attention, widest.mamba || s.has_mamba, widest.has_kv || has_kv, false,
+              std::max(widest.D_in, s.in_proj_rows / tp)};
+  }
+  const bool any_attention = widest.attention, any_mamba = widest.mamba;
+  const bool any_fusion = std::any_of(plan.begin(), plan.end(),
+                                      [](const LayerSpec& s) { return s.has_attention && s.has_mamba; });
+
+  // What forward keeps for backward: the residual streams, each layer's own buffers.
+  LayerActivations<F, St> shared{};
+  place_layer<F, St>(a, shared, widest, d, recompute, scan_states, nullptr);
+  const int64_t shared_bytes = a.payload;  // scratch: one layer's recomputed buffers
   act.resid.assign(plan.size() + 1, nullptr);
   for (F*& r : act.resid) r = a.take<F>(BS * H);
   act.layers.assign(plan.size(), {});
-  int64_t max_proj = 0;
-  bool any_attention = false, any_mamba = false, any_fusion = false;
   for (size_t l = 0; l < plan.size(); ++l) {
-    LayerActivations<F, St>& x = act.layers[l];
-    const LayerSpec& s = plan[l];
-    const int64_t D_in = s.in_proj_rows / tp;  // this rank's rows
-    max_proj = std::max(max_proj, D_in);
-    const bool attn = s.has_attention, mamba = s.has_mamba;
-    any_attention |= attn;
-    any_mamba |= mamba;
-    any_fusion |= attn && mamba;
-    x.rstd_in = a.take<St>(BS);
-    x.h1 = a.take<F>(BS * H);
-    x.proj = a.take<F>(BS * D_in);
-    x.q = a.take_if<F>(attn, BS * nh * hd);
-    x.k = a.take_if<F>(attn && s.kv_role != KvRole::consumer, BS * nkv * hd);
-    x.attn = a.take_if<F>(attn, BS * E);
-    x.lse = a.take_if<St>(attn, B * nh * S);
-    x.conv_pre = a.take_if<F>(mamba, BS * E);
-    x.u = a.take_if<F>(mamba, BS * E);
-    x.ssm = a.take_if<F>(mamba, BS * (R + 2 * N));
-    x.rstd_dt = a.take_if<St>(mamba, BS);
-    x.rstd_B = a.take_if<St>(mamba, BS);
-    x.rstd_C = a.take_if<St>(mamba, BS);
-    x.dt = a.take_if<F>(mamba, BS * R);
-    x.Bm = a.take_if<F>(mamba, BS * N);
-    x.Cm = a.take_if<F>(mamba, BS * N);
-    x.delta = a.take_if<F>(mamba, BS * E);
-    x.scan = a.take_if<F>(mamba, BS * E);
-    x.scan_states = a.take_if<St>(mamba && scan_states > 0, scan_states);
-    x.rstd_attn = a.take_if<St>(attn, BS);
-    x.rstd_scan = a.take_if<St>(mamba, BS);
-    x.fused = a.take<F>(BS * E);
-    x.x_mid = a.take<F>(BS * H);
-    x.rstd_mid = a.take<St>(BS);
-    x.h2 = a.take<F>(BS * H);
-    x.gate = a.take<F>(BS * I);
-    x.up = a.take<F>(BS * I);
-    x.act = a.take<F>(BS * I);
+    place_layer(a, act.layers[l], shapes[l], d, recompute, scan_states, &shared);
   }
   act.rstd_final = a.take<St>(B * T);
   act.hf = a.take<F>(B * T * H);
-  act.saved = a.payload;
+  act.saved = a.payload - shared_bytes;
 
   act.n_scan = a.take_if<F>(any_fusion, BS * E);
   act.logits = a.take<F>(B * T * V);
@@ -95,7 +128,7 @@ int64_t place_activations(Activations<F, St>& act, const Dims& d, const std::vec
   act.ce_stats = a.take<St>(tp * B * T * cpu::kCrossEntropyStats);  // tiny: also the padded-vocabulary loss
   act.s.dres = a.take<F>(BS * H);
   act.s.dh = a.take<F>(BS * H);
-  act.s.dproj = a.take<F>(BS * max_proj);
+  act.s.dproj = a.take<F>(BS * widest.D_in);
   act.s.dq = a.take_if<F>(any_attention, BS * nh * hd);
   act.s.dk = a.take_if<F>(any_attention, BS * nkv * hd);
   act.s.dv = a.take_if<F>(any_attention, BS * nkv * vd);
@@ -104,10 +137,10 @@ int64_t place_activations(Activations<F, St>& act, const Dims& d, const std::vec
   act.s.dfused = a.take<F>(BS * E);
   act.s.du = a.take_if<F>(any_mamba, BS * E);
   act.s.ddelta = a.take_if<F>(any_mamba, BS * E);
-  act.s.ddt = a.take_if<F>(any_mamba, BS * R);
+  act.s.ddt = a.take_if<F>(any_mamba, BS * xc.dt_width);
   act.s.dBm = a.take_if<F>(any_mamba, BS * N);
   act.s.dCm = a.take_if<F>(any_mamba, BS * N);
-  act.s.dssm = a.take_if<F>(any_mamba, BS * (R + 2 * N));
+  act.s.dssm = a.take_if<F>(any_mamba, BS * xc.width);
   act.s.dact = a.take<F>(BS * I);
   act.s.dgate = a.take<F>(BS * I);
   act.s.dup = a.take<F>(BS * I);
@@ -117,12 +150,12 @@ int64_t place_activations(Activations<F, St>& act, const Dims& d, const std::vec
 }
 
 template int64_t place_activations(Activations<float>&, const Dims&, const std::vector<LayerSpec>&, int64_t,
-                                   int64_t, void*);
+                                   int64_t, Recompute, void*);
 template int64_t place_activations(Activations<double>&, const Dims&, const std::vector<LayerSpec>&, int64_t,
-                                   int64_t, void*);
+                                   int64_t, Recompute, void*);
 #ifdef HYMBA_HAVE_CUDA
 template int64_t place_activations(Activations<__nv_bfloat16, float>&, const Dims&, const std::vector<LayerSpec>&,
-                                   int64_t, int64_t, void*);
+                                   int64_t, int64_t, Recompute, void*);
 #endif
 
 }  // namespace hymba

@@ -25,11 +25,15 @@ struct LayerActivations {
   S* lse;        // [B, nh, S]      attention log-sum-exp
   F* conv_pre;   // [BS, E]         conv output before SiLU
   F* u;          // [BS, E]         SiLU(conv): scan input
-  F* ssm;        // [BS, R + 2N]    x_proj output: dt | B | C before their norms
+  F* ssm;        // [BS, X]         x_proj output: dt | B | C before their norms, each piece
+                 //                 padded (XProjColumns; the padding columns are x_proj's zero
+                 //                 rows' output: zero)
   S* rstd_dt;    // [BS]
   S* rstd_B;     // [BS]
   S* rstd_C;     // [BS]
-  F* dt;         // [BS, R]         normalised dt
+  F* dt;         // [BS, Rp]        normalised dt; columns R..Rp stay zero (the arena starts
+                 //                 zeroed and nothing writes them), as dt_proj's padded GEMMs
+                 //                 need: they keep dt_proj's padding columns' gradient zero
   F* Bm;         // [BS, N]         normalised B
   F* Cm;         // [BS, N]         normalised C
   F* delta;      // [BS, E]         dt_proj output (bias not yet added)
@@ -62,10 +66,11 @@ struct BackwardScratch {
   F* dfused;  // [BS, E]
   F* du;      // [BS, E]
   F* ddelta;  // [BS, E]
-  F* ddt;     // [BS, R]
+  F* ddt;     // [BS, Rp]           (the padding columns: dt_proj's zero columns' output)
   F* dBm;     // [BS, N]
   F* dCm;     // [BS, N]
-  F* dssm;    // [BS, R + 2N]
+  F* dssm;    // [BS, X]            padding columns zero as in dt (they keep x_proj's zero
+              //                    rows' gradient zero)
   F* dact;    // [BS, I]
   F* dgate;   // [BS, I]
   F* dup;     // [BS, I]
@@ -91,9 +96,10 @@ struct Activations {
 // Places every buffer of `a` one after the other from `base` (each on a 256-byte boundary), or
 // only counts them when base is null (then the pointers are null). Returns the bytes needed.
 // d: the sizes of one tensor-parallel rank of tp (make_dims); scan_states: the S values each
-// Mamba layer's scan saves (the backend's scan_state_count).
+// Mamba layer's scan saves (the backend's scan_state_count). recompute: the buffers this level
+// recomputes in backward are one set that every layer's pointers share (as scratch, not saved).
 template <class F, class S>
 int64_t place_activations(Activations<F, S>& a, const Dims& d, const std::vector<LayerSpec>& plan, int64_t tp,
-                          int64_t scan_states, void* base);
+                          int64_t scan_states, Recompute recompute, void* base);
 
 }  // namespace hymba

@@ -25,6 +25,22 @@ inline int64_t vocab_rows_per_rank(int64_t vocab_size, int64_t tp) {
   return split_chunk(vocab_size, tp, kVocabRowMultiple);
 }
 
+// x_proj's output row dt | B | C (HYMBA_SPEC §2.6) with each piece padded to a multiple of 8
+// elements: x_proj's weight holds zero rows after each piece and dt_proj's weight zero columns
+// after its R, so that every GEMM dimension and leading dimension of the two projections is a
+// multiple of 16 bytes. Unpadded (R = 100, R + 2N = 132 at 1.5B) cuBLASLt runs them on its
+// align-2 kernels. The padding columns of the activations hold zeros (model/activations.h).
+inline constexpr int64_t kProjPieceMultiple = 8;
+struct XProjColumns {
+  int64_t dt_width;  // the dt piece padded: dt_proj's input width (Rp)
+  int64_t B, C;      // where the B and C pieces start
+  int64_t width;     // the padded row (X)
+};
+inline XProjColumns x_proj_columns(int64_t R, int64_t N) {
+  const int64_t Rp = split_chunk(R, 1, kProjPieceMultiple), Np = split_chunk(N, 1, kProjPieceMultiple);
+  return {Rp, Rp, Rp + Np, Rp + 2 * Np};
+}
+
 // With tensor parallelism over tp ranks, E, I, V, nh and nkv are one rank's share: E/tp Mamba
 // channels (and attention output columns), I/tp MLP columns, nh/tp query and nkv/tp KV heads,
 // and vocab_rows_per_rank vocabulary rows (V: with padding, also with one rank). H, R, N, K, hd

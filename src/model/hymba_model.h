@@ -46,8 +46,10 @@ class HymbaModelOn {
   // `seq_len` text tokens. The config must be validated. data_parallel: the number of ZeRO-1
   // shards the layout's buckets must split into (build_param_layout). tp: this rank's share of
   // tensor parallelism; every rank of it gets the same batches and computes the same loss.
+  // recompute: what backward recomputes instead of keeping (train.recompute); the gradients are
+  // the same bits at every level.
   HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len, int64_t data_parallel = 1,
-               TensorParallel tp = {});
+               TensorParallel tp = {}, Recompute recompute = Recompute::none);
   HymbaModelOn(const HymbaModelOn&) = delete;  // the views below point into this object's buffers
   HymbaModelOn& operator=(const HymbaModelOn&) = delete;
 
@@ -102,7 +104,15 @@ class HymbaModelOn {
                      bool want_grad);
   // A layer runs the branches its LayerSpec names (model.mixer); each branch reads and writes
   // its own columns of the in_proj output and of its gradient.
-  void layer_forward(int64_t l);
+  // recomputing: for backward (train.recompute all), which needs nothing of the layer's output.
+  void layer_forward(int64_t l, bool recomputing = false);
+  // Parts of layer_forward that the recompute levels run again.
+  void input_norm_forward(int64_t l);
+  void fusion_forward(int64_t l);  // the fusion norm(s) and their average: out_proj's input
+  void mlp_norm_forward(int64_t l);
+  void mlp_hidden_forward(int64_t l);  // gate, up and SwiGLU: the down projection's input
+  // Before layer l's backward: what the recompute level did not keep.
+  void recompute_for_backward(int64_t l);
   void attention_heads_forward(int64_t l);
   void mamba_heads_forward(int64_t l);
   void layer_backward(int64_t l);
@@ -131,6 +141,7 @@ class HymbaModelOn {
                            const P* w, const Stat* rstd, int64_t rows, int64_t dim);
   ModelConfig cfg_;
   TensorParallel tp_;
+  Recompute recompute_;
   cpu::VocabRange vocab_;        // the vocabulary ids this rank's embedding rows hold
   std::vector<LayerSpec> plan_;
   ParamLayout layout_;

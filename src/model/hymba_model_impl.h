@@ -39,9 +39,10 @@ ProjSlices proj_slices(const Dims& d, const LayerSpec& s, int tp) {
 
 template <class Backend>
 HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len,
-                                    int64_t data_parallel, TensorParallel tp)
+                                    int64_t data_parallel, TensorParallel tp, Recompute recompute)
     : cfg_(config),
       tp_(tp),
+      recompute_(recompute),
       vocab_(vocab_range(config.vocab_size, tp.layout_rank())),
       plan_(plan_layers(config)),
       layout_(build_param_layout(config, plan_, data_parallel, tp.layout_rank())),
@@ -61,8 +62,9 @@ HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, in
     wc_ = w_;
   }
   const int64_t scan_states = Backend::scan_state_count(scan_shape());
-  arena_ = Backend::template make_array<std::byte>(place_activations(a_, d_, plan_, tp_.size, scan_states, nullptr));
-  place_activations(a_, d_, plan_, tp_.size, scan_states, arena_.data());
+  arena_ = Backend::template make_array<std::byte>(
+      place_activations(a_, d_, plan_, tp_.size, scan_states, recompute_, nullptr));
+  place_activations(a_, d_, plan_, tp_.size, scan_states, recompute_, arena_.data());
   ids_.assign(d_.B * d_.T, 0);
 }
 
@@ -121,6 +123,7 @@ double HymbaModelOn<Backend>::forward_backward(const int32_t* ids, const int32_t
   const double loss = run_forward(ids, targets, grad_scale, true);
   head_backward();  // the final norm, and the tied lm_head's share of the embedding
   for (int64_t l = L - 1; l >= 0; --l) {
+    recompute_for_backward(l);
     layer_backward(l);  // writes layer l's gradients only (a KV consumer adds into scratch)
     done(1 + l);        // its matrices
   }
@@ -132,26 +135,51 @@ double HymbaModelOn<Backend>::forward_backward(const int32_t* ids, const int32_t
 }
 
 template <class Backend>
-void HymbaModelOn<Backend>::layer_forward(int64_t l) {
-  const ModelConfig& c = cfg_;
+void HymbaModelOn<Backend>::layer_forward(int64_t l, bool recomputing) {
   const auto& [B, T, M, S, BS, H, E, I, V, R, N, K, nh, nkv, hd, vd] = d_;
-  const double eps = c.rms_norm_eps;
   const LayerSpec& spec = plan_[l];
-  const LayerParams<P*>& w = w_.layers[l];
   const LayerParams<F*>& wc = wc_.layers[l];
   LayerActivations<F, Stat>& a = a_.layers[l];
   const ProjSlices p = proj_slices(d_, spec, tp_.size);
   const F* x = a_.resid[l];  // [BS, H]
 
   // Shared input projection.
-  ops_.rmsnorm_forward(a.h1, H, a.rstd_in, x, H, w.input_norm, BS, H, eps);
+  input_norm_forward(l);
   ops_.linear_forward(a.proj, p.width, a.h1, H, wc.in_proj, BS, H, p.width);  // [BS, D_in]
 
   if (spec.has_attention) attention_heads_forward(l);
   if (spec.has_mamba) mamba_heads_forward(l);
 
-  // Fusion: the average of the normalised branches (a layer with one branch: its norm alone),
-  // then out_proj onto the residual stream (row-parallel: each rank adds its channels' share).
+  // out_proj onto the residual stream (row-parallel: each rank adds its channels' share).
+  fusion_forward(l);
+  start_partial_sum(a.x_mid, x, BS * H);
+  ops_.linear_forward(a.x_mid, H, a.fused, E, wc.out_proj, BS, E, H, /*accumulate=*/true);
+  tp_sum(a.x_mid, BS * H);
+
+  // SwiGLU MLP onto the residual stream (gate/up column-parallel, down row-parallel).
+  mlp_norm_forward(l);
+  mlp_hidden_forward(l);
+  if (recomputing) return;  // resid[l + 1] already holds the layer's output
+  F* x_out = a_.resid[l + 1];
+  start_partial_sum(x_out, a.x_mid, BS * H);
+  ops_.linear_forward(x_out, H, a.act, I, wc.down, BS, I, H, /*accumulate=*/true);
+  tp_sum(x_out, BS * H);
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::input_norm_forward(int64_t l) {
+  const int64_t BS = d_.BS, H = d_.H;
+  LayerActivations<F, Stat>& a = a_.layers[l];
+  ops_.rmsnorm_forward(a.h1, H, a.rstd_in, a_.resid[l], H, w_.layers[l].input_norm, BS, H, cfg_.rms_norm_eps);
+}
+
+// The average of the normalised branches (a layer with one branch: its norm alone).
+template <class Backend>
+void HymbaModelOn<Backend>::fusion_forward(int64_t l) {
+  const int64_t BS = d_.BS, E = d_.E;
+  const LayerSpec& spec = plan_[l];
+  const LayerParams<P*>& w = w_.layers[l];
+  LayerActivations<F, Stat>& a = a_.layers[l];
   const bool both = spec.has_attention && spec.has_mamba;
   if (spec.has_attention) {
     split_norm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E);
@@ -162,19 +190,44 @@ void HymbaModelOn<Backend>::layer_forward(int64_t l) {
   if (both) {
     ops_.average_into(a.fused, a_.n_scan, BS * E);
   }
-  start_partial_sum(a.x_mid, x, BS * H);
-  ops_.linear_forward(a.x_mid, H, a.fused, E, wc.out_proj, BS, E, H, /*accumulate=*/true);
-  tp_sum(a.x_mid, BS * H);
+}
 
-  // SwiGLU MLP onto the residual stream (gate/up column-parallel, down row-parallel).
-  ops_.rmsnorm_forward(a.h2, H, a.rstd_mid, a.x_mid, H, w.mlp_norm, BS, H, eps);
+template <class Backend>
+void HymbaModelOn<Backend>::mlp_norm_forward(int64_t l) {
+  const int64_t BS = d_.BS, H = d_.H;
+  LayerActivations<F, Stat>& a = a_.layers[l];
+  ops_.rmsnorm_forward(a.h2, H, a.rstd_mid, a.x_mid, H, w_.layers[l].mlp_norm, BS, H, cfg_.rms_norm_eps);
+}
+
+template <class Backend>
+void HymbaModelOn<Backend>::mlp_hidden_forward(int64_t l) {
+  const int64_t BS = d_.BS, H = d_.H, I = d_.I;
+  const LayerParams<F*>& wc = wc_.layers[l];
+  LayerActivations<F, Stat>& a = a_.layers[l];
   ops_.linear_forward(a.gate, I, a.h2, H, wc.gate, BS, H, I);
   ops_.linear_forward(a.up, I, a.h2, H, wc.up, BS, H, I);
   ops_.swiglu_forward(a.act, a.gate, a.up, BS * I);
-  F* x_out = a_.resid[l + 1];
-  start_partial_sum(x_out, a.x_mid, BS * H);
-  ops_.linear_forward(x_out, H, a.act, I, wc.down, BS, I, H, /*accumulate=*/true);
-  tp_sum(x_out, BS * H);
+}
+
+// The recomputed buffers are shared by all layers (place_activations), so each layer's are
+// rebuilt just before its backward, from what the level keeps: the same kernels on the same
+// inputs, so the same bits as in forward (the statistics they rewrite too).
+template <class Backend>
+void HymbaModelOn<Backend>::recompute_for_backward(int64_t l) {
+  switch (recompute_) {
+    case Recompute::none:
+      return;
+    case Recompute::all:
+      layer_forward(l, /*recomputing=*/true);
+      return;
+    case Recompute::norms:
+    case Recompute::mlp:
+      input_norm_forward(l);
+      fusion_forward(l);
+      mlp_norm_forward(l);
+      if (recompute_ == Recompute::mlp) mlp_hidden_forward(l);
+      return;
+  }
 }
 
 template <class Backend>
@@ -238,14 +291,16 @@ void HymbaModelOn<Backend>::mamba_heads_forward(int64_t l) {
   const LayerParams<F*>& wc = wc_.layers[l];
   LayerActivations<F, Stat>& a = a_.layers[l];
   const ProjSlices p = proj_slices(d_, plan_[l], tp_.size);
+  const XProjColumns xc = x_proj_columns(R, N);  // padded pieces: the GEMMs' operands aligned
   ops_.conv_silu_forward(a.u, a.conv_pre, a.proj + p.x, p.width, w.conv_w, w.conv_b, B, S, E, K);
   // x_proj reads every channel: each rank's product is a partial sum over its channels.
-  ops_.linear_forward(a.ssm, R + 2 * N, a.u, E, wc.x_proj, BS, E, R + 2 * N);
-  tp_sum(a.ssm, BS * (R + 2 * N));
-  ops_.rmsnorm_forward(a.dt, R, a.rstd_dt, a.ssm, R + 2 * N, w.dt_norm, BS, R, eps);
-  ops_.rmsnorm_forward(a.Bm, N, a.rstd_B, a.ssm + R, R + 2 * N, w.B_norm, BS, N, eps);
-  ops_.rmsnorm_forward(a.Cm, N, a.rstd_C, a.ssm + R + N, R + 2 * N, w.C_norm, BS, N, eps);
-  ops_.linear_forward(a.delta, E, a.dt, R, wc.dt_proj_w, BS, R, E);  // bias goes inside the scan
+  ops_.linear_forward(a.ssm, xc.width, a.u, E, wc.x_proj, BS, E, xc.width);
+  tp_sum(a.ssm, BS * xc.width);
+  ops_.rmsnorm_forward(a.dt, xc.dt_width, a.rstd_dt, a.ssm, xc.width, w.dt_norm, BS, R, eps);
+  ops_.rmsnorm_forward(a.Bm, N, a.rstd_B, a.ssm + xc.B, xc.width, w.B_norm, BS, N, eps);
+  ops_.rmsnorm_forward(a.Cm, N, a.rstd_C, a.ssm + xc.C, xc.width, w.C_norm, BS, N, eps);
+  // The bias goes inside the scan; dt's padding columns (zero) meet dt_proj's zero columns.
+  ops_.linear_forward(a.delta, E, a.dt, xc.dt_width, wc.dt_proj_w, BS, xc.dt_width, E);
   ops_.selective_scan_forward(a.scan, a.scan_states, scan_inputs(l), scan_shape());  // [BS, E]
 }
 
@@ -324,18 +379,20 @@ void HymbaModelOn<Backend>::mamba_heads_backward(int64_t l) {
   const cpu::ScanGrads<F, P> grads{s.du,         s.ddelta, s.dproj + p.z, p.width, s.dBm,
                                    s.dCm,        g.dt_proj_b, g.A_log,    g.D};
   ops_.selective_scan_backward(grads, s.dscan, scan_inputs(l), a.scan_states, scan_shape());
-  ops_.linear_backward(s.ddt, R, g.dt_proj_w, s.ddelta, E, a.dt, R, wc.dt_proj_w, BS, R, E);
+  const XProjColumns xc = x_proj_columns(R, N);
+  ops_.linear_backward(s.ddt, xc.dt_width, g.dt_proj_w, s.ddelta, E, a.dt, xc.dt_width, wc.dt_proj_w, BS,
+                       xc.dt_width, E);
   // dt, B and C feed every channel: each rank holds a partial sum over its channels.
-  tp_sum(s.ddt, BS * R);
+  tp_sum(s.ddt, BS * xc.dt_width);
   tp_sum(s.dBm, BS * N);
   tp_sum(s.dCm, BS * N);
-  ops_.rmsnorm_backward(s.dssm, R + 2 * N, g.dt_norm, s.ddt, R, a.ssm, R + 2 * N, w.dt_norm,
+  ops_.rmsnorm_backward(s.dssm, xc.width, g.dt_norm, s.ddt, xc.dt_width, a.ssm, xc.width, w.dt_norm,
                    a.rstd_dt, BS, R);
-  ops_.rmsnorm_backward(s.dssm + R, R + 2 * N, g.B_norm, s.dBm, N, a.ssm + R, R + 2 * N, w.B_norm,
+  ops_.rmsnorm_backward(s.dssm + xc.B, xc.width, g.B_norm, s.dBm, N, a.ssm + xc.B, xc.width, w.B_norm,
                    a.rstd_B, BS, N);
-  ops_.rmsnorm_backward(s.dssm + R + N, R + 2 * N, g.C_norm, s.dCm, N, a.ssm + R + N, R + 2 * N,
+  ops_.rmsnorm_backward(s.dssm + xc.C, xc.width, g.C_norm, s.dCm, N, a.ssm + xc.C, xc.width,
                    w.C_norm, a.rstd_C, BS, N);
-  ops_.linear_backward(s.du, E, g.x_proj, s.dssm, R + 2 * N, a.u, E, wc.x_proj, BS, E, R + 2 * N,
+  ops_.linear_backward(s.du, E, g.x_proj, s.dssm, xc.width, a.u, E, wc.x_proj, BS, E, xc.width,
                   /*accumulate_dx=*/true);  // u feeds both x_proj and the scan
   ops_.conv_silu_backward(s.dproj + p.x, p.width, g.conv_w, g.conv_b, s.du, a.proj + p.x, p.width,
                      a.conv_pre, w.conv_w, B, S, E, K);

@@ -24,18 +24,19 @@ int64_t attention_pairs(bool global, int64_t S, int64_t window, int64_t meta) {
   return pairs;
 }
 
-ModelInfo describe_model(const ModelConfig& c, int64_t seq_len) {
+ModelInfo describe_model(const ModelConfig& c, int64_t seq_len, Recompute recompute) {
   const std::vector<LayerSpec> plan = plan_layers(c);
   const ParamLayout layout = build_param_layout(c, plan);
   ModelInfo info;
   info.seq_len = seq_len;
+  info.recompute = recompute;
   info.parameters = layout.count;
   std::map<ParamKind, int64_t> by_kind;
   for (const ParamTensor& t : layout.tensors) by_kind[t.kind] += t.full_numel();
   for (const auto& [kind, n] : by_kind) info.params_by_kind.emplace_back(param_kind_name(kind), n);
 
   Activations<float> sizes;
-  place_activations(sizes, make_dims(c, 1, seq_len), plan, /*tp=*/1, /*scan_states=*/0, nullptr);
+  place_activations(sizes, make_dims(c, 1, seq_len), plan, /*tp=*/1, /*scan_states=*/0, recompute, nullptr);
   info.saved_bytes_per_token = double(sizes.saved) / double(seq_len);
   info.scratch_bytes_per_token = double(sizes.total - sizes.saved) / double(seq_len);
 
@@ -102,8 +103,9 @@ std::string format_model_info(const ModelInfo& info) {
   o << "layers: " << info.global_layers << " global attention, " << info.kv_consumers
     << " reuse another layer's KV\n";
   o << "activation memory per token: " << bytes(info.saved_bytes_per_token)
-    << " saved for backward (fp32, seq_len " << info.seq_len << "), plus "
-    << bytes(info.scratch_bytes_per_token) << " of backward scratch and logits\n";
+    << " saved for backward (fp32, seq_len " << info.seq_len << ", recompute "
+    << recompute_name(info.recompute) << "), plus " << bytes(info.scratch_bytes_per_token)
+    << " of backward scratch and logits\n";
   o << "model FLOPs per token: " << si(info.train_flops())
     << "FLOP forward+backward (3 x forward: matmul " << si(info.matmul_flops) << "FLOP + attention "
     << si(info.attention_flops) << "FLOP, seq_len " << info.seq_len << ")\n";

@@ -67,8 +67,10 @@ struct LayoutBuilder {
     return b;
   }
   // A tensor of HF shape `full`; split: how tensor parallelism divides it (none: replicated).
+  // padding: zeros inside it along a dimension that is not split.
   int64_t add(std::string name, std::vector<int64_t> full, ParamKind kind, InitRule init,
-              TensorSplit split = {}) {
+              TensorSplit split = {}, TensorPadding padding = {}) {
+    HYMBA_ASSERT(padding.dim < 0 || padding.dim != split.dim);
     std::vector<int64_t> shape = full;
     if (split.dim >= 0) {
       if (split.pieces.empty()) split.pieces = {full[size_t(split.dim)]};
@@ -76,12 +78,17 @@ struct LayoutBuilder {
       for (int64_t piece : split.pieces) local += split_chunk(piece, out.tp.size, split.multiple);
       shape[size_t(split.dim)] = local;
     }
+    if (padding.dim >= 0) {
+      int64_t local = 0;
+      for (int64_t piece : padding.pieces) local += split_chunk(piece, 1, padding.multiple);
+      shape[size_t(padding.dim)] = local;
+    }
     int64_t numel = 1;
     for (int64_t d : shape) numel *= d;
     const Region r = read_as_matrix(kind) ? matrices : split.dim >= 0 ? fp32_split : fp32_replicated;
     const int64_t offset = region_begin[r] + used[r];
     out.tensors.push_back({std::move(name), std::move(shape), offset, numel, kind, init, std::move(full),
-                           std::move(split)});
+                           std::move(split), std::move(padding)});
     for (const SliceRun& run : slice_runs(out.tensors.back(), out.tp)) out.count += run.length;
     used[r] += (numel + kAlign - 1) / kAlign * kAlign;
     return offset;
@@ -135,8 +142,10 @@ void place_tensors(const ModelConfig& c, const std::vector<LayerSpec>& layers, L
     if (layers[l].has_mamba) {
       o.conv_w = b.add(m + "conv1d.weight", {E, 1, K}, K_::conv, I_::normal, rows);
       o.conv_b = b.add(m + "conv1d.bias", {E}, K_::bias, I_::zeros, rows);
-      o.x_proj = b.add(m + "x_proj.0.weight", {R + 2 * N, E}, K_::matrix, I_::normal, cols);
-      o.dt_proj_w = b.add(m + "dt_proj.0.weight", {E, R}, K_::matrix, I_::normal, rows);
+      o.x_proj = b.add(m + "x_proj.0.weight", {R + 2 * N, E}, K_::matrix, I_::normal, cols,
+                       {0, {R, N, N}, kProjPieceMultiple});
+      o.dt_proj_w = b.add(m + "dt_proj.0.weight", {E, R}, K_::matrix, I_::normal, rows,
+                          {1, {R}, kProjPieceMultiple});
       o.dt_proj_b = b.add(m + "dt_proj.0.bias", {E}, K_::bias, I_::dt_bias, rows);
       o.A_log = b.add(m + "A_log.0", {E, N}, K_::ssm, I_::a_log, rows);
       o.D = b.add(m + "D.0", {E}, K_::ssm, I_::ones, rows);
@@ -175,31 +184,91 @@ ParamLayout build_param_layout(const ModelConfig& c, const std::vector<LayerSpec
   return layout;
 }
 
+namespace {
+
+// Along one dimension: HF elements [full, full + count) sit at [local, local + count).
+struct DimSegment {
+  int64_t full, local, count;
+};
+
+// A dimension made of `pieces`, each cut into `parts` chunks of split_chunk(piece, parts,
+// multiple) of which this tensor holds chunk `part` (parts 1: the whole piece, padded).
+std::vector<DimSegment> dim_segments(const std::vector<int64_t>& pieces, int64_t parts, int64_t part,
+                                     int64_t multiple) {
+  std::vector<DimSegment> out;
+  int64_t full_at = 0, local_at = 0;
+  for (int64_t piece : pieces) {
+    const int64_t chunk = split_chunk(piece, parts, multiple);
+    const int64_t first = std::min(piece, part * chunk);
+    const int64_t count = std::min(piece, first + chunk) - first;
+    if (count > 0) out.push_back({full_at + first, local_at, count});
+    full_at += piece;
+    local_at += chunk;
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<SliceRun> slice_runs(const ParamTensor& t, TensorParallelRank tp) {
-  if (t.split.dim < 0) return {{0, 0, t.numel}};
-  HYMBA_ASSERT(t.split.dim == 0 || (t.split.dim == 1 && t.full_shape.size() == 2));
-  // Row-major: `outer` blocks (rows of a column split; one for a row split), each a run of
-  // pieces along dim, each element of which is `inner` contiguous values.
-  const size_t d = size_t(t.split.dim);
-  int64_t outer = 1, inner = 1;
-  for (size_t i = 0; i < d; ++i) outer *= t.full_shape[i];
-  for (size_t i = d + 1; i < t.full_shape.size(); ++i) inner *= t.full_shape[i];
-  const int64_t full_dim = t.full_shape[d], local_dim = t.shape[d];
-  std::vector<SliceRun> runs;
-  for (int64_t o = 0; o < outer; ++o) {
-    int64_t full_at = 0, local_at = 0;  // along dim
-    for (int64_t piece : t.split.pieces) {
-      const int64_t chunk = split_chunk(piece, tp.size, t.split.multiple);
-      const int64_t first = std::min(piece, int64_t(tp.rank) * chunk);
-      const int64_t count = std::min(piece, first + chunk) - first;
-      if (count > 0) {
-        runs.push_back({(o * full_dim + full_at + first) * inner, (o * local_dim + local_at) * inner, count * inner});
-      }
-      full_at += piece;
-      local_at += chunk;
+  const size_t rank = t.full_shape.size();
+  HYMBA_ASSERT(rank > 0);
+  // Each dimension's segments: the split one's, the padded one's, or the whole dimension.
+  std::vector<std::vector<DimSegment>> segments(rank);
+  size_t last = 0;  // the last dimension that is split or padded; those after it are contiguous
+  for (size_t d = 0; d < rank; ++d) {
+    if (int(d) == t.split.dim) {
+      segments[d] = dim_segments(t.split.pieces, tp.size, tp.rank, t.split.multiple);
+      last = d;
+    } else if (int(d) == t.padding.dim) {
+      segments[d] = dim_segments(t.padding.pieces, 1, 0, t.padding.multiple);
+      last = d;
+    } else {
+      segments[d] = {{0, 0, t.full_shape[d]}};
     }
   }
+  int64_t inner = 1;
+  for (size_t d = last + 1; d < rank; ++d) inner *= t.full_shape[d];
+  std::vector<SliceRun> runs;
+  const auto add = [&runs](int64_t full, int64_t local, int64_t length) {
+    if (length == 0) return;
+    SliceRun* back = runs.empty() ? nullptr : &runs.back();
+    if (back && back->full + back->length == full && back->local + back->length == local) back->length += length;
+    else runs.push_back({full, local, length});
+  };
+  // Walks dimensions 0..last: full/local are the row-major offsets (in units of the current
+  // dimension's elements) of the block being walked.
+  const auto walk = [&](const auto& self, size_t d, int64_t full, int64_t local) -> void {
+    for (const DimSegment& s : segments[d]) {
+      if (d == last) {
+        add((full * t.full_shape[d] + s.full) * inner, (local * t.shape[d] + s.local) * inner, s.count * inner);
+        continue;
+      }
+      for (int64_t i = 0; i < s.count; ++i) {
+        self(self, d + 1, full * t.full_shape[d] + s.full + i, local * t.shape[d] + s.local + i);
+      }
+    }
+  };
+  walk(walk, 0, 0, 0);
   return runs;
+}
+
+bool holds_hf_order(const ParamTensor& t) {
+  const std::vector<SliceRun> runs = slice_runs(t, {});
+  return runs.size() <= 1;  // one run starts at 0 in both (the HF tensor's first element is held)
+}
+
+const float* hf_elements(const ParamTensor& t, const float* buffer, std::vector<float>& scratch) {
+  if (holds_hf_order(t)) return buffer + t.offset;
+  scratch.resize(size_t(t.full_numel()));
+  for (const SliceRun& r : slice_runs(t, {})) {
+    std::copy_n(buffer + t.offset + r.local, r.length, scratch.data() + r.full);
+  }
+  return scratch.data();
+}
+
+void store_hf_elements(const ParamTensor& t, const float* hf, float* buffer) {
+  for (const SliceRun& r : slice_runs(t, {})) std::copy_n(hf + r.full, r.length, buffer + t.offset + r.local);
 }
 
 namespace {
@@ -212,11 +281,11 @@ void copy_runs(const ParamLayout& full, const ParamLayout& part, const float* fr
     const ParamTensor& f = full.tensors[i];
     const ParamTensor& p = part.tensors[i];
     HYMBA_ASSERT(f.name == p.name);
-    for (const SliceRun& r : slice_runs(p, part.tp)) {
-      const int64_t at_full = f.offset + r.full, at_part = p.offset + r.local;
-      if (kToPart) std::copy_n(from + at_full, r.length, to + at_part);
-      else std::copy_n(from + at_part, r.length, to + at_full);
-    }
+    for_each_overlap(slice_runs(f, full.tp), slice_runs(p, part.tp),
+                     [&](int64_t at_full, int64_t at_part, int64_t length) {
+                       if (kToPart) std::copy_n(from + f.offset + at_full, length, to + p.offset + at_part);
+                       else std::copy_n(from + p.offset + at_part, length, to + f.offset + at_full);
+                     });
   }
 }
 

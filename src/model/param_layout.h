@@ -3,6 +3,7 @@
 // HF state_dict (HYMBA_SPEC §3), so export and checkpoints are a walk over this list.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -47,20 +48,29 @@ struct TensorSplit {
   int64_t multiple = 1;         // chunks are rounded up to a multiple of this (split_chunk)
 };
 
+// Zero padding inside a tensor along a dimension that is not split: the whole dimension is a
+// row of pieces, each held rounded up to a multiple of `multiple` with zeros after it. It keeps
+// the GEMM operands of x_proj and dt_proj 16-byte aligned (model/dims.h, XProjColumns).
+struct TensorPadding {
+  int dim = -1;                 // -1: none
+  std::vector<int64_t> pieces;  // the whole tensor's sizes along dim, in order
+  int64_t multiple = 1;
+};
+
 struct ParamTensor {
   std::string name;            // HF state_dict name
   std::vector<int64_t> shape;  // this rank's shape, padding included: the HF shape where not
-                               // tensor-parallel, but for the embedding's padding rows
+                               // tensor-parallel, but for the embedding's padding rows and
+                               // the padded tensors (TensorPadding)
   int64_t offset = 0;          // in elements, into the flat buffer
   int64_t numel = 0;           // of this rank's tensor
   ParamKind kind = ParamKind::matrix;
   InitRule init = InitRule::normal;
   std::vector<int64_t> full_shape;  // HF shape
   TensorSplit split;
+  TensorPadding padding;
 
-  // The HF tensor's element count. In a whole-model layout (tp.size 1), which is what files are
-  // written from and read into, the tensor is its first full_numel() elements (row-major, so the
-  // embedding's padding rows come after it).
+  // The HF tensor's element count (padding not counted).
   int64_t full_numel() const {
     int64_t n = 1;
     for (int64_t d : full_shape) n *= d;
@@ -69,12 +79,50 @@ struct ParamTensor {
 };
 
 // Elements [local, local + length) of a rank's tensor are elements [full, full + length) of the
-// whole tensor (row-major offsets within each tensor).
+// whole HF tensor (row-major offsets within each tensor).
 struct SliceRun {
   int64_t full = 0, local = 0, length = 0;
 };
-// Every run of rank tp's tensor t, in local order; a replicated tensor is one run.
+// Every run of rank tp's tensor t, in local order (which is also HF order), adjacent runs
+// merged: a tensor held whole without padding is one run.
 std::vector<SliceRun> slice_runs(const ParamTensor& t, TensorParallelRank tp);
+
+// Calls fn(a_local, b_local, length) for every stretch of HF elements that both run lists hold
+// (each in HF order, as slice_runs gives them): the element at a_local + i in a's tensor is the
+// one at b_local + i in b's.
+template <class Fn>
+void for_each_overlap(const std::vector<SliceRun>& a, const std::vector<SliceRun>& b, Fn&& fn) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    const int64_t begin = std::max(a[i].full, b[j].full);
+    const int64_t a_end = a[i].full + a[i].length, b_end = b[j].full + b[j].length;
+    if (begin < std::min(a_end, b_end)) {
+      fn(a[i].local + begin - a[i].full, b[j].local + begin - b[j].full, std::min(a_end, b_end) - begin);
+    }
+    if (a_end <= b_end) ++i;
+    if (b_end <= a_end) ++j;
+  }
+}
+
+// Between whole-model tensor t's place in a tp.size 1 buffer (padding included) and the HF
+// tensor's row-major elements, which is what files hold. Most tensors hold them in HF order at
+// `buffer + t.offset` (the embedding's padding rows come after them); the padded ones
+// (TensorPadding) go through a packed copy in `scratch`.
+bool holds_hf_order(const ParamTensor& t);
+const float* hf_elements(const ParamTensor& t, const float* buffer, std::vector<float>& scratch);
+void store_hf_elements(const ParamTensor& t, const float* hf, float* buffer);
+// Calls read_hf(float* hf) to fill the HF elements of t, straight into its place in `buffer`
+// where it holds HF order.
+template <class ReadHf>
+void read_hf_elements(const ParamTensor& t, float* buffer, std::vector<float>& scratch, ReadHf&& read_hf) {
+  if (holds_hf_order(t)) {
+    read_hf(buffer + t.offset);
+    return;
+  }
+  scratch.resize(size_t(t.full_numel()));
+  read_hf(scratch.data());
+  store_hf_elements(t, scratch.data(), buffer);
+}
 
 // Offset of a tensor the layer does not have (its branch is off, model.mixer); its view is null.
 inline constexpr int64_t kAbsent = -1;
@@ -92,8 +140,8 @@ struct LayerParams {
   P in_proj;                   // [D_in, H]      rows: q | k | v | x | z (LayerSpec::in_proj_rows)
   P conv_w = absent();         // [E, 1, K]
   P conv_b = absent();         // [E]
-  P x_proj = absent();         // [R + 2N, E]    rows: dt | B | C
-  P dt_proj_w = absent();      // [E, R]
+  P x_proj = absent();         // [X, E]         rows: dt | B | C, each padded (XProjColumns)
+  P dt_proj_w = absent();      // [E, Rp]        columns R..Rp zero (XProjColumns::dt_width)
   P dt_proj_b = absent();      // [E]
   P A_log = absent();          // [E, N]
   P D = absent();              // [E]

@@ -232,6 +232,7 @@ void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint&
   const ModelInfo info = describe_model(cfg.model, tc.seq_len);
   log << "model: " << info.parameters << " parameters, " << cfg.model.num_hidden_layers
       << " layers; data: " << data.describe() << "\n";
+  if (tc.recompute != Recompute::none) log << "recompute: " << recompute_name(tc.recompute) << " (train.recompute)\n";
   log << "batch: " << tc.grad_accum << " x " << tc.batch_size << " rows x " << tc.seq_len
       << " tokens = " << tc.grad_accum * tc.batch_size * tc.seq_len << " tokens per step; steps "
       << from.step + 1 << ".." << tc.steps << "; run.dir " << cfg.run.dir << "\n";
@@ -270,7 +271,7 @@ TrainSummary run_training(const Config& cfg, const ParallelGrid& grid, std::ostr
     tensor_comm = make_communicator(grid.tensor(), DataParallel<Model>::kHostBuffers, Ordering::in_order);
   }
   const TensorParallel tp{grid.tensor().rank(), grid.tensor().size(), tensor_comm.get()};
-  Model model(cfg.model, tc.batch_size / replicas, tc.seq_len, replicas, tp);  // [B / replicas] rows per rank
+  Model model(cfg.model, tc.batch_size / replicas, tc.seq_len, replicas, tp, tc.recompute);  // [B / replicas] rows per rank
   DataParallel<Model> dp(grid, model);
   Optimizer opt(model.layout(), cfg.optim, dp.shard());
   const ResumePoint from = restore_state(cfg, model, opt, grid, log);
