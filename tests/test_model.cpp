@@ -169,6 +169,23 @@ TEST(Recompute, EachLevelKeepsLessForBackward) {
   EXPECT_DOUBLE_EQ(saved(Recompute::all), double((L + 1) * H * S + T + T * H + (104 + 8) * S));
 }
 
+// memory() counts what the constructor allocates, at every level and data-parallel size (which
+// pads the layout's buckets): what the trainer checks against the GPU's free memory.
+TEST(ModelMemory, CountsWhatTheConstructorAllocates) {
+  const ModelConfig c = small_config(/*window=*/4, /*meta=*/3);
+  for (const Recompute r : {Recompute::none, Recompute::norms, Recompute::mlp, Recompute::all}) {
+    for (const int64_t replicas : {1, 3}) {
+      SCOPED_TRACE(std::string(recompute_name(r)) + ", " + std::to_string(replicas) + " replicas");
+      const HymbaModel<float> model(c, 2, 8, replicas, {}, r);
+      const ModelMemory m = HymbaModel<float>::memory(c, 2, 8, replicas, {}, r);
+      EXPECT_EQ(m.weights, int64_t((model.params.size() + model.grads.size()) * sizeof(float)));
+      EXPECT_EQ(m.saved + m.scratch, model.arena_bytes());
+      EXPECT_EQ(m.saved, int64_t(describe_model(c, 8, r).saved_bytes_per_token * 8 * 2));
+      EXPECT_EQ(m.kernels, 0);  // the CPU backend holds no buffers
+    }
+  }
+}
+
 TEST(ModelPrecision, FloatAndDoubleAgreeOnTinyConfig) {
   const Config cfg = load_config(std::string(HYMBA_SOURCE_DIR) + "/configs/tiny.yaml");
   const int64_t B = 2, T = 40;

@@ -133,6 +133,7 @@ TEST(TrainerCli, InfoReportsTheOfficialParameterCount) {
   EXPECT_NE(out.find("parameters: 1522797824"), std::string::npos) << out;
   EXPECT_NE(out.find("activation memory per token"), std::string::npos) << out;
   EXPECT_NE(out.find("model FLOPs per token"), std::string::npos) << out;
+  EXPECT_NE(out.find("training memory on "), std::string::npos) << out;
 }
 
 TEST(TrainerCli, BadInputGetsAClearErrorAndExitCode) {

@@ -11,6 +11,7 @@
 #include "core/cli.h"
 #include "core/error.h"
 #include "model/model_info.h"
+#include "trainer/memory_plan.h"
 #include "parallel/process_group.h"
 #include "trainer/trainer.h"
 
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
     if (info) {
       if (group.rank() == 0) {
         std::cout << "config: " << cfg.path << "\n"
-                  << hymba::format_model_info(hymba::describe_model(cfg.model, cfg.train.seq_len, cfg.train.recompute));
+                  << hymba::format_model_info(hymba::describe_model(cfg.model, cfg.train.seq_len, cfg.train.recompute))
+                  << hymba::describe_training_memory(cfg);
       }
       return 0;
     }

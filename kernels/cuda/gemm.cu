@@ -17,8 +17,6 @@ namespace {
     }                                                                                   \
   } while (0)
 
-constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what cuBLAS recommends for Hopper
-
 template <class T>
 cudaDataType_t data_type();
 template <>

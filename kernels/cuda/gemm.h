@@ -16,6 +16,8 @@ namespace hymba::cuda {
 // shape seen so far: a training step repeats the same few shapes, so each is planned once.
 class Gemm {
  public:
+  static constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what cuBLAS recommends for Hopper
+
   explicit Gemm(cudaStream_t stream);
   ~Gemm();
   Gemm(const Gemm&) = delete;

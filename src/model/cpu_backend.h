@@ -43,6 +43,7 @@ class CpuBackend {
   static constexpr const char* kName = "cpu";
 
   CpuBackend(const ModelConfig&, const Dims&, int64_t /*param_storage*/) {}
+  static int64_t buffer_bytes(const ModelConfig&, const Dims&, int64_t) { return 0; }  // holds none
 
   template <class T>
   static Array<T> make_array(int64_t n) { return Array<T>(size_t(n), T(0)); }

@@ -46,6 +46,10 @@ int64_t workspace_floats(const ModelConfig& c, const Dims& d, int64_t param_stor
                    int64_t(1)});
 }
 
+int64_t embedding_workspace_ints(const Dims& d) {
+  return std::max<int64_t>(cuda::embedding_backward_workspace(d.B, d.T), 1);
+}
+
 }  // namespace
 
 template <class T>
@@ -55,7 +59,14 @@ CudaBackend<T>::CudaBackend(const ModelConfig& c, const Dims& d, int64_t param_s
       workspace_(workspace_floats(c, d, param_storage)),
       ids_(d.B * d.T),
       targets_(d.B * d.T),
-      embedding_workspace_(std::max<int64_t>(cuda::embedding_backward_workspace(d.B, d.T), 1)) {}
+      embedding_workspace_(embedding_workspace_ints(d)) {}
+
+template <class T>
+int64_t CudaBackend<T>::buffer_bytes(const ModelConfig& c, const Dims& d, int64_t param_storage) {
+  return workspace_floats(c, d, param_storage) * int64_t(sizeof(float)) +
+         (2 * d.B * d.T + embedding_workspace_ints(d)) * int64_t(sizeof(int32_t)) +
+         int64_t(cuda::Gemm::kWorkspaceBytes);
+}
 
 template <class T>
 const float* CudaBackend<T>::host_floats(const T* p, int64_t n, std::vector<float>& staging) {

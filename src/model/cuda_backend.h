@@ -36,6 +36,9 @@ class CudaBackend {
   static constexpr const char* kName = "cuda";
 
   CudaBackend(const ModelConfig& c, const Dims& d, int64_t param_storage);  // elements of the parameter buffer
+  // Device bytes the constructor allocates for these sizes: kernel scratch, the batch's ids and
+  // targets, cuBLAS's workspace.
+  static int64_t buffer_bytes(const ModelConfig& c, const Dims& d, int64_t param_storage);
 
   // Zero-filled device memory of n elements, and a device copy of a host vector.
   template <class U>

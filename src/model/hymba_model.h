@@ -33,6 +33,16 @@ struct TensorParallel {
   TensorParallelRank layout_rank() const { return {rank, size}; }
 };
 
+// The bytes of the buffers a model allocates (HymbaModelOn::memory), by role.
+struct ModelMemory {
+  int64_t weights = 0;  // master weights, their gradients, and the GEMMs' bf16 copy of the matrices
+  int64_t saved = 0;    // activations kept from forward for backward
+  int64_t scratch = 0;  // the rest of the activation arena: backward scratch, recomputed buffers,
+                        // logits, alignment
+  int64_t kernels = 0;  // the backend's own: kernel scratch, the batch's ids, cuBLAS's workspace
+  int64_t total() const { return weights + saved + scratch + kernels; }
+};
+
 template <class Backend>
 class HymbaModelOn {
  public:
@@ -50,6 +60,10 @@ class HymbaModelOn {
   // the same bits at every level.
   HymbaModelOn(const ModelConfig& config, int64_t batch, int64_t seq_len, int64_t data_parallel = 1,
                TensorParallel tp = {}, Recompute recompute = Recompute::none);
+  // What the constructor with these arguments allocates, without allocating it: to check that a
+  // run fits before starting it.
+  static ModelMemory memory(const ModelConfig& config, int64_t batch, int64_t seq_len, int64_t data_parallel = 1,
+                            TensorParallelRank tp = {}, Recompute recompute = Recompute::none);
   HymbaModelOn(const HymbaModelOn&) = delete;  // the views below point into this object's buffers
   HymbaModelOn& operator=(const HymbaModelOn&) = delete;
 
@@ -60,6 +74,7 @@ class HymbaModelOn {
   int64_t batch() const { return d_.B; }
   int64_t seq_len() const { return d_.T; }
   Backend& backend() { return ops_; }
+  int64_t arena_bytes() const { return int64_t(arena_.size()); }  // the activation buffers
 
   Array<P> params;  // [layout().storage] master weights
   Array<P> grads;   // [layout().storage]; backward accumulates (+=)
@@ -118,7 +133,13 @@ class HymbaModelOn {
   void layer_backward(int64_t l);
   void attention_heads_backward(int64_t l);
   void mamba_heads_backward(int64_t l);
-  cpu::ScanShape scan_shape() const;               // every Mamba layer's scan
+  cpu::ScanShape scan_shape() const { return scan_shape_of(d_); }  // every Mamba layer's scan
+  static cpu::ScanShape scan_shape_of(const Dims& d) { return {d.B, d.S, d.E, d.N}; }  // this rank's channels
+  // Places every activation buffer from `base` (nullptr: only sizes them); returns the arena's bytes.
+  static int64_t place_arena(Activations<F, Stat>& a, const Dims& d, const std::vector<LayerSpec>& plan,
+                             int64_t tp, Recompute recompute, void* base) {
+    return place_activations(a, d, plan, tp, Backend::scan_state_count(scan_shape_of(d)), recompute, base);
+  }
   cpu::ScanInputs<F, P> scan_inputs(int64_t l) const;  // layer l's scan operands
   double head_forward(const int32_t* targets, double grad_scale, bool want_grad);
   // Whether the logits hold columns other than the whole vocabulary (padding, other ranks' ids).

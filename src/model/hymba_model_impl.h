@@ -61,11 +61,25 @@ HymbaModelOn<Backend>::HymbaModelOn(const ModelConfig& config, int64_t batch, in
   } else {
     wc_ = w_;
   }
-  const int64_t scan_states = Backend::scan_state_count(scan_shape());
-  arena_ = Backend::template make_array<std::byte>(
-      place_activations(a_, d_, plan_, tp_.size, scan_states, recompute_, nullptr));
-  place_activations(a_, d_, plan_, tp_.size, scan_states, recompute_, arena_.data());
+  arena_ = Backend::template make_array<std::byte>(place_arena(a_, d_, plan_, tp_.size, recompute_, nullptr));
+  place_arena(a_, d_, plan_, tp_.size, recompute_, arena_.data());
   ids_.assign(d_.B * d_.T, 0);
+}
+
+template <class Backend>
+ModelMemory HymbaModelOn<Backend>::memory(const ModelConfig& config, int64_t batch, int64_t seq_len,
+                                          int64_t data_parallel, TensorParallelRank tp, Recompute recompute) {
+  const std::vector<LayerSpec> plan = plan_layers(config);
+  const ParamLayout layout = build_param_layout(config, plan, data_parallel, tp);
+  const Dims d = make_dims(config, batch, seq_len, tp.size);
+  Activations<F, Stat> a;
+  const int64_t arena = place_arena(a, d, plan, tp.size, recompute, nullptr);
+  ModelMemory m;
+  m.weights = 2 * layout.storage * int64_t(sizeof(P)) + (kComputeCopy ? layout.matrices_end() * int64_t(sizeof(F)) : 0);
+  m.saved = a.saved;
+  m.scratch = arena - a.saved;
+  m.kernels = Backend::buffer_bytes(config, d, layout.storage);
+  return m;
 }
 
 template <class Backend>
@@ -302,11 +316,6 @@ void HymbaModelOn<Backend>::mamba_heads_forward(int64_t l) {
   // The bias goes inside the scan; dt's padding columns (zero) meet dt_proj's zero columns.
   ops_.linear_forward(a.delta, E, a.dt, xc.dt_width, wc.dt_proj_w, BS, xc.dt_width, E);
   ops_.selective_scan_forward(a.scan, a.scan_states, scan_inputs(l), scan_shape());  // [BS, E]
-}
-
-template <class Backend>
-cpu::ScanShape HymbaModelOn<Backend>::scan_shape() const {
-  return {d_.B, d_.S, d_.E, d_.N};  // this rank's channels
 }
 
 // Layer l's scan operands: the model's scan starts from zero at the first meta token and has no

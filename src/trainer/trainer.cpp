@@ -30,6 +30,7 @@
 #include "trainer/batches.h"
 #include "parallel/grid.h"
 #include "trainer/data_parallel.h"
+#include "trainer/memory_plan.h"
 #include "trainer/run_state.h"
 
 namespace hymba {
@@ -227,7 +228,7 @@ class Progress {
 };
 
 void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint& from, const ParallelGrid& grid,
-              std::ostream& log) {
+              const TrainingMemory& memory, bool gpu, std::ostream& log) {
   const TrainConfig& tc = cfg.train;
   const ModelInfo info = describe_model(cfg.model, tc.seq_len);
   log << "model: " << info.parameters << " parameters, " << cfg.model.num_hidden_layers
@@ -236,6 +237,7 @@ void log_plan(const Config& cfg, const TrainingBatches& data, const ResumePoint&
   log << "batch: " << tc.grad_accum << " x " << tc.batch_size << " rows x " << tc.seq_len
       << " tokens = " << tc.grad_accum * tc.batch_size * tc.seq_len << " tokens per step; steps "
       << from.step + 1 << ".." << tc.steps << "; run.dir " << cfg.run.dir << "\n";
+  log << "memory: " << format_training_memory(memory) << (gpu ? " per GPU" : " on the CPU") << "\n";
   const ProcessGroup& job = grid.job();
   if (job.uses_mpi()) {
     log << "parallel: " << job.size() << " ranks = " << grid.data().size() << " data-parallel replicas (ZeRO-1) x "
@@ -271,6 +273,9 @@ TrainSummary run_training(const Config& cfg, const ParallelGrid& grid, std::ostr
     tensor_comm = make_communicator(grid.tensor(), DataParallel<Model>::kHostBuffers, Ordering::in_order);
   }
   const TensorParallel tp{grid.tensor().rank(), grid.tensor().size(), tensor_comm.get()};
+  constexpr bool kGpu = !DataParallel<Model>::kHostBuffers;
+  const TrainingMemory memory = plan_training_memory<Model>(cfg, replicas, job.uses_mpi());
+  if constexpr (kGpu) check_gpu_memory_fits(cfg, memory);
   Model model(cfg.model, tc.batch_size / replicas, tc.seq_len, replicas, tp, tc.recompute);  // [B / replicas] rows per rank
   DataParallel<Model> dp(grid, model);
   Optimizer opt(model.layout(), cfg.optim, dp.shard());
@@ -284,7 +289,7 @@ TrainSummary run_training(const Config& cfg, const ParallelGrid& grid, std::ostr
   }
 
   TrainingBatches data(cfg, from.cursor, grid, log);
-  log_plan(cfg, data, from, grid, log);
+  log_plan(cfg, data, from, grid, memory, kGpu, log);
   const bool validation = data.recall() || !data.shards().val.empty();
 
   // run.dir belongs to rank 0.

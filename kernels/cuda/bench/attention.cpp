@@ -15,7 +15,6 @@
 #include <cstdio>
 
 #include "attention_mask.h"
-#include "core/device.h"
 #include "cuda/attention.h"
 #include "cuda/bench/bench_util.h"
 #include "cuda/flash_attention.h"
@@ -90,10 +89,7 @@ void bench(const AttentionShape& s) {
 }  // namespace
 
 int main() {
-  if (hymba::cuda_device_count() == 0) {
-    std::fprintf(stderr, "bench-attention: no GPU found\n");
-    return 1;
-  }
+  if (!hymba::bench::have_gpu("bench-attention")) return 1;
   std::printf("attention, bf16, B 2, nh 25, nkv 5, hd 64, vd 128, M 128 meta tokens, local W 1024; medians of "
               "50 runs (flash), 10 or 3 (simple)\n");
   std::printf("TF/s from unmasked pairs: fwd 2·(hd+vd), bwd 2·(3·hd+2·vd) FLOPs per pair; issue goal (local): "

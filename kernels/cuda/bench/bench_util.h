@@ -6,11 +6,13 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
 
 #include "core/cuda_check.h"
+#include "core/device.h"
 #include "core/rng.h"
 #include "cuda/device_array.h"
 
@@ -19,6 +21,13 @@ namespace hymba::bench {
 using bf16 = __nv_bfloat16;
 
 inline constexpr double kCopyTBs = 3.0;  // measured device-to-device copy (bytes read + written)
+
+// Whether there is a GPU to time; says so on stderr, naming the program, where there is none.
+inline bool have_gpu(const char* program) {
+  if (cuda_device_count() > 0) return true;
+  std::fprintf(stderr, "%s: no GPU found\n", program);
+  return false;
+}
 
 // n values uniform in [lo, hi), rounded to T, on the device.
 template <class T>

@@ -7,7 +7,6 @@
 // not a test: it checks nothing but CUDA return codes.
 #include <cstdio>
 
-#include "core/device.h"
 #include "cuda/bench/bench_util.h"
 #include "cuda/conv_silu.h"
 
@@ -50,10 +49,7 @@ void bench(const char* dtype) {
 }  // namespace
 
 int main() {
-  if (hymba::cuda_device_count() == 0) {
-    std::fprintf(stderr, "bench-conv_silu: no GPU found\n");
-    return 1;
-  }
+  if (!hymba::bench::have_gpu("bench-conv_silu")) return 1;
   std::printf("conv + SiLU, B %lld, S %lld, E %lld, K %lld, x and dx at stride %lld; medians of 50 runs; "
               "%% of the %.1f TB/s copy bandwidth\n",
               static_cast<long long>(kB), static_cast<long long>(kS), static_cast<long long>(kE),

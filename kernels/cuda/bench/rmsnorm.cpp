@@ -3,7 +3,6 @@
 // measured copy bandwidth. A benchmark program, not a test: it checks nothing but CUDA return codes.
 #include <cstdio>
 
-#include "core/device.h"
 #include "cuda/bench/bench_util.h"
 #include "cuda/rmsnorm.h"
 
@@ -47,10 +46,7 @@ void bench(const char* dtype, int64_t rows) {
 }  // namespace
 
 int main() {
-  if (hymba::cuda_device_count() == 0) {
-    std::fprintf(stderr, "bench-rmsnorm: no GPU found\n");
-    return 1;
-  }
+  if (!hymba::bench::have_gpu("bench-rmsnorm")) return 1;
   const int64_t rows = 8 * 2176;  // batch 8 of 128 meta + 2048 text tokens
   std::printf("RMSNorm, rows %lld (8 x 2176), medians of 50 runs; TB/s counts each [rows, dim] tensor once\n"
               "(forward 2: x, y; backward 3: x, dy, dx; forward + backward 5); %% of the %.1f TB/s copy bandwidth\n",

@@ -15,7 +15,6 @@
 // A benchmark program, not a test: it checks nothing but CUDA return codes.
 #include <cstdio>
 
-#include "core/device.h"
 #include "cuda/bench/bench_util.h"
 #include "cuda/selective_scan.h"
 
@@ -71,10 +70,7 @@ void bench(const char* dtype, const ScanShape& s) {
 }  // namespace
 
 int main() {
-  if (hymba::cuda_device_count() == 0) {
-    std::fprintf(stderr, "bench-selective_scan: no GPU found\n");
-    return 1;
-  }
+  if (!hymba::bench::have_gpu("bench-selective_scan")) return 1;
   std::printf("selective scan, B 2, E 3200, N 16; medians of 20 runs; forward saves checkpoints, backward uses "
               "them; floor = max(bytes / %.1f TB/s, exps / %.0f T/s)\n",
               kCopyTBs, kExpPerSecond / 1e12);
