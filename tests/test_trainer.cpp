@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "tests/test_util.h"
+#include "trainer/memory_plan.h"
 #include "trainer/trainer.h"
 
 namespace hymba::test {
@@ -125,6 +126,22 @@ TEST(Trainer, ADivergedRunStopsWithAClearError) {
   std::ostringstream log;
   expect_error([&] { train(cfg, log); }, {"step 2: the training loss", "the run diverged"});
   fs::remove_all(dir);
+}
+
+// The log's memory line: one unit for the whole line, MiB below 1 GiB; the reduced gradients
+// only where a communicator holds them.
+TEST(TrainingMemory, FormatsTheLineInOneUnit) {
+  constexpr int64_t MiB = int64_t(1) << 20, GiB = int64_t(1) << 30;
+  TrainingMemory m;
+  m.model = {3 * GiB, 10 * GiB, GiB, GiB / 2};
+  m.optimizer = 2 * GiB;
+  EXPECT_EQ(format_training_memory(m), "16.5 GiB (weights and gradients 3.0, optimizer 2.0, activations kept for "
+                                       "backward 10.0, scratch 1.0, kernels 0.5)");
+  m.model = {3 * MiB, 20 * MiB, 7 * MiB, 32 * MiB};
+  m.optimizer = 2 * MiB;
+  m.reduced_grads = MiB;
+  EXPECT_EQ(format_training_memory(m), "65.0 MiB (weights and gradients 3.0, optimizer 2.0, reduced gradients 1.0, "
+                                       "activations kept for backward 20.0, scratch 7.0, kernels 32.0)");
 }
 
 TEST(TrainerCli, InfoReportsTheOfficialParameterCount) {

@@ -10,20 +10,26 @@ namespace hymba {
 
 namespace {
 
-std::string gib(double bytes, const char* unit = "") {
+constexpr double kMiB = double(int64_t(1) << 20), kGiB = double(int64_t(1) << 30);
+
+// bytes in `unit` (kMiB or kGiB), one decimal, with the unit's name where `named`.
+std::string in_unit(double bytes, double unit, bool named = false) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f%s", bytes / double(int64_t(1) << 30), unit);
+  std::snprintf(buf, sizeof buf, "%.1f%s", bytes / unit, named ? (unit == kGiB ? " GiB" : " MiB") : "");
   return buf;
 }
+std::string gib(double bytes) { return in_unit(bytes, kGiB, true); }
 
 }  // namespace
 
 std::string format_training_memory(const TrainingMemory& m) {
-  std::string s = gib(double(m.total()), " GiB") + " (weights and gradients " + gib(double(m.model.weights)) +
-                  ", optimizer " + gib(double(m.optimizer));
-  if (m.reduced_grads) s += ", reduced gradients " + gib(double(m.reduced_grads));
-  return s + ", activations kept for backward " + gib(double(m.model.saved)) + ", scratch " +
-         gib(double(m.model.scratch)) + ", kernels " + gib(double(m.model.kernels)) + ")";
+  const double unit = double(m.total()) < kGiB ? kMiB : kGiB;  // one unit for the line
+  const auto part = [&](int64_t bytes) { return in_unit(double(bytes), unit); };
+  std::string s = in_unit(double(m.total()), unit, true) + " (weights and gradients " + part(m.model.weights) +
+                  ", optimizer " + part(m.optimizer);
+  if (m.reduced_grads) s += ", reduced gradients " + part(m.reduced_grads);
+  return s + ", activations kept for backward " + part(m.model.saved) + ", scratch " + part(m.model.scratch) +
+         ", kernels " + part(m.model.kernels) + ")";
 }
 
 std::string describe_training_memory(const Config& cfg) {
@@ -48,7 +54,7 @@ void check_gpu_memory_fits(const Config& cfg, const TrainingMemory& plan) {
   const double free = gpu.total - gpu.used;
   if (gpu.total == 0 || double(plan.total()) <= free) return;  // no figures: cudaMalloc will tell
   fail(cfg.path, ": training needs ", format_training_memory(plan), " of GPU memory per rank, but ",
-       gib(free, " GiB"), " of the GPU's ", gib(gpu.total, " GiB"),
+       gib(free), " of the GPU's ", gib(gpu.total),
        " are free. Lower train.batch_size (raising train.grad_accum keeps the tokens per step), set "
        "train.recompute (norms, mlp or all keep fewer activations), or split the model with parallel.tp");
 }
