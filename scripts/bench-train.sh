@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training throughput on one GPU: a few optimizer steps of each sized config at seq_len 2048
-# (8 / 8 / 4 rows for 125m / 350m / 1.5b as the configs ship, no accumulation, no checkpoints), printing each
+# (16 / 10 / 5 rows for 125m / 350m / 1.5b as the configs ship, no accumulation, no checkpoints), printing each
 # run's log. The last progress line (steps 6..10) is the steady state: step 1 includes cuBLAS's
 # planning. Usage: scripts/bench-train.sh [fp32|bf16] [BUILD_DIR]
 # LAUNCH="mpirun -np 1" runs each through the multi-process path (NCCL, ZeRO-1) on one GPU;
@@ -13,7 +13,7 @@ precision=${1:-bf16}
 build=${2:-build}
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-IFS=, read -r -a runs <<<"${CONFIGS:-hymba-125m 8,hymba-350m 8,hymba-1.5b 4}"
+IFS=, read -r -a runs <<<"${CONFIGS:-hymba-125m 16,hymba-350m 10,hymba-1.5b 5}"
 for i in "${!runs[@]}"; do
   read -r config batch seq overrides <<<"${runs[$i]}"
   seq=${seq:-2048}

@@ -1,6 +1,6 @@
 // bench-selective_scan: times the CUDA selective scan (forward, backward, both) at the Hymba-1.5B
 // layer size (batch 2, 128 meta + 2048 text tokens, E = 3200, N = 16) and at 4x that length, in
-// bf16 and fp32, the training path: the forward saves its checkpoints and the backward uses them.
+// bf16 and fp32, then in bf16 at 1 to 8 rows (the grid's waves); the training path: the forward saves its checkpoints and the backward uses them.
 // The backward without checkpoints (it runs the forward kernel first, without output) is timed
 // too. Against the two floors of the op:
 //   bytes: each [B, S, E] tensor read or written once (forward: u, delta, z in, out; backward:
@@ -57,14 +57,14 @@ void bench(const char* dtype, const ScanShape& s) {
   const double bytes = 11.0 * double(n) * sizeof(T);  // 4 tensors in the forward, 7 in the backward
   const double exps = 2.0 * double(n) * double(N);
   const double floor_ms = 1e3 * std::max(bytes / (kCopyTBs * 1e12), exps / kExpPerSecond);
-  std::printf("%5s S %5lld | fwd %8.3f ms | bwd %8.3f ms | fwd+bwd %8.3f ms | %6.2f TB/s (%4.1f%%) | "
+  std::printf("%5s B %lld S %5lld | fwd %8.3f ms | bwd %8.3f ms | fwd+bwd %8.3f ms | %6.2f TB/s (%4.1f%%) | "
               "%6.3f T exp/s (%4.1f%%) | floor %.3f ms (%s)\n",
-              dtype, static_cast<long long>(S), f_ms, b_ms, fb_ms, bytes / (fb_ms * 1e-3) / 1e12,
+              dtype, static_cast<long long>(B), static_cast<long long>(S), f_ms, b_ms, fb_ms, bytes / (fb_ms * 1e-3) / 1e12,
               100 * bytes / (fb_ms * 1e-3) / (kCopyTBs * 1e12), exps / (fb_ms * 1e-3) / 1e12,
               100 * exps / (fb_ms * 1e-3) / kExpPerSecond, floor_ms,
               bytes / (kCopyTBs * 1e12) > exps / kExpPerSecond ? "bytes bind" : "exps bind");
-  std::printf("%5s S %5lld | bwd without checkpoints %8.3f ms (forward recompute included)\n", dtype,
-              static_cast<long long>(S), bb_ms);
+  std::printf("%5s B %lld S %5lld | bwd without checkpoints %8.3f ms (forward recompute included)\n", dtype,
+              static_cast<long long>(B), static_cast<long long>(S), bb_ms);
 }
 
 }  // namespace
@@ -78,6 +78,12 @@ int main() {
     const ScanShape s{2, S, 3200, 16};
     bench<bf16>("bf16", s);
     bench<float>("fp32", s);
+  }
+  // The rows of a training micro-batch set the grid (64 channels a block): how the time grows
+  // with them shows the waves.
+  std::printf("\nrows, bf16, S 2176 (1.5B micro-batches of 1 to 8 rows)\n");
+  for (const int64_t B : {int64_t(1), int64_t(3), int64_t(4), int64_t(6), int64_t(8)}) {
+    bench<bf16>("bf16", ScanShape{B, 2176, 3200, 16});
   }
   return 0;
 }
