@@ -146,6 +146,10 @@ void place_tensors(const ModelConfig& c, const std::vector<LayerSpec>& layers, L
                        {0, {R, N, N}, kProjPieceMultiple});
       o.dt_proj_w = b.add(m + "dt_proj.0.weight", {E, R}, K_::matrix, I_::normal, rows,
                           {1, {R}, kProjPieceMultiple});
+      // The activations are placed by x_proj_columns: the held weights must match it.
+      const std::vector<ParamTensor>& held = b.out.tensors;
+      HYMBA_ASSERT(held[held.size() - 2].shape[0] == x_proj_columns(R, N).width &&
+                   held.back().shape[1] == x_proj_columns(R, N).dt_width);
       o.dt_proj_b = b.add(m + "dt_proj.0.bias", {E}, K_::bias, I_::dt_bias, rows);
       o.A_log = b.add(m + "A_log.0", {E, N}, K_::ssm, I_::a_log, rows);
       o.D = b.add(m + "D.0", {E}, K_::ssm, I_::ones, rows);
