@@ -12,8 +12,10 @@
 //          the states from the checkpoints (storing B·S·E·N states instead would move 16x the
 //          bytes above), against the MUFU ceiling of ~4 T exp/s (132 SMs x 16 ex2 per clock x
 //          ~1.9 GHz, from the architecture, not measured).
+// `bench-selective_scan ROWS` times bf16 at S = 2176 and ROWS rows only (for a profiler).
 // A benchmark program, not a test: it checks nothing but CUDA return codes.
 #include <cstdio>
+#include <cstdlib>
 
 #include "cuda/bench/bench_util.h"
 #include "cuda/selective_scan.h"
@@ -69,8 +71,17 @@ void bench(const char* dtype, const ScanShape& s) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   if (!hymba::bench::have_gpu("bench-selective_scan")) return 1;
+  if (argc == 2) {  // bench-selective_scan ROWS: bf16 at S = 2176 and that many rows only (for profilers)
+    const long long rows = std::atoll(argv[1]);
+    if (rows < 1 || rows > 65535) {
+      std::fprintf(stderr, "bench-selective_scan: ROWS=%s is not a row count in 1..65535\n", argv[1]);
+      return 2;
+    }
+    bench<bf16>("bf16", ScanShape{rows, 2176, 3200, 16});
+    return 0;
+  }
   std::printf("selective scan, B 2, E 3200, N 16; medians of 20 runs; forward saves checkpoints, backward uses "
               "them; floor = max(bytes / %.1f TB/s, exps / %.0f T/s)\n",
               kCopyTBs, kExpPerSecond / 1e12);
