@@ -113,16 +113,16 @@ FlashRun run_flash(const AttentionShape& s, int64_t ldv, const DeviceArray<bf16>
 }
 
 // Runs the flash forward and backward of one case twice and compares every output with the
-// bf16 rule, and the two runs bit for bit.
-void check_case(const Case& cs, uint64_t seed) {
+// bf16 rule, and the two runs bit for bit. q spans [-q_range, q_range].
+void check_case(const Case& cs, uint64_t seed, double q_range = 2.0) {
   const AttentionShape& s = cs.s;
   ASSERT_TRUE(cuda::flash_attention_supports(s, s.nkv * s.vd + cs.vpad));
   const int64_t nq = s.B * s.S * s.nh * s.hd, nk = s.B * s.S * s.nkv * s.hd;
   const int64_t nv = s.B * s.S * s.nkv * s.vd, no = s.B * s.S * s.nh * s.vd;
   const int64_t ldv = s.nkv * s.vd + cs.vpad;
 
-  // q spans [-2, 2] so that the softmax is far from uniform.
-  const std::vector<double> q = random_vector(nq, seed, 2.0), k = random_vector(nk, seed + 1);
+  // q spans [-2, 2] by default, so that the softmax is far from uniform.
+  const std::vector<double> q = random_vector(nq, seed, q_range), k = random_vector(nk, seed + 1);
   const std::vector<double> v = random_vector(nv, seed + 2), dout = random_vector(no, seed + 3);
   const Reference exact = reference(s, q, k, v, dout, /*round_out=*/false);
   const Reference naive = reference(s, rounded(q), rounded(k), rounded(v), rounded(dout), /*round_out=*/true);
@@ -191,6 +191,22 @@ TEST(GpuFlashAttention, WithinTheBf16RuleOfTheDoubleReference) {
   for (const Case& cs : cases()) {
     SCOPED_TRACE(describe(cs.s, cs.vpad));
     check_case(cs, seed += 10);
+  }
+#endif
+}
+
+// Scores spread over hundreds of units (q in [-32, 32]: a score's scaled log2 has a spread of ~15),
+// so that a row's running max keeps growing by more than the forward's 2^8 rescale step from one
+// key tile to the next, and the rescale branch runs after the first tile, not only on it. With
+// q in [-2, 2] the max never moves that far.
+TEST(GpuFlashAttention, LargeScoresMoveTheRunningMax) {
+  HYMBA_REQUIRE_GPU();
+#ifdef HYMBA_HAVE_CUDA
+  const Case large[] = {{local_shape(1, 1152, 2, 1, 256, 128), 0}, {global_shape(1, 1152, 2, 2), 8}};
+  uint64_t seed = 700;
+  for (const Case& cs : large) {
+    SCOPED_TRACE(describe(cs.s, cs.vpad));
+    check_case(cs, seed += 10, 32.0);
   }
 #endif
 }

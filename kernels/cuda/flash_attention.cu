@@ -1,13 +1,16 @@
-// Flash attention (FlashAttention-2 style) for hd = 64, vd = 128, bf16, on mma.sync tensor cores.
-// v2: the dk/dv work split into parts with a fixed-order reduction.
+// Flash attention (FlashAttention-2 style) for hd = 64, vd = 128, bf16: the forward on Hopper's
+// wgmma (sm_90a), the backward on mma.sync tensor cores.
+// v2: the dk/dv work split into parts with a fixed-order reduction. v3: the wgmma forward.
 //
-// Tiling. Keys move in 64-row tiles; a warp owns 16 query (or key) rows, so each product is a run
-// of m16n8k16 MMAs (bf16 in, fp32 accumulate) over a warp slab. MMA counts are per warp and per
-// 16 x 64 slab-tile:
-//   forward  block (b, h, 64 queries), 4 warps, per key tile: S = Q Kᵀ (16x64, 32 MMAs), online
-//            softmax in fp32 on the accumulators, O += P V (16x128, 64 MMAs). Writes out and lse.
-//            A warp skips a key tile none of its 16 rows sees (tile_empty). kFwdWarps = 8 gives
-//            128-row blocks (each K/V tile fetched once for 128 rows): measured slower, see below.
+// Tiling. Keys move in 64-row tiles. The forward is one warpgroup per block, its products whole
+// wgmma instructions (the wgmma section below); in the backward a warp owns 16 query (or key) rows,
+// so each product is a run of m16n8k16 MMAs (bf16 in, fp32 accumulate) over a warp slab. MMA
+// counts are per warp and per 16 x 64 slab-tile:
+//   forward  block (b, h, 64 queries), one warpgroup, per key tile: S = Q Kᵀ (4 wgmma m64n64k16,
+//            Q and K from shared memory), online softmax in fp32 on the accumulators (warp w holds
+//            rows 16w..16w+15 in the m16n8 C layout), O += P V (4 wgmma m64n128k16, P from
+//            registers, V from shared memory). Writes out and lse. The running max moves in steps
+//            above 2^8, so most tiles skip the rescale of O.
 //   dq       block (b, h, 64 queries), 4 warps, per key tile: S = Q Kᵀ (32), P = exp(S − lse),
 //            dP = dO Vᵀ (64), dS = P (dP − D), dQ += dS K (32).
 //   dk/dv    block (b, KV head g, 64 keys, part p), 4 warps: the (query head of the group, query
@@ -19,16 +22,17 @@
 //            the slots of each key row in part order into dk/dv (+=). No atomics either way.
 //   D        D_i = dout_i · out_i and lse_i·log2(e), one warp per row, into the workspace.
 // The warps of a block share its K/V (or Q/dO) tiles in shared memory; the block's own rows
-// (forward: Q; dq: Q and dO) are read once into registers as MMA A fragments.
+// (dq: Q and dO) are read once into registers as MMA A fragments; the forward's Q stays in
+// shared memory, where wgmma reads it.
 //
 // Fragments. Operands move shared → registers with ldmatrix.x4 (.trans for B operands stored with
 // n contiguous: V in P·V, dO in Pᵀ·dO, Q in dSᵀ·Q, K in dS·K). An accumulator tile of scores
 // becomes the A operand of the next product without a trip through shared memory: the C fragments
 // of n-tiles 2k and 2k+1 (16 rows x 16 columns) are exactly the A fragment of k-step k once
-// packed to bf16x2 (FlashAttention-2's register reuse). Shared rows are padded by 16 bytes (row
-// strides 144 and 272 bytes) so the 8 row addresses of every ldmatrix phase land on distinct
-// banks. The lane offsets, loop shapes and tile lists are checked on the host by an emulator of
-// the PTX fragment tables, and the kernels themselves by a host SIMT simulation (not part of the
+// packed to bf16x2 (FlashAttention-2's register reuse). Shared rows of the backward's tiles are padded by 16 bytes
+// (row strides 144 and 272 bytes) so the 8 row addresses of every ldmatrix phase land on distinct
+// banks; the forward's tiles are 128-byte swizzled, the layout wgmma reads. The lane offsets, loop
+// shapes and tile lists are checked on the host by an emulator of the PTX fragment tables, and the kernels themselves by a host SIMT simulation (not part of the
 // build).
 //
 // Pipeline. K/V tiles (forward, dq) and Q/dO/lse/D tiles (dk/dv) are double-buffered with
@@ -85,10 +89,15 @@
 // likely needs wgmma (sm_90a) with warp-specialised TMA loads, and the backward needs dq without
 // the recompute.
 //
-// Resource usage (nvcc 13.0, -O3 -arch=sm_90 --resource-usage): no spills, no stack.
-//   flash_forward_kernel      244 registers, 62464 B dynamic shared (2 blocks of 128 threads / SM)
-//   flash_dq_kernel           250 registers, 79872 B dynamic shared (2 blocks / SM)
-//   flash_dkdv_kernel         255 registers, 80896 B dynamic shared (2 blocks / SM)
+// v3, the wgmma forward (H100, bench-attention, local S 2176): 0.181 -> 0.130 ms (196 -> 272
+// TFLOP/s) with the same per-tile steps; the lazy rescale 0.125 ms; global S 8320 2.66 -> 1.65 ms
+// (403 TFLOP/s) once the tile loads advance by constants (their index arithmetic had been 40% of
+// the forward's instructions). docs/PERF.md has the steps.
+//
+// Resource usage (nvcc 13.0, -O3, sm_90a, --resource-usage): no spills, no stack.
+//   flash_forward_kernel      153 registers, 58368 B dynamic shared (3 blocks of 128 threads / SM)
+//   flash_dq_kernel           224 registers, 79872 B dynamic shared (2 blocks / SM)
+//   flash_dkdv_kernel         238 registers, 80896 B dynamic shared (2 blocks / SM)
 //   flash_dkdv_reduce_kernel   32 registers, no shared memory
 //   flash_row_dot_kernel       26 registers, no shared memory
 #include "cuda/flash_attention.h"
@@ -114,14 +123,14 @@ constexpr int kVd = int(kFlashValueDim);  // v head dim
 constexpr int kBlock = 64;                // keys per tile; query rows per dq block, per dk/dv query tile
 constexpr int kWarps = 4;                 // 16 rows each (dq, dk/dv)
 constexpr int kThreads = kWarps * 32;
-constexpr int kFwdWarps = 4;              // forward: 16 query rows each
-constexpr int kFwdRows = 16 * kFwdWarps;  // query rows per forward block (two 64-row tiles)
-constexpr int kFwdThreads = kFwdWarps * 32;
+constexpr int kFwdRows = 64;              // forward: query rows per block (one wgmma warpgroup)
+constexpr int kFwdThreads = 128;          // the warpgroup; warp w holds rows 16w .. 16w + 15
 constexpr int kLdK = kHd + 8;             // shared row stride (bf16) of hd-wide tiles: 144 bytes
 constexpr int kLdV = kVd + 8;             // shared row stride of vd-wide tiles: 272 bytes
 constexpr int kTileK = kBlock * kLdK;     // bf16 of one [kBlock, hd] tile
 constexpr int kTileV = kBlock * kLdV;     // bf16 of one [kBlock, vd] tile
 constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kRescaleLog2 = 8.f;       // forward: the running max moves in steps above 2^8
 
 static_assert(kBlock == 16 * kWarps, "a warp owns 16 rows of the block");
 static_assert(kHd % 16 == 0 && kVd % 16 == 0, "head dims are whole MMA k-steps");
@@ -158,14 +167,6 @@ HYMBA_HOST_DEVICE inline bool tile_unmasked(int q0, int rows, int k0, const Mask
   const int k1 = k0 + kBlock - 1, q1 = q0 + rows - 1;
   if (k1 > q0) return false;  // some key above some query
   return m.global || k1 < m.meta || q1 - k0 <= m.window;
-}
-
-// Whether no pair of the rows [q0, q0 + rows) and the key tile at k0 is allowed: every key above
-// every row, or (local) every key a text token outside the window of every row. A forward warp skips such a tile (the two 64-row halves of a forward block see different
-// key ranges). False is always safe (the per-element mask then zeroes the tile).
-HYMBA_HOST_DEVICE inline bool tile_empty(int q0, int rows, int k0, const Mask& m) {
-  if (k0 > q0 + rows - 1) return true;
-  return !m.global && k0 >= m.meta && q0 - (k0 + kBlock - 1) > m.window;
 }
 
 // The key tiles the query tiles lo .. qt (64-row tiles; lo = qt for dq, lo = qt − 1 for a forward
@@ -302,6 +303,113 @@ __device__ __forceinline__ float2 unpack_bf16(uint32_t r) {
   return __bfloat1622float2(v);
 }
 
+// ---- wgmma (sm_90a) --------------------------------------------------------------------------
+// Shared tiles for wgmma are "atom columns" of 64 bf16 (128 bytes) per row in the 128-byte swizzle:
+// the 16-byte chunk c of row r sits at chunk c ^ (r % 8) of the row, each 8-row group is 1024 bytes,
+// and the tile starts 1024-byte aligned (the hardware swizzles on address bits, so a k-step inside
+// the tile is its start address plus the step's unswizzled byte offset). A tile wider than 64 is
+// several atom columns one after another.
+
+// The matrix descriptor of a 128-byte-swizzled tile at p: 8-row groups 1024 bytes apart (stride
+// byte offset), atom columns `column_bytes` apart (leading byte offset, read for MN-major operands
+// only).
+__device__ __forceinline__ uint64_t sw128_desc(const void* p, uint32_t column_bytes) {
+  return uint64_t((smem_address(p) & 0x3FFFF) >> 4) | uint64_t((column_bytes >> 4) & 0x3FFF) << 16 |
+         uint64_t(1024 >> 4) << 32 | uint64_t(1) << 62;
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Shared memory written by the generic proxy (cp.async) made visible to wgmma's reads.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Keeps the compiler from moving accumulator reads or writes across a wgmma wait or fence.
+template <int N>
+__device__ __forceinline__ void fence_accumulators(float (&d)[N][4]) {
+#pragma unroll
+  for (int n = 0; n < N; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[n][e])::"memory");
+}
+
+// d (64 x 64 fp32; per warp its 16 rows as [n-tile][4] m16n8 C fragments) = or += A · Bᵀ for one
+// k-step of 16: A (64 x 16) and B (64 x 16) K-major in shared memory, given by descriptors.
+__device__ __forceinline__ void wgmma_64x64_ss(float (&d)[8][4], uint64_t a, uint64_t b, bool accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, "
+      "%8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, "
+      "%24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      :
+      "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(a), "l"(b), "r"(int(accumulate)));
+}
+
+// d (64 x 128 fp32, [n-tile][4]) += A · B for one k-step of 16: A (64 x 16) in registers (each
+// warp the m16n8k16 A fragment of its 16 rows), B (16 x 128) MN-major in shared memory.
+__device__ __forceinline__ void wgmma_64x128_rs(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, "
+      "%8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, "
+      "%24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, "
+      "%40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, "
+      "%56, %57, %58, %59, %60, %61, %62, %63"
+      "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+      :
+      "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+      "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+      "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+      "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
+      "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+      "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+      "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+      "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+      "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+// Rows [row0, row0 + R) of a [rows, 64·kColumns] bf16 matrix at row stride ld into kColumns
+// swizzled atom columns [R][64] at dst (1024-byte aligned), as 16-byte cp.async chunks over the
+// block's N threads; rows at or past `rows` become zeros. A thread keeps one chunk column and
+// steps down the rows by N / (chunks per row), a multiple of 8, so its swizzled column is fixed
+// and its addresses advance by constants (the per-chunk index arithmetic was 40% of the forward's
+// instructions).
+template <int kColumns, int R, int N>
+__device__ __forceinline__ void load_tile_sw128(bf16* dst, const bf16* src, int64_t ld, int row0, int rows) {
+  constexpr int kChunks = 8 * kColumns, kStep = N / kChunks;  // chunks per row; rows per pass
+  static_assert(N % kChunks == 0 && kStep % 8 == 0 && R % kStep == 0, "fixed column, whole passes");
+  const int r = int(threadIdx.x) / kChunks, c = int(threadIdx.x) % kChunks;
+  const bf16* from = src + int64_t(row0 + r) * ld + c * 8;
+  bf16* to = dst + ((c / 8) * R + r) * 64 + ((c % 8) ^ (r % 8)) * 8;
+#pragma unroll
+  for (int i = 0; i < R / kStep; ++i) {
+    const bool valid = row0 + r + i * kStep < rows;
+    cp_async16(to + i * kStep * 64, valid ? from + i * kStep * ld : src, valid);
+  }
+}
+
 // ---- fragment loads from a padded shared tile ----------------------------------------------
 
 // A fragment of the 16x16 block at (row0, col0) of a row-major tile with row stride ld.
@@ -369,17 +477,18 @@ __device__ __forceinline__ void mma_ab(float (&acc)[N][4], const uint32_t (&a)[K
 
 // Rows [row0, row0 + R) of a [rows, W] bf16 matrix at row stride ld (elements) into a shared
 // tile at row stride lds, as 16-byte cp.async chunks spread over the block's N threads; rows at or
-// past `rows` become zeros (their source address is the matrix start, which is never read).
+// past `rows` become zeros (their source address is the matrix start, which is never read). A
+// thread keeps one chunk column and steps down the rows, so its addresses advance by constants.
 template <int W, int R = kBlock, int N = kThreads>
 __device__ __forceinline__ void load_tile(bf16* dst, int lds, const bf16* src, int64_t ld, int row0, int rows) {
-  constexpr int kChunks = W / 8;  // per row
-  static_assert(R * kChunks % N == 0, "whole chunks per thread");
+  constexpr int kChunks = W / 8, kStep = N / kChunks;  // chunks per row; rows per pass
+  static_assert(N % kChunks == 0 && R % kStep == 0, "fixed column, whole passes");
+  const int r = int(threadIdx.x) / kChunks, c = int(threadIdx.x) % kChunks;
+  const bf16* from = src + int64_t(row0 + r) * ld + c * 8;
 #pragma unroll
-  for (int i = 0; i < R * kChunks / N; ++i) {
-    const int x = int(threadIdx.x) + i * N;
-    const int r = x / kChunks, c = x % kChunks;
-    const bool valid = row0 + r < rows;
-    cp_async16(dst + r * lds + c * 8, valid ? src + int64_t(row0 + r) * ld + c * 8 : src, valid);
+  for (int i = 0; i < R / kStep; ++i) {
+    const bool valid = row0 + r + i * kStep < rows;
+    cp_async16(dst + (r + i * kStep) * lds + c * 8, valid ? from + i * kStep * ld : src, valid);
   }
 }
 
@@ -406,13 +515,16 @@ __device__ __forceinline__ RowBlock row_block(const Dims& d, int rows) {
   return {bh / d.nh, bh % d.nh, tiles - 1 - int(blockIdx.x) / heads};
 }
 
-constexpr int kTileQF = kFwdRows * kLdK;  // bf16 of the forward block's [kFwdRows, hd] query tile
-constexpr size_t kForwardSmem = sizeof(bf16) * size_t(kTileQF + 2 * kTileK + 2 * kTileV);
+// The forward block's shared tiles, each 128-byte swizzled (see the wgmma section): Q [64][64],
+// K [2][64][64] and V [2][2 atom columns][64][64] (double-buffered), from a 1024-byte aligned base.
+constexpr int kAtomTile = kBlock * 64;  // bf16 of one [64 rows][64] atom column
+constexpr size_t kForwardSmem = sizeof(bf16) * size_t(kAtomTile * (1 + 2 + 2 * 2)) + 1024;
 
-// A block owns kFwdRows query rows (one 64-row tile) of one (b, head) and walks the 64-key tiles
-// they see; warp w owns rows q0 + 16w .. + 15 and skips a key tile none of its rows sees (window
-// edges).
-__global__ void __launch_bounds__(kFwdThreads, kFwdWarps == 4 ? 2 : 1)
+// A block (one warpgroup) owns 64 query rows of one (b, head) and walks the 64-key tiles they see;
+// warp w owns rows q0 + 16w .. + 15 in the wgmma accumulators. S = Q Kᵀ is 4 wgmma k-steps of
+// m64n64k16 from shared memory; P goes from the score accumulators to A fragments in registers and
+// O += P V is 4 k-steps of m64n128k16 with V MN-major in shared memory.
+__global__ void __launch_bounds__(kFwdThreads, 3)
     flash_forward_kernel(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q,
                    const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t ldv, Dims d) {
   const int S = d.S;
@@ -420,35 +532,28 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdWarps == 4 ? 2 : 1)
   const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kFwdRows;
   const float scale_log2 = d.scale * kLog2e;
 
-  extern __shared__ __align__(16) unsigned char smem[];
-  bf16* qs = reinterpret_cast<bf16*>(smem);  // [kFwdRows, kLdK] the block's query rows
-  bf16* ks = qs + kTileQF;                   // [2][kBlock, kLdK] key tiles (double buffer)
-  bf16* vs = ks + 2 * kTileK;                // [2][kBlock, kLdV] value tiles
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024);
+  bf16* qs = reinterpret_cast<bf16*>(smem);  // [64][64] the block's query rows
+  bf16* ks = qs + kAtomTile;                 // [2][64][64] key tiles
+  bf16* vs = ks + 2 * kAtomTile;             // [2][2][64][64] value tiles (two atom columns)
 
   const int64_t ldq = int64_t(d.nh) * kHd, ldk = int64_t(d.nkv) * kHd;
   const bf16* qb = q + int64_t(b) * S * ldq + h * kHd;  // query row i at qb + i·ldq
   const bf16* kb = k + int64_t(b) * S * ldk + g * kHd;  // key row j at kb + j·ldk
   const bf16* vb = v + int64_t(b) * S * ldv + g * kVd;  // value row j at vb + j·ldv
 
-  // The block's 64-row query tile.
-  const int lo = rb.qt, hi = rb.qt;
-  const KeyTiles tiles = key_tiles(lo, hi, d.mask);
-  load_tile<kHd, kFwdRows, kFwdThreads>(qs, kLdK, qb, ldq, q0, S);
-  load_tile<kHd, kBlock, kFwdThreads>(ks, kLdK, kb, ldk, tiles.tile(0) * kBlock, S);
-  load_tile<kVd, kBlock, kFwdThreads>(vs, kLdV, vb, ldv, tiles.tile(0) * kBlock, S);
+  const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
+  load_tile_sw128<1, kFwdRows, kFwdThreads>(qs, qb, ldq, q0, S);
+  load_tile_sw128<1, kBlock, kFwdThreads>(ks, kb, ldk, tiles.tile(0) * kBlock, S);
+  load_tile_sw128<2, kBlock, kFwdThreads>(vs, vb, ldv, tiles.tile(0) * kBlock, S);
   cp_async_commit();
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int gr = lane / 4, tc = lane % 4;  // fragment row group, column pair
   const int wq0 = q0 + warp * 16;          // the warp's first row
   const int row0 = wq0 + gr;               // this thread's rows: row0 and row0 + 8
-  const bool idle = wq0 >= S;              // a warp wholly past the end computes nothing
-
-  cp_async_wait_all();
-  __syncthreads();
-  uint32_t qf[4][4];  // Q A fragments, k-steps over hd
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) load_a(qf[kk], qs, kLdK, warp * 16, kk * 16);
+  const uint64_t q_desc = sw128_desc(qs, 0);
 
   // Online softmax per row r (rows row0 and row0 + 8): running max m of the raw scores, this
   // thread's part of Σ exp(score − m) (the 4 threads of a row are summed at the end), and
@@ -461,22 +566,24 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdWarps == 4 ? 2 : 1)
   for (int i = 0; i < tiles.n; ++i) {
     const int buf = i & 1;
     cp_async_wait_all();  // tile i is in
+    fence_proxy_async();  // … visible to wgmma
     __syncthreads();      // … for every thread, and tile i − 1 (the other buffer) is no longer read
     if (i + 1 < tiles.n) {
       const int next = tiles.tile(i + 1) * kBlock;
-      load_tile<kHd, kBlock, kFwdThreads>(ks + (buf ^ 1) * kTileK, kLdK, kb, ldk, next, S);
-      load_tile<kVd, kBlock, kFwdThreads>(vs + (buf ^ 1) * kTileV, kLdV, vb, ldv, next, S);
+      load_tile_sw128<1, kBlock, kFwdThreads>(ks + (buf ^ 1) * kAtomTile, kb, ldk, next, S);
+      load_tile_sw128<2, kBlock, kFwdThreads>(vs + (buf ^ 1) * 2 * kAtomTile, vb, ldv, next, S);
     }
     cp_async_commit();
     const int k0 = tiles.tile(i) * kBlock;
-    // Warp-uniform: the shuffles below see all 32 lanes or none. Skipping leaves m, l, o as they
-    // are, exactly what a tile of masked scores would (exp2(−inf) = 0, alpha = 1 or the guard).
-    if (idle || tile_empty(wq0, 16, k0, d.mask)) continue;
 
     float sc[8][4];  // S = Q Kᵀ: rows row0, row0 + 8; keys k0 + 8j + 2tc, + 1
+    const uint64_t k_desc = sw128_desc(ks + buf * kAtomTile, 0);
+    wgmma_fence();
 #pragma unroll
-    for (int j = 0; j < 8; ++j) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
-    mma_abt<8, 4>(sc, qf, ks + buf * kTileK, kLdK);
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(sc, q_desc + 2 * kk, k_desc + 2 * kk, kk > 0);  // +32 bytes
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_accumulators(sc);
 
     if (!tile_unmasked(wq0, 16, k0, d.mask)) {
 #pragma unroll
@@ -488,22 +595,37 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdWarps == 4 ? 2 : 1)
       }
     }
 
+    // The running max moves only when a row's new max exceeds it by more than kRescaleLog2 (in
+    // log2 units): until then the exps are taken against the stale max (values up to 2^8, exact
+    // in fp32 and as bf16 operands) and the 64 accumulator multiplies of the rescale are skipped.
+    // Warp-uniform, so a skipped rescale skips its instructions; the result is the same function,
+    // since o, l and the lse all refer to the same m.
+    float mx[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float mx = -INFINITY;
+      mx[r] = -INFINITY;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fmaxf(sc[j][2 * r], sc[j][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the 4 threads of the row
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[r], mx);
-      // A row that has seen only masked keys keeps m = −inf: subtracting 0 then gives exp2(−inf)
-      // = 0 rather than exp2(−inf + inf) = NaN.
-      const float base = m_new == -INFINITY ? 0.f : m_new * scale_log2;
-      const float alpha = exp2_approx(m[r] * scale_log2 - base);  // 0 while m was −inf
-      m[r] = m_new;
-      l[r] *= alpha;
+      for (int j = 0; j < 8; ++j) mx[r] = fmaxf(mx[r], fmaxf(sc[j][2 * r], sc[j][2 * r + 1]));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));  // the 4 threads of the row
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    }
+    const float slack = kRescaleLog2 / scale_log2;  // in raw score units; m + slack = −inf while m is
+    if (__any_sync(0xffffffffu, mx[0] > m[0] + slack || mx[1] > m[1] + slack)) {
 #pragma unroll
-      for (int n = 0; n < 16; ++n) o[n][2 * r] *= alpha, o[n][2 * r + 1] *= alpha;
+      for (int r = 0; r < 2; ++r) {
+        const float m_new = fmaxf(m[r], mx[r]);
+        // A row that has seen only masked keys keeps m = −inf: alpha is then exp2(−inf) = 0, never
+        // exp2(−inf + inf) = NaN.
+        const float alpha = m_new == -INFINITY ? 1.f : exp2_approx((m[r] - m_new) * scale_log2);
+        m[r] = m_new;
+        l[r] *= alpha;
+#pragma unroll
+        for (int n = 0; n < 16; ++n) o[n][2 * r] *= alpha, o[n][2 * r + 1] *= alpha;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float base = m[r] == -INFINITY ? 0.f : m[r] * scale_log2;  // all scores −inf: exps 0
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
 #pragma unroll
@@ -516,7 +638,14 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdWarps == 4 ? 2 : 1)
 
     uint32_t pf[4][4];  // P as A fragments, k-steps over the tile's keys
     scores_to_a(pf, sc);
-    mma_ab<16, 4>(o, pf, vs + buf * kTileV, kLdV);
+    const uint64_t v_desc = sw128_desc(vs + buf * 2 * kAtomTile, kAtomTile * sizeof(bf16));
+    fence_accumulators(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x128_rs(o, pf[kk], v_desc + kk * (16 * 128 >> 4));  // 16 key rows
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_accumulators(o);
   }
 
 #pragma unroll
