@@ -129,6 +129,7 @@ constexpr int kLdK = kHd + 8;             // shared row stride (bf16) of hd-wide
 constexpr int kLdV = kVd + 8;             // shared row stride of vd-wide tiles: 272 bytes
 constexpr int kTileK = kBlock * kLdK;     // bf16 of one [kBlock, hd] tile
 constexpr int kTileV = kBlock * kLdV;     // bf16 of one [kBlock, vd] tile
+constexpr int kAtomTile = kBlock * 64;    // bf16 of one 128-byte-swizzled [kBlock][64] atom column
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kRescaleLog2 = 8.f;       // forward: the running max moves in steps above 2^8
 
@@ -318,6 +319,14 @@ __device__ __forceinline__ uint64_t sw128_desc(const void* p, uint32_t column_by
          uint64_t(1024 >> 4) << 32 | uint64_t(1) << 62;
 }
 
+// A descriptor offset (16-byte units) of k-step kk of a K-major operand [64 rows][64·c] held in
+// atom columns: column kk / 4, 32 bytes a step inside it.
+__device__ __forceinline__ uint64_t k_step(int kk) {
+  return uint64_t((kk / 4) * (kAtomTile * int(sizeof(bf16)) >> 4) + (kk % 4) * 2);
+}
+// The descriptor offset of k-step kk (16 rows of 128 bytes) of an MN-major operand.
+__device__ __forceinline__ uint64_t mn_step(int kk) { return uint64_t(kk * (16 * 128 >> 4)); }
+
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
@@ -387,6 +396,29 @@ __device__ __forceinline__ void wgmma_64x128_rs(float (&d)[16][4], const uint32_
       "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
       "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
       "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+// d (64 x 64 fp32, [n-tile][4]) += A · B for one k-step of 16: A (64 x 16) in registers, B
+// (16 x 64) MN-major in shared memory.
+__device__ __forceinline__ void wgmma_64x64_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, "
+      "%8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, "
+      "%24, %25, %26, %27, %28, %29, %30, %31"
+      "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+      :
+      "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }
 
@@ -517,7 +549,6 @@ __device__ __forceinline__ RowBlock row_block(const Dims& d, int rows) {
 
 // The forward block's shared tiles, each 128-byte swizzled (see the wgmma section): Q [64][64],
 // K [2][64][64] and V [2][2 atom columns][64][64] (double-buffered), from a 1024-byte aligned base.
-constexpr int kAtomTile = kBlock * 64;  // bf16 of one [64 rows][64] atom column
 constexpr size_t kForwardSmem = sizeof(bf16) * size_t(kAtomTile * (1 + 2 + 2 * 2)) + 1024;
 
 // A block (one warpgroup) owns 64 query rows of one (b, head) and walks the 64-key tiles they see;
@@ -580,7 +611,7 @@ __global__ void __launch_bounds__(kFwdThreads, 3)
     const uint64_t k_desc = sw128_desc(ks + buf * kAtomTile, 0);
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(sc, q_desc + 2 * kk, k_desc + 2 * kk, kk > 0);  // +32 bytes
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(sc, q_desc + k_step(kk), k_desc + k_step(kk), kk > 0);
     wgmma_commit();
     wgmma_wait_all();
     fence_accumulators(sc);
@@ -642,7 +673,7 @@ __global__ void __launch_bounds__(kFwdThreads, 3)
     fence_accumulators(o);
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_64x128_rs(o, pf[kk], v_desc + kk * (16 * 128 >> 4));  // 16 key rows
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x128_rs(o, pf[kk], v_desc + mn_step(kk));
     wgmma_commit();
     wgmma_wait_all();
     fence_accumulators(o);
@@ -691,11 +722,15 @@ __global__ void __launch_bounds__(kRowWarps * 32)
   }
 }
 
-constexpr size_t kDqSmem = sizeof(bf16) * size_t(3 * kTileK + 3 * kTileV);
+// The dq block's shared tiles, 128-byte swizzled: Q [64][64], dO [2 atom columns][64][64], K
+// [2][64][64] and V [2][2][64][64] (double-buffered), from a 1024-byte aligned base.
+constexpr size_t kDqSmem = sizeof(bf16) * size_t(kAtomTile * (1 + 2 + 2 + 2 * 2)) + 1024;
 
 // dq_i = scale · Σ_j dS_ij k_j with P_ij = exp(scale·q_i·k_j − lse_i), dS_ij = P_ij (dout_i·v_j − D_i).
-// The block layout of the forward; the block's Q and dO rows live in registers.
-__global__ void __launch_bounds__(kThreads, 2)
+// The block layout of the forward (one warpgroup, 64 query rows). Per key tile: S = Q Kᵀ (4 wgmma
+// m64n64k16) and dP = dO Vᵀ (8 more, over vd) from shared memory in one group, P and dS on the
+// accumulators, then dQ += dS K (4 wgmma m64n64k16, dS from registers, K MN-major).
+__global__ void __launch_bounds__(kThreads, 3)
     flash_dq_kernel(bf16* __restrict__ dq, const bf16* __restrict__ dout, const bf16* __restrict__ q,
               const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t ldv,
               const float* __restrict__ lse2, const float* __restrict__ D, Dims d) {
@@ -704,21 +739,22 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kBlock;
   const float scale_log2 = d.scale * kLog2e;
 
-  extern __shared__ __align__(16) unsigned char smem[];
-  bf16* qs = reinterpret_cast<bf16*>(smem);  // [kBlock, kLdK] the block's query rows
-  bf16* dos = qs + kTileK;                   // [kBlock, kLdV] their output gradients
-  bf16* ks = dos + kTileV;                   // [2][kBlock, kLdK] key tiles
-  bf16* vs = ks + 2 * kTileK;                // [2][kBlock, kLdV] value tiles
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024);
+  bf16* qs = reinterpret_cast<bf16*>(smem);  // [64][64] the block's query rows
+  bf16* dos = qs + kAtomTile;                // [2][64][64] their output gradients
+  bf16* ks = dos + 2 * kAtomTile;            // [2][64][64] key tiles
+  bf16* vs = ks + 2 * kAtomTile;             // [2][2][64][64] value tiles
 
   const int64_t ldq = int64_t(d.nh) * kHd, ldo = int64_t(d.nh) * kVd, ldk = int64_t(d.nkv) * kHd;
   const bf16* kb = k + int64_t(b) * S * ldk + g * kHd;  // key row j at kb + j·ldk
   const bf16* vb = v + int64_t(b) * S * ldv + g * kVd;  // value row j at vb + j·ldv
 
   const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
-  load_tile<kHd>(qs, kLdK, q + int64_t(b) * S * ldq + h * kHd, ldq, q0, S);
-  load_tile<kVd>(dos, kLdV, dout + int64_t(b) * S * ldo + h * kVd, ldo, q0, S);
-  load_tile<kHd>(ks, kLdK, kb, ldk, tiles.tile(0) * kBlock, S);
-  load_tile<kVd>(vs, kLdV, vb, ldv, tiles.tile(0) * kBlock, S);
+  load_tile_sw128<1, kBlock, kThreads>(qs, q + int64_t(b) * S * ldq + h * kHd, ldq, q0, S);
+  load_tile_sw128<2, kBlock, kThreads>(dos, dout + int64_t(b) * S * ldo + h * kVd, ldo, q0, S);
+  load_tile_sw128<1, kBlock, kThreads>(ks, kb, ldk, tiles.tile(0) * kBlock, S);
+  load_tile_sw128<2, kBlock, kThreads>(vs, vb, ldv, tiles.tile(0) * kBlock, S);
   cp_async_commit();
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
@@ -732,14 +768,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     lse_r[r] = row < S ? lse2[at] : 0.f;
     D_r[r] = row < S ? D[at] : 0.f;
   }
-
-  cp_async_wait_all();
-  __syncthreads();
-  uint32_t qf[4][4], dof[8][4];  // Q and dO A fragments (k-steps over hd, vd)
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) load_a(qf[kk], qs, kLdK, warp * 16, kk * 16);
-#pragma unroll
-  for (int kk = 0; kk < 8; ++kk) load_a(dof[kk], dos, kLdV, warp * 16, kk * 16);
+  const uint64_t q_desc = sw128_desc(qs, 0), do_desc = sw128_desc(dos, 0);
 
   float acc[8][4];  // dq / scale: rows row0, row0 + 8; columns 8n + 2tc, + 1
 #pragma unroll
@@ -747,45 +776,50 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   for (int i = 0; i < tiles.n; ++i) {
     const int buf = i & 1;
-    cp_async_wait_all();
+    cp_async_wait_all();  // tile i is in
+    fence_proxy_async();
     __syncthreads();
     if (i + 1 < tiles.n) {
       const int next = tiles.tile(i + 1) * kBlock;
-      load_tile<kHd>(ks + (buf ^ 1) * kTileK, kLdK, kb, ldk, next, S);
-      load_tile<kVd>(vs + (buf ^ 1) * kTileV, kLdV, vb, ldv, next, S);
+      load_tile_sw128<1, kBlock, kThreads>(ks + (buf ^ 1) * kAtomTile, kb, ldk, next, S);
+      load_tile_sw128<2, kBlock, kThreads>(vs + (buf ^ 1) * 2 * kAtomTile, vb, ldv, next, S);
     }
     cp_async_commit();
     const int k0 = tiles.tile(i) * kBlock;
-    const bf16* kt = ks + buf * kTileK;
-    const bf16* vt = vs + buf * kTileV;
+    const uint64_t k_desc = sw128_desc(ks + buf * kAtomTile, 0);
+    const uint64_t v_desc = sw128_desc(vs + buf * 2 * kAtomTile, 0);
 
-    float p[8][4];  // S, then P: rows row0, row0 + 8; keys k0 + 8j + 2tc, + 1
+    float p[8][4];   // S, then P: rows row0, row0 + 8; keys k0 + 8j + 2tc, + 1
+    float dp[8][4];  // dP = dO Vᵀ, then dS
+    wgmma_fence();
 #pragma unroll
-    for (int j = 0; j < 8; ++j) p[j][0] = p[j][1] = p[j][2] = p[j][3] = 0.f;
-    mma_abt<8, 4>(p, qf, kt, kLdK);
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(p, q_desc + k_step(kk), k_desc + k_step(kk), kk > 0);
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) wgmma_64x64_ss(dp, do_desc + k_step(kk), v_desc + k_step(kk), kk > 0);
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_accumulators(p);
+    fence_accumulators(dp);
+
     const bool unmasked = tile_unmasked(q0, kBlock, k0, d.mask);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const float x = exp2_approx(fmaf(p[j][e], scale_log2, -lse_r[e >> 1]));
-        p[j][e] = unmasked || allows(row0 + 8 * (e >> 1), k0 + 8 * j + 2 * tc + (e & 1), d.mask) ? x : 0.f;
+        const float pe = unmasked || allows(row0 + 8 * (e >> 1), k0 + 8 * j + 2 * tc + (e & 1), d.mask) ? x : 0.f;
+        dp[j][e] = pe * (dp[j][e] - D_r[e >> 1]);
       }
-    }
-
-    float dp[8][4];  // dP = dO Vᵀ, then dS
-#pragma unroll
-    for (int j = 0; j < 8; ++j) dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.f;
-    mma_abt<8, 8>(dp, dof, vt, kLdV);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) dp[j][e] = p[j][e] * (dp[j][e] - D_r[e >> 1]);
     }
 
     uint32_t dsf[4][4];  // dS as A fragments, k-steps over the tile's keys
     scores_to_a(dsf, dp);
-    mma_ab<8, 4>(acc, dsf, kt, kLdK);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_rs(acc, dsf[kk], k_desc + mn_step(kk));
+    wgmma_commit();
+    wgmma_wait_all();  // (left running into the next tile, ptxas serialises the wgmmas: C7515)
+    fence_accumulators(acc);
   }
 
 #pragma unroll
