@@ -834,7 +834,10 @@ __global__ void __launch_bounds__(kThreads, 3)
   }
 }
 
-constexpr size_t kDkDvSmem = sizeof(bf16) * size_t(3 * kTileK + 3 * kTileV) + sizeof(float) * 4 * kBlock;
+// The dk/dv block's shared tiles, 128-byte swizzled: K [64][64], V [2 atom columns][64][64], Q
+// [2][64][64] and dO [2][2][64][64] (double-buffered), then lse·log2(e) and D of the queries
+// [2][2][64] floats, from a 1024-byte aligned base.
+constexpr size_t kDkDvSmem = sizeof(bf16) * size_t(kAtomTile * (1 + 2 + 2 + 2 * 2)) + sizeof(float) * 4 * kBlock + 1024;
 
 // One row of a dk/dv partial: the 64 dk columns then the 128 dv columns, fp32.
 constexpr int kPartCols = kHd + kVd;
@@ -842,11 +845,14 @@ constexpr int64_t kPartFloats = int64_t(kBlock) * kPartCols;  // one [kBlock, kP
 
 // dv_j += Σ_h Σ_i P_ij dout_i and dk_j += scale · Σ_h Σ_i dS_ij q_i over the query heads h of the
 // group and the queries i that see key j. The (head, query tile) pairs that see a key tile, head
-// outermost, are cut into `parts` near-equal contiguous ranges; a block owns 64 keys of one
-// (b, KV head) and one range; warp w owns keys k0 + 16w .. + 15. Products are transposed (keys
-// are the rows): Sᵀ = K Qᵀ and dPᵀ = V dOᵀ. With parts == 1 the block adds its sums into dk/dv
-// (its keys' one owner); otherwise it writes them, fp32, to its slot of `part`
-// [B·nkv, tiles, parts][kBlock, kPartCols] and flash_dkdv_reduce_kernel adds the slots in order.
+// outermost, are cut into `parts` near-equal contiguous ranges; a block (one warpgroup) owns 64
+// keys of one (b, KV head) and one range; warp w owns keys k0 + 16w .. + 15. Products are
+// transposed (keys are the rows): per pair Sᵀ = K Qᵀ (4 wgmma m64n64k16) and dPᵀ = V dOᵀ (8) from
+// shared memory, Pᵀ and dSᵀ on the accumulators, then dV += Pᵀ dO (4 wgmma m64n128k16) and
+// dK += dSᵀ Q (4 m64n64k16) with Pᵀ and dSᵀ from registers and dO, Q MN-major. With parts == 1
+// the block adds its sums into dk/dv (its keys' one owner); otherwise it writes them, fp32, to its
+// slot of `part` [B·nkv, tiles, parts][kBlock, kPartCols] and flash_dkdv_reduce_kernel adds the
+// slots in order.
 __global__ void __launch_bounds__(kThreads, 2)
     flash_dkdv_kernel(bf16* __restrict__ dk, bf16* __restrict__ dv, float* __restrict__ part,
                 const bf16* __restrict__ dout, const bf16* __restrict__ q, const bf16* __restrict__ k,
@@ -860,13 +866,14 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int b = bg / d.nkv, g = bg % d.nkv, k0 = kt * kBlock;
   const float scale_log2 = d.scale * kLog2e;
 
-  extern __shared__ __align__(16) unsigned char smem[];
-  bf16* ks = reinterpret_cast<bf16*>(smem);  // [kBlock, kLdK] the block's keys
-  bf16* vs = ks + kTileK;                    // [kBlock, kLdV] and values
-  bf16* qs = vs + kTileV;                    // [2][kBlock, kLdK] query tiles
-  bf16* dos = qs + 2 * kTileK;               // [2][kBlock, kLdV] their output gradients
-  float* ls = reinterpret_cast<float*>(dos + 2 * kTileV);  // [2][kBlock] lse·log2(e) of the queries
-  float* Ds = ls + 2 * kBlock;                              // [2][kBlock] D of the queries
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024);
+  bf16* ks = reinterpret_cast<bf16*>(smem);  // [64][64] the block's keys
+  bf16* vs = ks + kAtomTile;                 // [2][64][64] and values
+  bf16* qs = vs + 2 * kAtomTile;             // [2][64][64] query tiles
+  bf16* dos = qs + 2 * kAtomTile;            // [2][2][64][64] their output gradients
+  float* ls = reinterpret_cast<float*>(dos + 4 * kAtomTile);  // [2][kBlock] lse·log2(e) of the queries
+  float* Ds = ls + 2 * kBlock;                                 // [2][kBlock] D of the queries
 
   const int64_t ldq = int64_t(d.nh) * kHd, ldo = int64_t(d.nh) * kVd, ldk = int64_t(d.nkv) * kHd;
   const bf16* qb = q + int64_t(b) * S * ldq;     // query row i of head h at qb + i·ldq + h·hd
@@ -880,8 +887,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   auto q0_of = [&](int it) { return (qtiles.first + it % qtiles.count) * kBlock; };
   auto load_queries = [&](int it, int buf) {
     const int h = head_of(it), q0 = q0_of(it);
-    load_tile<kHd>(qs + buf * kTileK, kLdK, qb + h * kHd, ldq, q0, S);
-    load_tile<kVd>(dos + buf * kTileV, kLdV, ob + h * kVd, ldo, q0, S);
+    load_tile_sw128<1, kBlock, kThreads>(qs + buf * kAtomTile, qb + h * kHd, ldq, q0, S);
+    load_tile_sw128<2, kBlock, kThreads>(dos + buf * 2 * kAtomTile, ob + h * kVd, ldo, q0, S);
     // Threads 0-63 load lse·log2(e) of the 64 queries, threads 64-127 their D (0 past the end).
     const int t = int(threadIdx.x), r = t % kBlock;
     const float* src = (t < kBlock ? lse2 : D) + (int64_t(b) * d.nh + h) * S;
@@ -890,14 +897,15 @@ __global__ void __launch_bounds__(kThreads, 2)
     cp_async4(dst + r, valid ? src + q0 + r : src, valid);
   };
 
-  load_tile<kHd>(ks, kLdK, k + int64_t(b) * S * ldk + g * kHd, ldk, k0, S);
-  load_tile<kVd>(vs, kLdV, v + int64_t(b) * S * ldv + g * kVd, ldv, k0, S);
+  load_tile_sw128<1, kBlock, kThreads>(ks, k + int64_t(b) * S * ldk + g * kHd, ldk, k0, S);
+  load_tile_sw128<2, kBlock, kThreads>(vs, v + int64_t(b) * S * ldv + g * kVd, ldv, k0, S);
   if (it0 < it1) load_queries(it0, 0);
   cp_async_commit();
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int gr = lane / 4, tc = lane % 4;
   const int key0 = k0 + warp * 16 + gr;  // this thread's keys: key0, key0 + 8
+  const uint64_t k_desc = sw128_desc(ks, 0), v_desc = sw128_desc(vs, 0);
 
   float dka[8][4], dva[16][4];  // dk / scale and dv of the warp's 16 keys; columns 8c + 2tc, + 1
 #pragma unroll
@@ -908,65 +916,57 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int it = it0; it < it1; ++it) {
     const int buf = (it - it0) & 1;
     cp_async_wait_all();
+    fence_proxy_async();
     __syncthreads();
     if (it + 1 < it1) load_queries(it + 1, buf ^ 1);
     cp_async_commit();
     const int q0 = q0_of(it);
     const bool unmasked = tile_unmasked(q0, kBlock, k0, d.mask);
+    const bf16* qt = qs + buf * kAtomTile;       // [64][64] the pair's query rows
+    const bf16* ot = dos + buf * 2 * kAtomTile;  // [2][64][64] their output gradients
+    const float* lt = ls + buf * kBlock;         // [64]
+    const float* Dt = Ds + buf * kBlock;         // [64]
+    const uint64_t q_desc = sw128_desc(qt, 0), do_desc = sw128_desc(ot, kAtomTile * sizeof(bf16));
 
-    // The 64 queries in two halves of 32 (columns c0 .. c0 + 31 of the tile): the score-shaped
-    // tiles of a half take half the registers, and a rolled loop keeps ptxas from interleaving the
-    // halves (255 registers without spills, as two blocks per SM allow).
-#pragma unroll 1
-    for (int c0 = 0; c0 < kBlock; c0 += 32) {
-      const bf16* qt = qs + buf * kTileK + c0 * kLdK;  // [32, kLdK] the half's query rows
-      const bf16* ot = dos + buf * kTileV + c0 * kLdV;  // [32, kLdV] their output gradients
-      const float* lt = ls + buf * kBlock + c0;         // [32]
-      const float* Dt = Ds + buf * kBlock + c0;         // [32]
+    // Sᵀ = K Qᵀ and dPᵀ = V dOᵀ (64 keys x 64 queries each).
+    float pt[8][4];  // Sᵀ, then Pᵀ: keys key0, key0 + 8; queries q0 + 8j + 2tc, + 1
+    float ds[8][4];  // dPᵀ, then dSᵀ
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(pt, k_desc + k_step(kk), q_desc + k_step(kk), kk > 0);
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) wgmma_64x64_ss(ds, v_desc + k_step(kk), do_desc + k_step(kk), kk > 0);
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_accumulators(pt);
+    fence_accumulators(ds);
 
-      // Sᵀ = K Qᵀ (16 keys x 32 queries), then Pᵀ = exp(Sᵀ − lse_query).
-      float p[4][4];  // keys key0, key0 + 8; queries q0 + c0 + 8j + 2tc, + 1
 #pragma unroll
-      for (int j = 0; j < 4; ++j) p[j][0] = p[j][1] = p[j][2] = p[j][3] = 0.f;
+    for (int j = 0; j < 8; ++j) {
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        uint32_t a[1][4];  // the warp's keys as an A fragment, k-step kk over hd
-        load_a(a[0], ks, kLdK, warp * 16, kk * 16);
-        mma_abt<4, 1>(p, a, qt + kk * 16, kLdK);
+      for (int e = 0; e < 4; ++e) {
+        const int c = 8 * j + 2 * tc + (e & 1);  // query q0 + c
+        const float x = exp2_approx(fmaf(pt[j][e], scale_log2, -lt[c]));
+        pt[j][e] = unmasked || allows(q0 + c, key0 + 8 * (e >> 1), d.mask) ? x : 0.f;
+        ds[j][e] = pt[j][e] * (ds[j][e] - Dt[c]);
       }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int c = 8 * j + 2 * tc + (e & 1);  // query q0 + c0 + c
-          const float x = exp2_approx(fmaf(p[j][e], scale_log2, -lt[c]));
-          p[j][e] = unmasked || allows(q0 + c0 + c, key0 + 8 * (e >> 1), d.mask) ? x : 0.f;
-        }
-      }
-
-      // dPᵀ = V dOᵀ (16 keys x 32 queries), then dSᵀ = Pᵀ (dPᵀ − D_query).
-      float ds[4][4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) ds[j][0] = ds[j][1] = ds[j][2] = ds[j][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < 8; ++kk) {
-        uint32_t a[1][4];  // the warp's values as an A fragment, k-step kk over vd
-        load_a(a[0], vs, kLdV, warp * 16, kk * 16);
-        mma_abt<4, 1>(ds, a, ot + kk * 16, kLdV);
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) ds[j][e] = p[j][e] * (ds[j][e] - Dt[8 * j + 2 * tc + (e & 1)]);
-      }
-
-      // dV += Pᵀ dO and dK += dSᵀ Q over the half's 32 queries (2 k-steps).
-      uint32_t pf[2][4], dsf[2][4];
-      scores_to_a(pf, p);
-      scores_to_a(dsf, ds);
-      mma_ab<16, 2>(dva, pf, ot, kLdV);
-      mma_ab<8, 2>(dka, dsf, qt, kLdK);
     }
+
+    // dV += Pᵀ dO and dK += dSᵀ Q over the 64 queries (4 k-steps each).
+    uint32_t pf[4][4], dsf[4][4];
+    scores_to_a(pf, pt);
+    scores_to_a(dsf, ds);
+    fence_accumulators(dva);
+    fence_accumulators(dka);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x128_rs(dva, pf[kk], do_desc + mn_step(kk));
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_rs(dka, dsf[kk], q_desc + mn_step(kk));
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_accumulators(dva);
+    fence_accumulators(dka);
   }
 
   cp_async_wait_all();  // an empty range still issued the K/V loads
