@@ -1,42 +1,36 @@
-// Flash attention (FlashAttention-2 style) for hd = 64, vd = 128, bf16: the forward on Hopper's
-// wgmma (sm_90a), the backward on mma.sync tensor cores.
-// v2: the dk/dv work split into parts with a fixed-order reduction. v3: the wgmma forward.
+// Flash attention (FlashAttention-2 style) for hd = 64, vd = 128, bf16, on Hopper's warpgroup MMA
+// (wgmma, sm_90a). v2: the dk/dv work split into parts with a fixed-order reduction. v3: every
+// kernel on wgmma (v1 and v2 ran mma.sync).
 //
-// Tiling. Keys move in 64-row tiles. The forward is one warpgroup per block, its products whole
-// wgmma instructions (the wgmma section below); in the backward a warp owns 16 query (or key) rows,
-// so each product is a run of m16n8k16 MMAs (bf16 in, fp32 accumulate) over a warp slab. MMA
-// counts are per warp and per 16 x 64 slab-tile:
-//   forward  block (b, h, 64 queries), one warpgroup, per key tile: S = Q Kᵀ (4 wgmma m64n64k16,
-//            Q and K from shared memory), online softmax in fp32 on the accumulators (warp w holds
-//            rows 16w..16w+15 in the m16n8 C layout), O += P V (4 wgmma m64n128k16, P from
-//            registers, V from shared memory). Writes out and lse. The running max moves in steps
-//            above 2^8, so most tiles skip the rescale of O.
-//   dq       block (b, h, 64 queries), 4 warps, per key tile: S = Q Kᵀ (32), P = exp(S − lse),
-//            dP = dO Vᵀ (64), dS = P (dP − D), dQ += dS K (32).
-//   dk/dv    block (b, KV head g, 64 keys, part p), 4 warps: the (query head of the group, query
-//            tile that sees the keys) pairs, head outermost, cut into `parts` near-equal ranges
-//            (dkdv_parts, 1 to 4, from the shape); per pair, in two halves of 32 queries:
-//            Sᵀ = K Qᵀ (32), Pᵀ, dPᵀ = V dOᵀ (64), dSᵀ, dV += Pᵀ dO (64), dK += dSᵀ Q (32).
-//            With one part the block adds its fp32 sums into the bf16 gradients (the keys' one
-//            owner); with more it writes them to a workspace slot, and flash_dkdv_reduce_kernel adds
-//            the slots of each key row in part order into dk/dv (+=). No atomics either way.
+// Tiling. Tiles are 64 rows (queries or keys). Every block is one warpgroup (4 warps); warp w holds
+// rows 16w .. 16w + 15 of each accumulator in the m16n8 C layout, so the softmax works on the
+// accumulators in place. The products, per 64 x 64 tile pair:
+//   forward  block (b, h, 64 queries), per key tile: S = Q Kᵀ (4 wgmma m64n64k16), online softmax
+//            in fp32, O += P V (4 wgmma m64n128k16). Writes out and lse. The running max moves in
+//            steps above 2^8, so most tiles skip the rescale of O.
+//   dq       block (b, h, 64 queries), per key tile: S = Q Kᵀ (4 m64n64k16) and dP = dO Vᵀ (8),
+//            P = exp(S − lse), dS = P (dP − D), dQ += dS K (4 m64n64k16).
+//   dk/dv    block (b, KV head g, 64 keys, part p): the (query head of the group, query tile that
+//            sees the keys) pairs, head outermost, cut into `parts` near-equal ranges (dkdv_parts,
+//            1 to 4, from the shape); per pair Sᵀ = K Qᵀ (4) and dPᵀ = V dOᵀ (8), Pᵀ, dSᵀ,
+//            dV += Pᵀ dO (4 m64n128k16), dK += dSᵀ Q (4 m64n64k16). With one part the block adds
+//            its fp32 sums into the bf16 gradients (the keys' one owner); with more it writes them
+//            to a workspace slot, and flash_dkdv_reduce_kernel adds the slots of each key row in
+//            part order into dk/dv (+=). No atomics either way.
 //   D        D_i = dout_i · out_i and lse_i·log2(e), one warp per row, into the workspace.
-// The warps of a block share its K/V (or Q/dO) tiles in shared memory; the block's own rows
-// (dq: Q and dO) are read once into registers as MMA A fragments; the forward's Q stays in
-// shared memory, where wgmma reads it.
 //
-// Fragments. Operands move shared → registers with ldmatrix.x4 (.trans for B operands stored with
-// n contiguous: V in P·V, dO in Pᵀ·dO, Q in dSᵀ·Q, K in dS·K). An accumulator tile of scores
-// becomes the A operand of the next product without a trip through shared memory: the C fragments
-// of n-tiles 2k and 2k+1 (16 rows x 16 columns) are exactly the A fragment of k-step k once
-// packed to bf16x2 (FlashAttention-2's register reuse). Shared rows of the backward's tiles are padded by 16 bytes
-// (row strides 144 and 272 bytes) so the 8 row addresses of every ldmatrix phase land on distinct
-// banks; the forward's tiles are 128-byte swizzled, the layout wgmma reads. The lane offsets, loop
-// shapes and tile lists are checked on the host by an emulator of the PTX fragment tables, and the kernels themselves by a host SIMT simulation (not part of the
-// build).
+// Operands. The first product of each pair reads both operands from shared memory (both K-major:
+// the head dim is contiguous in Q, K, V and dO rows). The second takes the probabilities (or dS)
+// from registers: the C fragments of n-tiles 2k and 2k+1 are exactly the A fragment of k-step k
+// once packed to bf16x2 (FlashAttention-2's register reuse, which wgmma's register A layout
+// keeps), and its B (V, K, dO or Q, with the product's N dimension contiguous) is MN-major. Shared
+// tiles are 128-byte swizzled atom columns (the wgmma section), loaded by cp.async. Every wgmma
+// group is waited for in the iteration that issued it (left running across the loop, ptxas
+// serialises them).
 //
 // Pipeline. K/V tiles (forward, dq) and Q/dO/lse/D tiles (dk/dv) are double-buffered with
-// cp.async: at the top of iteration i the block waits for tile i, synchronises once, issues tile
+// cp.async: at the top of iteration i the block waits for tile i, makes it visible to the tensor
+// cores (fence.proxy.async), synchronises once, issues tile
 // i + 1 into the other buffer (read during iteration i − 1, which every warp has finished), then
 // computes on tile i. Rows past the sequence end are zero-filled (cp.async with source size 0),
 // so a padded query row or key row contributes exact zeros; such rows are never stored.
@@ -89,15 +83,15 @@
 // likely needs wgmma (sm_90a) with warp-specialised TMA loads, and the backward needs dq without
 // the recompute.
 //
-// v3, the wgmma forward (H100, bench-attention, local S 2176): 0.181 -> 0.130 ms (196 -> 272
-// TFLOP/s) with the same per-tile steps; the lazy rescale 0.125 ms; global S 8320 2.66 -> 1.65 ms
-// (403 TFLOP/s) once the tile loads advance by constants (their index arithmetic had been 40% of
-// the forward's instructions). docs/PERF.md has the steps.
+// v3 on wgmma (H100, bench-attention, local S 2176; docs/PERF.md has each step): forward 0.181 ->
+// 0.126 ms (196 -> 282 TFLOP/s), backward 0.554 -> 0.365 ms (149 -> 226), fwd + bwd 0.493 ms =
+// 240 TFLOP/s against the goal of 250. Predicted +30-60% for the forward; the backward was
+// converted after the forward had shown the primitives work.
 //
 // Resource usage (nvcc 13.0, -O3, sm_90a, --resource-usage): no spills, no stack.
 //   flash_forward_kernel      153 registers, 58368 B dynamic shared (3 blocks of 128 threads / SM)
-//   flash_dq_kernel           224 registers, 79872 B dynamic shared (2 blocks / SM)
-//   flash_dkdv_kernel         238 registers, 80896 B dynamic shared (2 blocks / SM)
+//   flash_dq_kernel           156 registers, 74752 B dynamic shared (3 blocks / SM)
+//   flash_dkdv_kernel         242 registers, 75776 B dynamic shared (2 blocks / SM)
 //   flash_dkdv_reduce_kernel   32 registers, no shared memory
 //   flash_row_dot_kernel       26 registers, no shared memory
 #include "cuda/flash_attention.h"
@@ -120,23 +114,17 @@ namespace {
 
 constexpr int kHd = int(kFlashHeadDim);   // q/k head dim
 constexpr int kVd = int(kFlashValueDim);  // v head dim
-constexpr int kBlock = 64;                // keys per tile; query rows per dq block, per dk/dv query tile
-constexpr int kWarps = 4;                 // 16 rows each (dq, dk/dv)
+constexpr int kBlock = 64;                // rows of every tile (queries or keys); a block's own rows
+constexpr int kWarps = 4;                 // a block is one warpgroup; warp w holds rows 16w .. 16w + 15
 constexpr int kThreads = kWarps * 32;
-constexpr int kFwdRows = 64;              // forward: query rows per block (one wgmma warpgroup)
-constexpr int kFwdThreads = 128;          // the warpgroup; warp w holds rows 16w .. 16w + 15
-constexpr int kLdK = kHd + 8;             // shared row stride (bf16) of hd-wide tiles: 144 bytes
-constexpr int kLdV = kVd + 8;             // shared row stride of vd-wide tiles: 272 bytes
-constexpr int kTileK = kBlock * kLdK;     // bf16 of one [kBlock, hd] tile
-constexpr int kTileV = kBlock * kLdV;     // bf16 of one [kBlock, vd] tile
 constexpr int kAtomTile = kBlock * 64;    // bf16 of one 128-byte-swizzled [kBlock][64] atom column
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kRescaleLog2 = 8.f;       // forward: the running max moves in steps above 2^8
 
 static_assert(kBlock == 16 * kWarps, "a warp owns 16 rows of the block");
-static_assert(kHd % 16 == 0 && kVd % 16 == 0, "head dims are whole MMA k-steps");
+static_assert(kHd == 64 && kVd == 128, "one atom column of hd, two of vd (the k_step helper)");
 
-// ---- tile lists (host and device: the fragment emulator checks them on the host) ------------
+// ---- tile lists (host and device) ----------------------------------------------------------
 // Positions are int: the launchers take S <= 2^30, so every position of a padded tile and every
 // sum below fits.
 
@@ -210,38 +198,6 @@ HYMBA_HOST_DEVICE inline QueryTiles query_tiles(int kt, int tiles, const Mask& m
   return {kt, last + 1 - kt};
 }
 
-// ---- ldmatrix lane addresses (host and device) --------------------------------------------------
-// ldmatrix.x4 loads four 8x8 bf16 matrices; lanes 8m .. 8m + 7 give the row addresses of matrix m,
-// and register m of every lane receives its part of matrix m: row lane/4, columns 2·(lane%4) and
-// + 1 (with .trans: column lane/4, rows 2·(lane%4) and + 1). The mma.m16n8k16 fragments are
-//   A (16x16, row-major):  reg 0 = (row g, cols 2t, 2t+1), reg 1 = (row g+8, cols 2t..),
-//                          reg 2 = (row g, cols 2t+8..), reg 3 = (row g+8, cols 2t+8..)
-//   B (16x8, k x n):       reg 0 = (k 2t, 2t+1; n g), reg 1 = (k 2t+8, 2t+9; n g)
-//   C (16x8, fp32):        c0, c1 = (row g, cols 2t, 2t+1), c2, c3 = (row g+8, cols 2t, 2t+1)
-// with g = lane / 4 and t = lane % 4. The offsets below are (row, column) of the stored matrix,
-// relative to the 16x16 block being loaded.
-struct LaneOffset {
-  int row, col;
-};
-
-// A operand, stored row-major [m][k]: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7),
-// (rows 0-7, k 8-15), (rows 8-15, k 8-15) → regs 0..3 of the A fragment.
-HYMBA_HOST_DEVICE inline LaneOffset a_offset(int lane) {
-  return {(lane & 7) + 8 * ((lane >> 3) & 1), 8 * (lane >> 4)};
-}
-// B operands of two n-tiles, stored [n][k] (k contiguous, e.g. K in Q·Kᵀ): matrices (n 0-7, k 0-7),
-// (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) → regs 0, 1 of n-tile 0 and regs 0, 1 of
-// n-tile 1, without .trans.
-HYMBA_HOST_DEVICE inline LaneOffset b_offset(int lane) {
-  return {(lane & 7) + 8 * (lane >> 4), 8 * ((lane >> 3) & 1)};
-}
-// B operands of two n-tiles, stored [k][n] (n contiguous, e.g. V in P·V), loaded with .trans:
-// matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15) → regs 0, 1 of
-// n-tile 0 and regs 0, 1 of n-tile 1.
-HYMBA_HOST_DEVICE inline LaneOffset bt_offset(int lane) {
-  return {(lane & 7) + 8 * ((lane >> 3) & 1), 8 * (lane >> 4)};
-}
-
 // ---- PTX wrappers ---------------------------------------------------------------------------
 
 __device__ __forceinline__ uint32_t smem_address(const void* p) {
@@ -262,28 +218,6 @@ __device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
-// Four 8x8 bf16 matrices from shared memory; p is this lane's row address.
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_address(p))
-               : "memory");
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const bf16* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_address(p))
-               : "memory");
-}
-
-// d += a · b for one 16x8x16 tile: bf16 operands, fp32 accumulators.
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 __device__ __forceinline__ float exp2_approx(float x) {  // exp2(−inf) = 0
   float y;
@@ -442,24 +376,6 @@ __device__ __forceinline__ void load_tile_sw128(bf16* dst, const bf16* src, int6
   }
 }
 
-// ---- fragment loads from a padded shared tile ----------------------------------------------
-
-// A fragment of the 16x16 block at (row0, col0) of a row-major tile with row stride ld.
-__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* tile, int ld, int row0, int col0) {
-  const LaneOffset o = a_offset(threadIdx.x % 32);
-  ldsm_x4(a, tile + (row0 + o.row) * ld + col0 + o.col);
-}
-// B fragments of n-tiles n0 and n0 + 8, k-step at k0, from a tile stored [n][k].
-__device__ __forceinline__ void load_b(uint32_t (&b)[4], const bf16* tile, int ld, int n0, int k0) {
-  const LaneOffset o = b_offset(threadIdx.x % 32);
-  ldsm_x4(b, tile + (n0 + o.row) * ld + k0 + o.col);
-}
-// B fragments of n-tiles n0 and n0 + 8, k-step at k0, from a tile stored [k][n].
-__device__ __forceinline__ void load_bt(uint32_t (&b)[4], const bf16* tile, int ld, int k0, int n0) {
-  const LaneOffset o = bt_offset(threadIdx.x % 32);
-  ldsm_x4_trans(b, tile + (k0 + o.row) * ld + n0 + o.col);
-}
-
 // Score accumulators [2K n-tiles][4] (16 rows x 16K columns) as the A fragments of the next
 // product over those columns: k-step kk takes n-tiles 2kk and 2kk + 1.
 template <int K>
@@ -473,56 +389,7 @@ __device__ __forceinline__ void scores_to_a(uint32_t (&a)[K][4], const float (&c
   }
 }
 
-// acc[16 rows x 8·N] += A (16 x 16·K, fragments a) · Bᵀ where B is stored [n][k] at `tile`
-// (rows n of the product, k contiguous): the Q·Kᵀ shape.
-template <int N, int K>
-__device__ __forceinline__ void mma_abt(float (&acc)[N][4], const uint32_t (&a)[K][4], const bf16* tile, int ld) {
-#pragma unroll
-  for (int kk = 0; kk < K; ++kk) {
-#pragma unroll
-    for (int np = 0; np < N / 2; ++np) {
-      uint32_t b[4];
-      load_b(b, tile, ld, np * 16, kk * 16);
-      mma(acc[2 * np], a[kk], b[0], b[1]);
-      mma(acc[2 * np + 1], a[kk], b[2], b[3]);
-    }
-  }
-}
-
-// acc[16 rows x 8·N] += A (16 x 16·K, fragments a) · B where B is stored [k][n] at `tile`: the
-// P·V shape.
-template <int N, int K>
-__device__ __forceinline__ void mma_ab(float (&acc)[N][4], const uint32_t (&a)[K][4], const bf16* tile, int ld) {
-#pragma unroll
-  for (int kk = 0; kk < K; ++kk) {
-#pragma unroll
-    for (int np = 0; np < N / 2; ++np) {
-      uint32_t b[4];
-      load_bt(b, tile, ld, kk * 16, np * 16);
-      mma(acc[2 * np], a[kk], b[0], b[1]);
-      mma(acc[2 * np + 1], a[kk], b[2], b[3]);
-    }
-  }
-}
-
 // ---- global → shared tiles ------------------------------------------------------------------
-
-// Rows [row0, row0 + R) of a [rows, W] bf16 matrix at row stride ld (elements) into a shared
-// tile at row stride lds, as 16-byte cp.async chunks spread over the block's N threads; rows at or
-// past `rows` become zeros (their source address is the matrix start, which is never read). A
-// thread keeps one chunk column and steps down the rows, so its addresses advance by constants.
-template <int W, int R = kBlock, int N = kThreads>
-__device__ __forceinline__ void load_tile(bf16* dst, int lds, const bf16* src, int64_t ld, int row0, int rows) {
-  constexpr int kChunks = W / 8, kStep = N / kChunks;  // chunks per row; rows per pass
-  static_assert(N % kChunks == 0 && R % kStep == 0, "fixed column, whole passes");
-  const int r = int(threadIdx.x) / kChunks, c = int(threadIdx.x) % kChunks;
-  const bf16* from = src + int64_t(row0 + r) * ld + c * 8;
-#pragma unroll
-  for (int i = 0; i < R / kStep; ++i) {
-    const bool valid = row0 + r + i * kStep < rows;
-    cp_async16(dst + (r + i * kStep) * lds + c * 8, valid ? from + i * kStep * ld : src, valid);
-  }
-}
 
 // What the kernels take of the shape: sizes as int (the launchers check they fit), the mask, and
 // the score scale 1/sqrt(hd).
@@ -534,7 +401,7 @@ struct Dims {
 
 // ---- forward --------------------------------------------------------------------------------
 
-// Block → (b, head, tile) for the row-tile kernels (forward: kFwdRows-row tiles, dq: 64-row tiles): the
+// Block → (b, head, tile) for the row-tile kernels (forward: kBlock-row tiles, dq: 64-row tiles): the
 // tile index runs slowest and from the last tile down, so the heaviest blocks (most key tiles)
 // start first.
 struct RowBlock {
@@ -555,12 +422,12 @@ constexpr size_t kForwardSmem = sizeof(bf16) * size_t(kAtomTile * (1 + 2 + 2 * 2
 // warp w owns rows q0 + 16w .. + 15 in the wgmma accumulators. S = Q Kᵀ is 4 wgmma k-steps of
 // m64n64k16 from shared memory; P goes from the score accumulators to A fragments in registers and
 // O += P V is 4 k-steps of m64n128k16 with V MN-major in shared memory.
-__global__ void __launch_bounds__(kFwdThreads, 3)
+__global__ void __launch_bounds__(kThreads, 3)
     flash_forward_kernel(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q,
                    const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t ldv, Dims d) {
   const int S = d.S;
-  const RowBlock rb = row_block(d, kFwdRows);
-  const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kFwdRows;
+  const RowBlock rb = row_block(d, kBlock);
+  const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kBlock;
   const float scale_log2 = d.scale * kLog2e;
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -575,9 +442,9 @@ __global__ void __launch_bounds__(kFwdThreads, 3)
   const bf16* vb = v + int64_t(b) * S * ldv + g * kVd;  // value row j at vb + j·ldv
 
   const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
-  load_tile_sw128<1, kFwdRows, kFwdThreads>(qs, qb, ldq, q0, S);
-  load_tile_sw128<1, kBlock, kFwdThreads>(ks, kb, ldk, tiles.tile(0) * kBlock, S);
-  load_tile_sw128<2, kBlock, kFwdThreads>(vs, vb, ldv, tiles.tile(0) * kBlock, S);
+  load_tile_sw128<1, kBlock, kThreads>(qs, qb, ldq, q0, S);
+  load_tile_sw128<1, kBlock, kThreads>(ks, kb, ldk, tiles.tile(0) * kBlock, S);
+  load_tile_sw128<2, kBlock, kThreads>(vs, vb, ldv, tiles.tile(0) * kBlock, S);
   cp_async_commit();
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
@@ -601,8 +468,8 @@ __global__ void __launch_bounds__(kFwdThreads, 3)
     __syncthreads();      // … for every thread, and tile i − 1 (the other buffer) is no longer read
     if (i + 1 < tiles.n) {
       const int next = tiles.tile(i + 1) * kBlock;
-      load_tile_sw128<1, kBlock, kFwdThreads>(ks + (buf ^ 1) * kAtomTile, kb, ldk, next, S);
-      load_tile_sw128<2, kBlock, kFwdThreads>(vs + (buf ^ 1) * 2 * kAtomTile, vb, ldv, next, S);
+      load_tile_sw128<1, kBlock, kThreads>(ks + (buf ^ 1) * kAtomTile, kb, ldk, next, S);
+      load_tile_sw128<2, kBlock, kThreads>(vs + (buf ^ 1) * 2 * kAtomTile, vb, ldv, next, S);
     }
     cp_async_commit();
     const int k0 = tiles.tile(i) * kBlock;
@@ -1133,9 +1000,9 @@ void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T
   if (!check_shape(s, ldv, op)) return;
   check_aligned(out, 16, "out", op), check_aligned(lse, 4, "lse", op), check_aligned(q, 16, "q", op);
   check_aligned(k, 16, "k", op), check_aligned(v, 16, "v", op);
-  const int64_t tiles = (s.S + kFwdRows - 1) / kFwdRows;
+  const int64_t tiles = (s.S + kBlock - 1) / kBlock;
   allow_smem(flash_forward_kernel, kForwardSmem);
-  flash_forward_kernel<<<blocks(s.B * s.nh * tiles), kFwdThreads, kForwardSmem, stream>>>(out, lse, q, k, v, ldv, dims(s));
+  flash_forward_kernel<<<blocks(s.B * s.nh * tiles), kThreads, kForwardSmem, stream>>>(out, lse, q, k, v, ldv, dims(s));
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
