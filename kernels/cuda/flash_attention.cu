@@ -52,11 +52,12 @@
 // dk/dv split (v2). v1 ran one dk/dv block per (b, KV head, key tile): 340 blocks at the 1.5B
 // training shape (1.3 waves of 2 blocks per SM), with the meta-token blocks carrying 170 (head,
 // query tile) pairs against ~90 per block slot on average, so the critical path was ~2x the
-// ideal. dkdv_parts picks the parts from the shape: enough for ~4 waves (1056 blocks) and no
-// block above half the ideal per-slot share; 4 at B 2, S 2176 (1360 blocks of ≤ 43 pairs), 3 at
-// S 8320 local, 1 at S 8320 global. Workspace for the partials: B·nkv·tiles·parts·64·192 floats
-// (67 MB at S 2176, 195 MB at S 8320 local), written once and read once by the reduction (about
-// 2 x 67 MB of traffic, ~45 us at S 2176, partly from L2).
+// ideal. dkdv_parts picks the parts from the shape: enough for 2 waves (528 blocks) and no block
+// above the ideal per-slot share (v2 asked for ~4 waves and half the share, which the wgmma
+// kernel made too many: each part's partial costs traffic); 2 at B 2, S 2176 and S 8320 local
+// (680 and 2600 blocks), 1 at S 8320 global. Workspace for the partials:
+// B·nkv·tiles·parts·64·192 floats (34 MB at S 2176, 130 MB at S 8320 local), written once and
+// read once by the reduction.
 // Not done: dq inside the dk/dv pass. A deterministic version needs a dq partial per (query row,
 // visible key tile): B·nh·S·64 floats times ~18 key tiles at S 2176, W 1024 (~500 MB), or dS
 // stored in bf16 per visible pair (~180 MB) for a separate dS·K pass; neither is reasonable
@@ -932,14 +933,17 @@ const char* unsupported(const AttentionShape& s, int64_t ldv) {
 }
 
 // How many parts the dk/dv work of each key tile is cut into (1: no partials, no reduction).
-// Enough blocks to fill the GPU a few times over (kFillBlocks, ~4 waves of 2 blocks on 132 SMs),
-// and no block longer than half the ideal per-slot share of all the work (the meta-token key tiles
-// of a local layer are seen by every query tile: v1's critical path). At most kMaxParts, and no
-// more than the heaviest key tile's (head, query tile) pairs. A function of the shape only, so
-// the partial sums, and the bits of dk/dv, do not depend on the device.
+// Enough blocks to fill the GPU twice over (kFillBlocks, 2 waves of 2 blocks on 132 SMs), and no
+// block longer than the ideal per-slot share of all the work (the meta-token key tiles of a local
+// layer are seen by every query tile: v1's critical path). At most kMaxParts, and no more than
+// the heaviest key tile's (head, query tile) pairs. A function of the shape only, so the partial
+// sums, and the bits of dk/dv, do not depend on the device. Each part costs a [64, 192] fp32
+// partial written and read again: with the wgmma kernel (v3) the measured best is 2 parts at B 2,
+// S 2176 (local and global; v2's rule chose 4) and 1 part at the shipped micro-batches (5, 10 and
+// 16 rows; v2's rule chose 2 at 5 rows), which this rule gives (docs/PERF.md).
 constexpr int kMaxParts = 4;
 constexpr int64_t kSlots = 264;        // block slots of an H100 (132 SMs x 2): a tuning constant
-constexpr int64_t kFillBlocks = 4 * kSlots;
+constexpr int64_t kFillBlocks = 2 * kSlots;
 
 int dkdv_parts(const AttentionShape& s) {
   // Shapes the kernels do not take (their workspace is v1's) and empty ones need no partials.
@@ -953,9 +957,9 @@ int dkdv_parts(const AttentionShape& s) {
   }
   const int64_t base = s.B * s.nkv * tiles;  // blocks with one part each
   const int64_t fill = (kFillBlocks + base - 1) / base;
-  // heaviest / parts <= (total · B·nkv / kSlots) / 2, per (b, KV head) the rep factor cancels.
+  // heaviest / parts <= total · B·nkv / kSlots, per (b, KV head) the rep factor cancels.
   const int64_t share = s.B * s.nkv * total;
-  const int64_t balance = (2 * heaviest * kSlots + share - 1) / share;
+  const int64_t balance = (heaviest * kSlots + share - 1) / share;
   const int64_t cap = std::min<int64_t>(kMaxParts, (s.nh / s.nkv) * heaviest);
   return int(std::max<int64_t>(1, std::min(cap, std::max(fill, balance))));
 }

@@ -39,8 +39,8 @@ void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T
                              const AttentionShape& s, cudaStream_t stream);
 
 // Floats of scratch flash_attention_backward needs: the fp32 dk/dv partial sums when the dk/dv
-// work is split (parts > 1, below: B·nkv·ceil(S/64)·parts·64·192 floats, e.g. 16.7 M floats =
-// 67 MB at B 2, S 2176, nkv 5, parts 4; none at B 2, S 8320 global), then D_i = dout_i · out_i and
+// work is split (parts > 1, below: B·nkv·ceil(S/64)·parts·64·192 floats, e.g. 8.4 M floats =
+// 34 MB at B 2, S 2176, nkv 5, parts 2; none at B 2, S 8320 global), then D_i = dout_i · out_i and
 // lse_i·log2(e) for every query row, two [B, nh, S] arrays. A function of the shape only.
 int64_t flash_attention_backward_workspace(const AttentionShape& s);
 

@@ -1,7 +1,8 @@
 // bench-attention: times the bf16 flash attention kernels (cuda/flash_attention.h) and, for
 // comparison, the simple fp32-arithmetic kernels (cuda/attention.h) at the Hymba-1.5B layer size:
 // batch 2, 25 query heads in 5 KV groups, hd 64, vd 128, 128 meta + 2048 text tokens (S = 2176)
-// and 128 + 8192 (S = 8320), under the local mask (W = 1024, M = 128) and the global one.
+// and 128 + 8192 (S = 8320), under the local mask (W = 1024, M = 128) and the global one; then the
+// flash kernels alone at the shipped configs' micro-batches (local, S = 2176).
 //
 // FLOPs count the unmasked (query, key) pairs only, for every (batch, query head):
 //   forward  = pairs · 2 · (hd + vd)                 (S = Q Kᵀ, O = P V)
@@ -12,6 +13,7 @@
 // ceiling of a large bf16 GEMM on the H100 (the 989 TFLOP/s dense peak is not reached by GEMMs).
 // A benchmark program, not a test: it checks nothing but CUDA return codes.
 #include <algorithm>
+#include <array>
 #include <cstdio>
 
 #include "attention_mask.h"
@@ -47,7 +49,7 @@ void line(const char* kernel, const AttentionShape& s, double pairs, float f_ms,
               100 * tflops(f_flop + b_flop, fb_ms) / kGemmTflops, kGemmTflops);
 }
 
-void bench(const AttentionShape& s) {
+void bench(const AttentionShape& s, bool with_simple = true) {
   const int64_t nq = s.B * s.S * s.nh * s.hd, nk = s.B * s.S * s.nkv * s.hd;
   const int64_t nv = s.B * s.S * s.nkv * s.vd, no = s.B * s.S * s.nh * s.vd, nl = s.B * s.nh * s.S;
   const int64_t ldv = s.nkv * s.vd;
@@ -73,6 +75,7 @@ void bench(const AttentionShape& s) {
   std::printf("       (flash backward: dk/dv in %d part(s), workspace %.1f MB)\n", hymba::cuda::flash_attention_dkdv_parts(s),
               4e-6 * double(hymba::cuda::flash_attention_backward_workspace(s)));
 
+  if (!with_simple) return;
   auto simple_fwd = [&] {
     hymba::cuda::attention_forward<bf16>(out.data(), lse.data(), q.data(), k.data(), v.data(), ldv, s, nullptr);
   };
@@ -98,6 +101,12 @@ int main() {
     for (const bool global : {false, true}) {
       bench(AttentionShape{2, S, 25, 5, 64, 128, global, global ? 0 : 1024, global ? 0 : 128});
     }
+  }
+  // The shipped micro-batches (local layers, S 2176): rows x (query heads, KV heads) of
+  // hymba-1.5b, hymba-350m and hymba-125m. The rows set the dk/dv grid and so its parts.
+  std::printf("\nflash at the shipped micro-batches (local, S 2176)\n");
+  for (const auto& [rows, nh, nkv] : {std::array<int64_t, 3>{5, 25, 5}, {10, 12, 4}, {16, 8, 4}}) {
+    bench(AttentionShape{rows, 128 + 2048, nh, nkv, 64, 128, false, 1024, 128}, /*with_simple=*/false);
   }
   return 0;
 }
