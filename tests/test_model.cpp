@@ -16,6 +16,17 @@
 namespace hymba::test {
 namespace {
 
+// The activation plan of `batch` rows of T tokens (fp32, one tensor-parallel rank, no scan
+// states: the CPU model's): floats kept for backward, and the rest (scratch and logits).
+struct PlanFloats {
+  double saved, scratch;
+};
+PlanFloats plan_floats(const ModelConfig& c, int64_t batch, int64_t T, Recompute r) {
+  Activations<float> a;
+  place_activations(a, make_dims(c, batch, T), plan_layers(c), /*tp=*/1, /*scan_states=*/0, r, nullptr);
+  return {double(a.saved) / sizeof(float), double(a.total - a.saved) / sizeof(float)};
+}
+
 // Token ids in [1, V): id 0 is the padding row, whose lookup gradient is zero by definition
 // (nn.Embedding padding_idx) and so differs from the finite difference on purpose.
 std::vector<int32_t> random_ids(int64_t n, int64_t V, uint64_t seed, int32_t lowest = 1) {
@@ -159,8 +170,8 @@ TEST(Recompute, EachLevelKeepsLessForBackward) {
   const ModelConfig c = small_config(/*window=*/4, /*meta=*/3);  // H 16, E 32, I 24, 4 layers
   const int64_t T = 8, S = c.num_memory_tokens + T, L = c.num_hidden_layers;
   const int64_t H = c.hidden_size, E = c.inner_size(), I = c.intermediate_size;
-  const auto saved = [&](Recompute r) { return describe_model(c, T, r).saved_bytes_per_token * T / sizeof(float); };
-  const auto scratch = [&](Recompute r) { return describe_model(c, T, r).scratch_bytes_per_token * T / sizeof(float); };
+  const auto saved = [&](Recompute r) { return plan_floats(c, 1, T, r).saved; };
+  const auto scratch = [&](Recompute r) { return plan_floats(c, 1, T, r).scratch; };
   EXPECT_DOUBLE_EQ(saved(Recompute::none) - saved(Recompute::norms), double(L * (2 * H + E) * S));
   EXPECT_DOUBLE_EQ(scratch(Recompute::norms) - scratch(Recompute::none), double((2 * H + E) * S));
   EXPECT_DOUBLE_EQ(saved(Recompute::norms) - saved(Recompute::mlp), double(L * 3 * I * S));
@@ -180,7 +191,7 @@ TEST(ModelMemory, CountsWhatTheConstructorAllocates) {
       const ModelMemory m = HymbaModel<float>::memory(c, 2, 8, replicas, {}, r);
       EXPECT_EQ(m.weights, int64_t((model.params.size() + model.grads.size()) * sizeof(float)));
       EXPECT_EQ(m.saved + m.scratch, model.arena_bytes());
-      EXPECT_EQ(m.saved, int64_t(describe_model(c, 8, r).saved_bytes_per_token * 8 * 2));
+      EXPECT_EQ(m.saved, int64_t(plan_floats(c, 2, 8, r).saved * sizeof(float)));
       EXPECT_EQ(m.kernels, 0);  // the CPU backend holds no buffers
     }
   }
@@ -221,7 +232,9 @@ TEST(ModelInit, FollowsTheSpec) {
     }
     ASSERT_EQ(int64_t(v.size()), t.full_numel()) << t.name;
     for (int64_t i = 0; i < t.numel; ++i) {
-      if (is_padding[size_t(i)]) ASSERT_EQ(held[i], 0.0) << t.name << " padding element " << i;
+      if (is_padding[size_t(i)]) {
+        ASSERT_EQ(held[i], 0.0) << t.name << " padding element " << i;
+      }
     }
     const int64_t n = t.full_numel();
     double sum = 0, sum_sq = 0;
@@ -398,8 +411,9 @@ TEST(ParamLayout, EachMixerHasOnlyItsBranchesTensors) {
   }
 }
 
-// --info drops what an absent branch would cost. The Linears' FLOPs are those of the matrix
-// parameters (each weight is one multiply-add per position); attention FLOPs need attention heads.
+// --info and the activation plan drop what an absent branch would cost. The Linears' FLOPs are
+// those of the matrix parameters (each weight is one multiply-add per position); attention FLOPs
+// need attention heads.
 TEST(ModelInfo, EachMixerCountsOnlyItsBranches) {
   const ModelConfig hybrid = small_config(4, 3);
   const int64_t T = 8, S = hybrid.num_memory_tokens + T;
@@ -421,9 +435,9 @@ TEST(ModelInfo, EachMixerCountsOnlyItsBranches) {
   // statistics: 6·32 + 24 + 8 + 8 + 4 = 236. Attention keeps its in_proj columns (40, a
   // consumer 16), rotated q 16 and k 8 (a consumer none), output 32, log-sum-exp 2 and 1 norm
   // statistic: 99 (a consumer 67).
-  const auto saved = [&](const ModelInfo& i) { return i.saved_bytes_per_token * T / sizeof(float); };
-  EXPECT_DOUBLE_EQ(saved(h) - saved(a), 4.0 * 236 * S);
-  EXPECT_DOUBLE_EQ(saved(h) - saved(m), (3.0 * 99 + 67) * S);
+  const auto saved = [&](const ModelConfig& c) { return plan_floats(c, 1, T, Recompute::none).saved; };
+  EXPECT_DOUBLE_EQ(saved(hybrid) - saved(attention_only(hybrid)), 4.0 * 236 * S);
+  EXPECT_DOUBLE_EQ(saved(hybrid) - saved(mamba_only(hybrid)), (3.0 * 99 + 67) * S);
 }
 
 TEST(ModelInfo, AttentionPairsCountTheMask) {

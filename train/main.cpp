@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
     if (info) {
       if (group.rank() == 0) {
         std::cout << "config: " << cfg.path << "\n"
-                  << hymba::format_model_info(hymba::describe_model(cfg.model, cfg.train.seq_len, cfg.train.recompute))
+                  << hymba::format_model_info(hymba::describe_model(cfg.model, cfg.train.seq_len))
                   << hymba::describe_training_memory(cfg);
       }
       return 0;

@@ -5,7 +5,6 @@
 #include <map>
 #include <sstream>
 
-#include "model/activations.h"
 #include "model/layer_plan.h"
 #include "model/param_layout.h"
 
@@ -24,21 +23,15 @@ int64_t attention_pairs(bool global, int64_t S, int64_t window, int64_t meta) {
   return pairs;
 }
 
-ModelInfo describe_model(const ModelConfig& c, int64_t seq_len, Recompute recompute) {
+ModelInfo describe_model(const ModelConfig& c, int64_t seq_len) {
   const std::vector<LayerSpec> plan = plan_layers(c);
   const ParamLayout layout = build_param_layout(c, plan);
   ModelInfo info;
   info.seq_len = seq_len;
-  info.recompute = recompute;
   info.parameters = layout.count;
   std::map<ParamKind, int64_t> by_kind;
   for (const ParamTensor& t : layout.tensors) by_kind[t.kind] += t.full_numel();
   for (const auto& [kind, n] : by_kind) info.params_by_kind.emplace_back(param_kind_name(kind), n);
-
-  Activations<float> sizes;
-  place_activations(sizes, make_dims(c, 1, seq_len), plan, /*tp=*/1, /*scan_states=*/0, recompute, nullptr);
-  info.saved_bytes_per_token = double(sizes.saved) / double(seq_len);
-  info.scratch_bytes_per_token = double(sizes.total - sizes.saved) / double(seq_len);
 
   const int64_t H = c.hidden_size, E = c.inner_size(), I = c.intermediate_size;
   const int64_t R = c.mamba_dt_rank, N = c.mamba_d_state, V = c.vocab_size;
@@ -79,17 +72,15 @@ std::string fixed(double v, int decimals) {
   return buf;
 }
 
-// 3 significant digits with a unit prefix: si(10.5e9) = "10.5 G", bytes(7.2e6) = "6.85 MiB".
-std::string scaled(double v, double base, const char* const (&prefixes)[5]) {
+// 3 significant digits with an SI prefix: si(10.5e9) = "10.5 G".
+std::string si(double v) {
+  constexpr const char* kPrefixes[] = {" ", " k", " M", " G", " T"};
   int p = 0;
-  while (v >= base && p < 4) v /= base, ++p;
+  while (v >= 1000 && p < 4) v /= 1000, ++p;
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3g%s", v, prefixes[p]);
+  std::snprintf(buf, sizeof buf, "%.3g%s", v, kPrefixes[p]);
   return buf;
 }
-
-std::string si(double v) { return scaled(v, 1000, {" ", " k", " M", " G", " T"}); }
-std::string bytes(double v) { return scaled(v, 1024, {" B", " KiB", " MiB", " GiB", " TiB"}); }
 
 }  // namespace
 
@@ -102,10 +93,6 @@ std::string format_model_info(const ModelInfo& info) {
   o << "parameters: " << info.parameters << "  (" << fixed(info.parameters / 1e6, 2) << " M)\n";
   o << "layers: " << info.global_layers << " global attention, " << info.kv_consumers
     << " reuse another layer's KV\n";
-  o << "activation memory per token: " << bytes(info.saved_bytes_per_token)
-    << " saved for backward (fp32, seq_len " << info.seq_len << ", recompute "
-    << recompute_name(info.recompute) << "), plus " << bytes(info.scratch_bytes_per_token)
-    << " of backward scratch and logits\n";
   o << "model FLOPs per token: " << si(info.train_flops())
     << "FLOP forward+backward (3 x forward: matmul " << si(info.matmul_flops) << "FLOP + attention "
     << si(info.attention_flops) << "FLOP, seq_len " << info.seq_len << ")\n";

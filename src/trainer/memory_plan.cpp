@@ -19,6 +19,32 @@ std::string in_unit(double bytes, double unit, bool named = false) {
   return buf;
 }
 std::string gib(double bytes) { return in_unit(bytes, kGiB, true); }
+// Per-token figures, 3 significant digits: "3.84 MiB", "342 KiB".
+std::string per_token(double bytes) {
+  char buf[32];
+  if (bytes >= kMiB) {
+    std::snprintf(buf, sizeof buf, "%.3g MiB", bytes / kMiB);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3g KiB", bytes / 1024);
+  }
+  return buf;
+}
+
+// What --info prints for the model type a run uses: its activations per token of one row (the
+// buffers a row of seq_len tokens keeps for backward, and its scratch with the logits, over
+// seq_len), then the whole run's memory. precision: "fp32" or "bf16"; place: "one GPU", "the CPU".
+template <class Model>
+std::string describe_memory(const Config& cfg, const std::string& precision, const std::string& place) {
+  const TrainConfig& tc = cfg.train;
+  const std::string seq = std::to_string(tc.seq_len), recompute = recompute_name(tc.recompute);
+  const ModelMemory row = Model::memory(cfg.model, 1, tc.seq_len, 1, {0, int(cfg.parallel.tp)}, tc.recompute);
+  const double T = double(tc.seq_len);
+  return "activation memory per token: " + per_token(double(row.saved) / T) + " kept for backward (" + precision +
+         " on " + place + ", seq_len " + seq + ", recompute " + recompute + "), plus " + per_token(double(row.scratch) / T) +
+         " of backward scratch and logits\n" + "training memory on " + place + " (" + precision + ", " +
+         std::to_string(tc.batch_size) + " rows x " + seq + " tokens, recompute " + recompute +
+         "): " + format_training_memory(plan_training_memory<Model>(cfg, 1, false));
+}
 
 }  // namespace
 
@@ -34,19 +60,14 @@ std::string format_training_memory(const TrainingMemory& m) {
 
 std::string describe_training_memory(const Config& cfg) {
   const TrainConfig& tc = cfg.train;
-  const std::string run = std::to_string(tc.batch_size) + " rows x " + std::to_string(tc.seq_len) +
-                          " tokens, recompute " + recompute_name(tc.recompute);
 #ifdef HYMBA_HAVE_CUDA
   if (tc.device != "cpu") {
-    const TrainingMemory m = tc.precision == "bf16"
-                                 ? plan_training_memory<CudaBf16HymbaModel>(cfg, 1, false)
-                                 : plan_training_memory<CudaHymbaModel>(cfg, 1, false);
-    return "training memory on one GPU (" + tc.precision + ", " + run + "): " + format_training_memory(m) +
+    return (tc.precision == "bf16" ? describe_memory<CudaBf16HymbaModel>(cfg, "bf16", "one GPU")
+                                   : describe_memory<CudaHymbaModel>(cfg, "fp32", "one GPU")) +
            ", plus the CUDA context\n";
   }
 #endif
-  return "training memory on the CPU (fp32, " + run + "): " +
-         format_training_memory(plan_training_memory<HymbaModel<float>>(cfg, 1, false)) + "\n";
+  return describe_memory<HymbaModel<float>>(cfg, "fp32", "the CPU") + "\n";
 }
 
 void check_gpu_memory_fits(const Config& cfg, const TrainingMemory& plan) {

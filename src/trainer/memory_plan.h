@@ -41,8 +41,9 @@ TrainingMemory plan_training_memory(const Config& cfg, int64_t replicas, bool co
 // "41.6 GiB (weights and gradients 8.5, optimizer 11.3, activations kept for backward 20.1, scratch 1.5, kernels 0.2)"
 std::string format_training_memory(const TrainingMemory& m);
 
-// The plan `hymba-train CONFIG --info` prints: one process, on the device train.device picks
-// (the GPU model at train.precision where the build has CUDA and train.device is not cpu).
+// The memory `hymba-train CONFIG --info` prints: the activations per token of one row, then the
+// plan of one process, on the device train.device picks (the GPU model at train.precision where
+// the build has CUDA and train.device is not cpu), in that model's own sizes.
 std::string describe_training_memory(const Config& cfg);
 
 // Fails, naming the config and what to change, when a GPU run's plan exceeds the free memory
