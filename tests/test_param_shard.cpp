@@ -56,8 +56,11 @@ TEST(ParamShard, BucketsTileTheBufferSplitEvenlyAndHoldTheirKinds) {
       if (t.numel == 0) continue;
       const size_t b = bucket_of(t.offset);
       EXPECT_EQ(bucket_of(t.offset + t.numel - 1), b) << t.name << " crosses buckets";
-      if (t.kind == ParamKind::embedding) EXPECT_EQ(b, 0u) << t.name;
-      else if (t.kind != ParamKind::matrix) EXPECT_EQ(b, layout.fp32_bucket) << t.name;
+      if (t.kind == ParamKind::embedding) {
+        EXPECT_EQ(b, 0u) << t.name;
+      } else if (t.kind != ParamKind::matrix) {
+        EXPECT_EQ(b, layout.fp32_bucket) << t.name;
+      }
     }
     for (size_t l = 0; l < layout.offsets.layers.size(); ++l) {
       const LayerParams<int64_t>& o = layout.offsets.layers[l];
