@@ -277,26 +277,31 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[N][4]) {
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[n][e])::"memory");
 }
 
+// The accumulator operands of a wgmma: "+f" constraints of the 8 n-tiles d[i .. i + 7][0..3]
+// (32 registers), and the operand numbers of 32 or 64 of them in the instruction text.
+#define HYMBA_WGMMA_ACC2(d, i)                                                              \
+  "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3]), "+f"(d[(i) + 1][0]),          \
+      "+f"(d[(i) + 1][1]), "+f"(d[(i) + 1][2]), "+f"(d[(i) + 1][3])
+#define HYMBA_WGMMA_ACC8(d, i)                                                              \
+  HYMBA_WGMMA_ACC2(d, i), HYMBA_WGMMA_ACC2(d, (i) + 2), HYMBA_WGMMA_ACC2(d, (i) + 4),       \
+      HYMBA_WGMMA_ACC2(d, (i) + 6)
+#define HYMBA_WGMMA_REGS_0_31                                                               \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "    \
+  "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define HYMBA_WGMMA_REGS_32_63                                                              \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, "    \
+  "%49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+
 // d (64 x 64 fp32; per warp its 16 rows as [n-tile][4] m16n8 C fragments) = or += A · Bᵀ for one
 // k-step of 16: A (64 x 16) and B (64 x 16) K-major in shared memory, given by descriptors.
 __device__ __forceinline__ void wgmma_64x64_ss(float (&d)[8][4], uint64_t a, uint64_t b, bool accumulate) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, "
-      "%8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, "
-      "%24, %25, %26, %27, %28, %29, %30, %31"
+      HYMBA_WGMMA_REGS_0_31
       "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
       :
-      "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      HYMBA_WGMMA_ACC8(d, 0)
       : "l"(a), "l"(b), "r"(int(accumulate)));
 }
 
@@ -306,32 +311,10 @@ __device__ __forceinline__ void wgmma_64x128_rs(float (&d)[16][4], const uint32_
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, "
-      "%8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, "
-      "%24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, "
-      "%40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, "
-      "%56, %57, %58, %59, %60, %61, %62, %63"
+      HYMBA_WGMMA_REGS_0_31 ", " HYMBA_WGMMA_REGS_32_63
       "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
       :
-      "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
-      "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
-      "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
-      "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
-      "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
-      "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
-      "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
-      "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
-      "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      HYMBA_WGMMA_ACC8(d, 0), HYMBA_WGMMA_ACC8(d, 8)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }
 
@@ -341,21 +324,32 @@ __device__ __forceinline__ void wgmma_64x64_rs(float (&d)[8][4], const uint32_t 
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, "
-      "%8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, "
-      "%24, %25, %26, %27, %28, %29, %30, %31"
+      HYMBA_WGMMA_REGS_0_31
       "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
       :
-      "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      HYMBA_WGMMA_ACC8(d, 0)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+#undef HYMBA_WGMMA_ACC2
+#undef HYMBA_WGMMA_ACC8
+#undef HYMBA_WGMMA_REGS_0_31
+#undef HYMBA_WGMMA_REGS_32_63
+
+// The block's dynamic shared memory from its first 1024-byte boundary (the 128-byte swizzle's
+// alignment; each kernel's size asks for 1024 bytes more).
+__device__ __forceinline__ unsigned char* swizzle_aligned_smem() {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  return smem_raw + (1024 - smem_address(smem_raw) % 1024) % 1024;
+}
+
+// The cp.async tile loads this thread issued have landed, are visible to wgmma (which reads
+// through the async proxy), and every thread's have (the barrier); after it, the buffer the
+// previous iteration read may be refilled.
+__device__ __forceinline__ void tiles_arrived() {
+  cp_async_wait_all();
+  fence_proxy_async();
+  __syncthreads();
 }
 
 // Rows [row0, row0 + R) of a [rows, 64·kColumns] bf16 matrix at row stride ld into kColumns
@@ -391,8 +385,6 @@ __device__ __forceinline__ void scores_to_a(uint32_t (&a)[K][4], const float (&c
   }
 }
 
-// ---- global → shared tiles ------------------------------------------------------------------
-
 // What the kernels take of the shape: sizes as int (the launchers check they fit), the mask, and
 // the score scale 1/sqrt(hd).
 struct Dims {
@@ -403,9 +395,8 @@ struct Dims {
 
 // ---- forward --------------------------------------------------------------------------------
 
-// Block → (b, head, tile) for the row-tile kernels (forward: kBlock-row tiles, dq: 64-row tiles): the
-// tile index runs slowest and from the last tile down, so the heaviest blocks (most key tiles)
-// start first.
+// Block → (b, head, query tile) for the forward and dq kernels: the tile index runs slowest and
+// from the last tile down, so the heaviest blocks (most key tiles) start first.
 struct RowBlock {
   int b, h, qt;
 };
@@ -432,8 +423,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kBlock;
   const float scale_log2 = d.scale * kLog2e;
 
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  unsigned char* smem = smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024);
+  unsigned char* smem = swizzle_aligned_smem();
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [64][64] the block's query rows
   bf16* ks = qs + kAtomTile;                 // [2][64][64] key tiles
   bf16* vs = ks + 2 * kAtomTile;             // [2][2][64][64] value tiles (two atom columns)
@@ -465,9 +455,7 @@ __global__ void __launch_bounds__(kThreads, 3)
 
   for (int i = 0; i < tiles.n; ++i) {
     const int buf = i & 1;
-    cp_async_wait_all();  // tile i is in
-    fence_proxy_async();  // … visible to wgmma
-    __syncthreads();      // … for every thread, and tile i − 1 (the other buffer) is no longer read
+    tiles_arrived();  // this iteration's tiles are in; the other buffer is free to refill
     if (i + 1 < tiles.n) {
       const int next = tiles.tile(i + 1) * kBlock;
       load_tile_sw128<1, kBlock, kThreads>(ks + (buf ^ 1) * kAtomTile, kb, ldk, next, S);
@@ -608,8 +596,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kBlock;
   const float scale_log2 = d.scale * kLog2e;
 
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  unsigned char* smem = smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024);
+  unsigned char* smem = swizzle_aligned_smem();
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [64][64] the block's query rows
   bf16* dos = qs + kAtomTile;                // [2][64][64] their output gradients
   bf16* ks = dos + 2 * kAtomTile;            // [2][64][64] key tiles
@@ -645,9 +632,7 @@ __global__ void __launch_bounds__(kThreads, 3)
 
   for (int i = 0; i < tiles.n; ++i) {
     const int buf = i & 1;
-    cp_async_wait_all();  // tile i is in
-    fence_proxy_async();
-    __syncthreads();
+    tiles_arrived();  // this iteration's tiles are in; the other buffer is free to refill
     if (i + 1 < tiles.n) {
       const int next = tiles.tile(i + 1) * kBlock;
       load_tile_sw128<1, kBlock, kThreads>(ks + (buf ^ 1) * kAtomTile, kb, ldk, next, S);
@@ -735,8 +720,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int b = bg / d.nkv, g = bg % d.nkv, k0 = kt * kBlock;
   const float scale_log2 = d.scale * kLog2e;
 
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  unsigned char* smem = smem_raw + ((1024 - smem_address(smem_raw) % 1024) % 1024);
+  unsigned char* smem = swizzle_aligned_smem();
   bf16* ks = reinterpret_cast<bf16*>(smem);  // [64][64] the block's keys
   bf16* vs = ks + kAtomTile;                 // [2][64][64] and values
   bf16* qs = vs + 2 * kAtomTile;             // [2][64][64] query tiles
@@ -784,9 +768,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   for (int it = it0; it < it1; ++it) {
     const int buf = (it - it0) & 1;
-    cp_async_wait_all();
-    fence_proxy_async();
-    __syncthreads();
+    tiles_arrived();  // this iteration's tiles are in; the other buffer is free to refill
     if (it + 1 < it1) load_queries(it + 1, buf ^ 1);
     cp_async_commit();
     const int q0 = q0_of(it);

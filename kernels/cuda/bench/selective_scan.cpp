@@ -1,8 +1,8 @@
 // bench-selective_scan: times the CUDA selective scan (forward, backward, both) at the Hymba-1.5B
 // layer size (batch 2, 128 meta + 2048 text tokens, E = 3200, N = 16) and at 4x that length, in
-// bf16 and fp32, then in bf16 at 1 to 8 rows (the grid's waves); the training path: the forward saves its checkpoints and the backward uses them.
-// The backward without checkpoints (it runs the forward kernel first, without output) is timed
-// too. Against the two floors of the op:
+// bf16 and fp32, then in bf16 at 1 to 8 rows (the grid's waves); the training path: the forward
+// saves its checkpoints and the backward uses them. The backward without checkpoints (it runs
+// the forward kernel first, without output) is timed too. Against the two floors of the op:
 //   bytes: each [B, S, E] tensor read or written once (forward: u, delta, z in, out; backward:
 //          dout, u, delta, z in, du, ddelta, dz out), against the measured copy bandwidth. The
 //          checkpoints (fp32, the state entering every 16 tokens: B·S·E·N/16 floats, 56 MB at
