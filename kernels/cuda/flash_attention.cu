@@ -109,6 +109,8 @@
 #include "core/error.h"
 #include "cuda/alignment.h"
 #include "cuda/dtype.cuh"
+#include "cuda/tma.cuh"
+#include "cuda/tma.h"
 
 namespace hymba::cuda {
 
@@ -202,16 +204,6 @@ HYMBA_HOST_DEVICE inline QueryTiles query_tiles(int kt, int tiles, const Mask& m
 
 // ---- PTX wrappers ---------------------------------------------------------------------------
 
-__device__ __forceinline__ uint32_t smem_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global → shared, asynchronous; valid == false writes 16 zero bytes and reads nothing.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)),
-               "l"(__cvta_generic_to_global(src)), "r"(valid ? 16 : 0)
-               : "memory");
-}
 // 4 bytes global → shared, asynchronous; valid == false writes a zero.
 __device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)),
@@ -266,8 +258,6 @@ __device__ __forceinline__ uint64_t mn_step(int kk) { return uint64_t(kk * (16 *
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-// Shared memory written by the generic proxy (cp.async) made visible to wgmma's reads.
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 // Keeps the compiler from moving accumulator reads or writes across a wgmma wait or fence.
 template <int N>
 __device__ __forceinline__ void fence_accumulators(float (&d)[N][4]) {
@@ -343,33 +333,31 @@ __device__ __forceinline__ unsigned char* swizzle_aligned_smem() {
   return smem_raw + (1024 - smem_address(smem_raw) % 1024) % 1024;
 }
 
-// The cp.async tile loads this thread issued have landed, are visible to wgmma (which reads
-// through the async proxy), and every thread's have (the barrier); after it, the buffer the
-// previous iteration read may be refilled.
-__device__ __forceinline__ void tiles_arrived() {
-  cp_async_wait_all();
-  fence_proxy_async();
-  __syncthreads();
+// ---- tile loads (TMA) -------------------------------------------------------------------------
+// Every shared tile is copied by the TMA unit from a CUtensorMap of its tensor (kernels/cuda/tma.h:
+// [B][S][heads·dim] bf16, boxes of [64 rows][64 columns] in the 128-byte swizzle, rows past the
+// sequence end zero-filled, so a padded query or key row contributes exact zeros). Thread 0 arms
+// the buffer's barrier with the bytes and issues the copies; no other thread spends an instruction
+// on addresses (the cp.async loads of v3 were ~40% of the forward's instructions).
+
+constexpr uint32_t kAtomBytes = kAtomTile * sizeof(bf16);  // one [64][64] atom column, 8 KB
+
+// Rows [row0, row0 + 64) and columns [col0, col0 + 64·kColumns) of batch b of `map` into kColumns
+// atom columns at dst; their kColumns·kAtomBytes complete on bar (armed by the caller).
+template <int kColumns>
+__device__ __forceinline__ void load_tile(bf16* dst, const CUtensorMap& map, int col0, int row0, int b, uint64_t* bar) {
+#pragma unroll
+  for (int c = 0; c < kColumns; ++c) tma_load_tile(dst + c * kAtomTile, map, col0 + 64 * c, row0, b, bar);
 }
 
-// Rows [row0, row0 + R) of a [rows, 64·kColumns] bf16 matrix at row stride ld into kColumns
-// swizzled atom columns [R][64] at dst (1024-byte aligned), as 16-byte cp.async chunks over the
-// block's N threads; rows at or past `rows` become zeros. A thread keeps one chunk column and
-// steps down the rows by N / (chunks per row), a multiple of 8, so its swizzled column is fixed
-// and its addresses advance by constants (the per-chunk index arithmetic was 40% of the forward's
-// instructions).
-template <int kColumns, int R, int N>
-__device__ __forceinline__ void load_tile_sw128(bf16* dst, const bf16* src, int64_t ld, int row0, int rows) {
-  constexpr int kChunks = 8 * kColumns, kStep = N / kChunks;  // chunks per row; rows per pass
-  static_assert(N % kChunks == 0 && kStep % 8 == 0 && R % kStep == 0, "fixed column, whole passes");
-  const int r = int(threadIdx.x) / kChunks, c = int(threadIdx.x) % kChunks;
-  const bf16* from = src + int64_t(row0 + r) * ld + c * 8;
-  bf16* to = dst + ((c / 8) * R + r) * 64 + ((c % 8) ^ (r % 8)) * 8;
-#pragma unroll
-  for (int i = 0; i < R / kStep; ++i) {
-    const bool valid = row0 + r + i * kStep < rows;
-    cp_async16(to + i * kStep * 64, valid ? from + i * kStep * ld : src, valid);
+// The block's barriers of its two tile buffers, initialised by thread 0 before any thread uses them.
+__device__ __forceinline__ void init_tile_barriers(uint64_t (&full)[2]) {
+  if (threadIdx.x == 0) {
+    mbarrier_init(&full[0]);
+    mbarrier_init(&full[1]);
+    fence_barrier_init();
   }
+  __syncthreads();
 }
 
 // Score accumulators [2K n-tiles][4] (16 rows x 16K columns) as the A fragments of the next
@@ -416,8 +404,8 @@ constexpr size_t kForwardSmem = sizeof(bf16) * size_t(kAtomTile * (1 + 2 + 2 * 2
 // m64n64k16 from shared memory; P goes from the score accumulators to A fragments in registers and
 // O += P V is 4 k-steps of m64n128k16 with V MN-major in shared memory.
 __global__ void __launch_bounds__(kThreads, 3)
-    flash_forward_kernel(bf16* __restrict__ out, float* __restrict__ lse, const bf16* __restrict__ q,
-                   const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t ldv, Dims d) {
+    flash_forward_kernel(bf16* __restrict__ out, float* __restrict__ lse, const __grid_constant__ CUtensorMap q_map,
+                   const __grid_constant__ CUtensorMap k_map, const __grid_constant__ CUtensorMap v_map, Dims d) {
   const int S = d.S;
   const RowBlock rb = row_block(d, kBlock);
   const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kBlock;
@@ -428,16 +416,19 @@ __global__ void __launch_bounds__(kThreads, 3)
   bf16* ks = qs + kAtomTile;                 // [2][64][64] key tiles
   bf16* vs = ks + 2 * kAtomTile;             // [2][2][64][64] value tiles (two atom columns)
 
-  const int64_t ldq = int64_t(d.nh) * kHd, ldk = int64_t(d.nkv) * kHd;
-  const bf16* qb = q + int64_t(b) * S * ldq + h * kHd;  // query row i at qb + i·ldq
-  const bf16* kb = k + int64_t(b) * S * ldk + g * kHd;  // key row j at kb + j·ldk
-  const bf16* vb = v + int64_t(b) * S * ldv + g * kVd;  // value row j at vb + j·ldv
-
+  __shared__ uint64_t full[2];  // full[buf]: key tile buf (and, first, the query tile) has landed
+  init_tile_barriers(full);
   const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
-  load_tile_sw128<1, kBlock, kThreads>(qs, qb, ldq, q0, S);
-  load_tile_sw128<1, kBlock, kThreads>(ks, kb, ldk, tiles.tile(0) * kBlock, S);
-  load_tile_sw128<2, kBlock, kThreads>(vs, vb, ldv, tiles.tile(0) * kBlock, S);
-  cp_async_commit();
+  // Key tile `tile` (K and both atom columns of V) into buffer buf.
+  auto load_keys = [&](int tile, int buf) {
+    load_tile<1>(ks + buf * kAtomTile, k_map, g * kHd, tile * kBlock, b, &full[buf]);
+    load_tile<2>(vs + buf * 2 * kAtomTile, v_map, g * kVd, tile * kBlock, b, &full[buf]);
+  };
+  if (threadIdx.x == 0) {
+    mbarrier_arrive_expect(&full[0], 4 * kAtomBytes);
+    load_tile<1>(qs, q_map, h * kHd, q0, b, &full[0]);
+    load_keys(tiles.tile(0), 0);
+  }
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int gr = lane / 4, tc = lane % 4;  // fragment row group, column pair
@@ -455,13 +446,12 @@ __global__ void __launch_bounds__(kThreads, 3)
 
   for (int i = 0; i < tiles.n; ++i) {
     const int buf = i & 1;
-    tiles_arrived();  // this iteration's tiles are in; the other buffer is free to refill
-    if (i + 1 < tiles.n) {
-      const int next = tiles.tile(i + 1) * kBlock;
-      load_tile_sw128<1, kBlock, kThreads>(ks + (buf ^ 1) * kAtomTile, kb, ldk, next, S);
-      load_tile_sw128<2, kBlock, kThreads>(vs + (buf ^ 1) * 2 * kAtomTile, vb, ldv, next, S);
+    __syncthreads();  // every warp is done with iteration i − 1: its buffer may be refilled
+    if (threadIdx.x == 0 && i + 1 < tiles.n) {
+      mbarrier_arrive_expect(&full[buf ^ 1], 3 * kAtomBytes);
+      load_keys(tiles.tile(i + 1), buf ^ 1);
     }
-    cp_async_commit();
+    mbarrier_wait(&full[buf], (i >> 1) & 1);  // this iteration's tiles are in
     const int k0 = tiles.tile(i) * kBlock;
 
     float sc[8][4];  // S = Q Kᵀ: rows row0, row0 + 8; keys k0 + 8j + 2tc, + 1
@@ -588,9 +578,10 @@ constexpr size_t kDqSmem = sizeof(bf16) * size_t(kAtomTile * (1 + 2 + 2 + 2 * 2)
 // m64n64k16) and dP = dO Vᵀ (8 more, over vd) from shared memory in one group, P and dS on the
 // accumulators, then dQ += dS K (4 wgmma m64n64k16, dS from registers, K MN-major).
 __global__ void __launch_bounds__(kThreads, 3)
-    flash_dq_kernel(bf16* __restrict__ dq, const bf16* __restrict__ dout, const bf16* __restrict__ q,
-              const bf16* __restrict__ k, const bf16* __restrict__ v, int64_t ldv,
-              const float* __restrict__ lse2, const float* __restrict__ D, Dims d) {
+    flash_dq_kernel(bf16* __restrict__ dq, const __grid_constant__ CUtensorMap do_map,
+              const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
+              const __grid_constant__ CUtensorMap v_map, const float* __restrict__ lse2, const float* __restrict__ D,
+              Dims d) {
   const int S = d.S;
   const RowBlock rb = row_block(d, kBlock);
   const int b = rb.b, h = rb.h, g = h / (d.nh / d.nkv), q0 = rb.qt * kBlock;
@@ -602,16 +593,20 @@ __global__ void __launch_bounds__(kThreads, 3)
   bf16* ks = dos + 2 * kAtomTile;            // [2][64][64] key tiles
   bf16* vs = ks + 2 * kAtomTile;             // [2][2][64][64] value tiles
 
-  const int64_t ldq = int64_t(d.nh) * kHd, ldo = int64_t(d.nh) * kVd, ldk = int64_t(d.nkv) * kHd;
-  const bf16* kb = k + int64_t(b) * S * ldk + g * kHd;  // key row j at kb + j·ldk
-  const bf16* vb = v + int64_t(b) * S * ldv + g * kVd;  // value row j at vb + j·ldv
-
+  __shared__ uint64_t full[2];  // full[buf]: key tile buf (and, first, the query tiles) has landed
+  init_tile_barriers(full);
   const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
-  load_tile_sw128<1, kBlock, kThreads>(qs, q + int64_t(b) * S * ldq + h * kHd, ldq, q0, S);
-  load_tile_sw128<2, kBlock, kThreads>(dos, dout + int64_t(b) * S * ldo + h * kVd, ldo, q0, S);
-  load_tile_sw128<1, kBlock, kThreads>(ks, kb, ldk, tiles.tile(0) * kBlock, S);
-  load_tile_sw128<2, kBlock, kThreads>(vs, vb, ldv, tiles.tile(0) * kBlock, S);
-  cp_async_commit();
+  // Key tile `tile` (K and both atom columns of V) into buffer buf.
+  auto load_keys = [&](int tile, int buf) {
+    load_tile<1>(ks + buf * kAtomTile, k_map, g * kHd, tile * kBlock, b, &full[buf]);
+    load_tile<2>(vs + buf * 2 * kAtomTile, v_map, g * kVd, tile * kBlock, b, &full[buf]);
+  };
+  if (threadIdx.x == 0) {
+    mbarrier_arrive_expect(&full[0], 6 * kAtomBytes);
+    load_tile<1>(qs, q_map, h * kHd, q0, b, &full[0]);
+    load_tile<2>(dos, do_map, h * kVd, q0, b, &full[0]);
+    load_keys(tiles.tile(0), 0);
+  }
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int gr = lane / 4, tc = lane % 4;
@@ -632,13 +627,12 @@ __global__ void __launch_bounds__(kThreads, 3)
 
   for (int i = 0; i < tiles.n; ++i) {
     const int buf = i & 1;
-    tiles_arrived();  // this iteration's tiles are in; the other buffer is free to refill
-    if (i + 1 < tiles.n) {
-      const int next = tiles.tile(i + 1) * kBlock;
-      load_tile_sw128<1, kBlock, kThreads>(ks + (buf ^ 1) * kAtomTile, kb, ldk, next, S);
-      load_tile_sw128<2, kBlock, kThreads>(vs + (buf ^ 1) * 2 * kAtomTile, vb, ldv, next, S);
+    __syncthreads();  // every warp is done with iteration i − 1: its buffer may be refilled
+    if (threadIdx.x == 0 && i + 1 < tiles.n) {
+      mbarrier_arrive_expect(&full[buf ^ 1], 3 * kAtomBytes);
+      load_keys(tiles.tile(i + 1), buf ^ 1);
     }
-    cp_async_commit();
+    mbarrier_wait(&full[buf], (i >> 1) & 1);  // this iteration's tiles are in
     const int k0 = tiles.tile(i) * kBlock;
     const uint64_t k_desc = sw128_desc(ks + buf * kAtomTile, 0);
     const uint64_t v_desc = sw128_desc(vs + buf * 2 * kAtomTile, 0);
@@ -680,7 +674,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   for (int r = 0; r < 2; ++r) {
     const int row = row0 + 8 * r;
     if (row >= S) continue;
-    bf16* drow = dq + (int64_t(b) * S + row) * ldq + h * kHd + 2 * tc;  // columns 8n + 2tc, + 1
+    bf16* drow = dq + ((int64_t(b) * S + row) * d.nh + h) * kHd + 2 * tc;  // columns 8n + 2tc, + 1
 #pragma unroll
     for (int n = 0; n < 8; ++n) {
       *reinterpret_cast<uint32_t*>(drow + 8 * n) = pack_bf16(d.scale * acc[n][2 * r], d.scale * acc[n][2 * r + 1]);
@@ -709,9 +703,9 @@ constexpr int64_t kPartFloats = int64_t(kBlock) * kPartCols;  // one [kBlock, kP
 // slots in order.
 __global__ void __launch_bounds__(kThreads, 2)
     flash_dkdv_kernel(bf16* __restrict__ dk, bf16* __restrict__ dv, float* __restrict__ part,
-                const bf16* __restrict__ dout, const bf16* __restrict__ q, const bf16* __restrict__ k,
-                const bf16* __restrict__ v, int64_t ldv, const float* __restrict__ lse2,
-                const float* __restrict__ D, Dims d, int parts) {
+                const __grid_constant__ CUtensorMap do_map, const __grid_constant__ CUtensorMap q_map,
+                const __grid_constant__ CUtensorMap k_map, const __grid_constant__ CUtensorMap v_map,
+                const float* __restrict__ lse2, const float* __restrict__ D, Dims d, int parts) {
   const int S = d.S, rep = d.nh / d.nkv;
   const int tiles = ceil_div(S, kBlock), groups = d.B * d.nkv;
   // The first key tiles are seen by the most queries: they start first.
@@ -728,9 +722,6 @@ __global__ void __launch_bounds__(kThreads, 2)
   float* ls = reinterpret_cast<float*>(dos + 4 * kAtomTile);  // [2][kBlock] lse·log2(e) of the queries
   float* Ds = ls + 2 * kBlock;                                 // [2][kBlock] D of the queries
 
-  const int64_t ldq = int64_t(d.nh) * kHd, ldo = int64_t(d.nh) * kVd, ldk = int64_t(d.nkv) * kHd;
-  const bf16* qb = q + int64_t(b) * S * ldq;     // query row i of head h at qb + i·ldq + h·hd
-  const bf16* ob = dout + int64_t(b) * S * ldo;  // dout row i of head h at ob + i·ldo + h·vd
   const QueryTiles qtiles = query_tiles(kt, tiles, d.mask);
   const int n = rep * qtiles.count;  // (head, query tile) pairs, head outermost
   // This block's range [it0, it1) of them (empty when n < parts).
@@ -738,22 +729,33 @@ __global__ void __launch_bounds__(kThreads, 2)
   // Iteration it's query head and first query.
   auto head_of = [&](int it) { return g * rep + it / qtiles.count; };
   auto q0_of = [&](int it) { return (qtiles.first + it % qtiles.count) * kBlock; };
+  __shared__ uint64_t full[2];  // full[buf]: query tile buf (and, first, the key tiles) has landed
+  init_tile_barriers(full);
+  // Iteration it's query rows and their output gradients into buffer buf by TMA (thread 0, on
+  // full[buf]), and their lse·log2(e) and D by cp.async: threads 0-63 the lse of the 64 queries,
+  // threads 64-127 their D (0 past the end; [B, nh, S] rows are too short for TMA's 16-byte rule).
   auto load_queries = [&](int it, int buf) {
     const int h = head_of(it), q0 = q0_of(it);
-    load_tile_sw128<1, kBlock, kThreads>(qs + buf * kAtomTile, qb + h * kHd, ldq, q0, S);
-    load_tile_sw128<2, kBlock, kThreads>(dos + buf * 2 * kAtomTile, ob + h * kVd, ldo, q0, S);
-    // Threads 0-63 load lse·log2(e) of the 64 queries, threads 64-127 their D (0 past the end).
+    if (threadIdx.x == 0) {
+      load_tile<1>(qs + buf * kAtomTile, q_map, h * kHd, q0, b, &full[buf]);
+      load_tile<2>(dos + buf * 2 * kAtomTile, do_map, h * kVd, q0, b, &full[buf]);
+    }
     const int t = int(threadIdx.x), r = t % kBlock;
     const float* src = (t < kBlock ? lse2 : D) + (int64_t(b) * d.nh + h) * S;
     float* dst = (t < kBlock ? ls : Ds) + buf * kBlock;
     const bool valid = q0 + r < S;
     cp_async4(dst + r, valid ? src + q0 + r : src, valid);
+    cp_async_commit();
   };
 
-  load_tile_sw128<1, kBlock, kThreads>(ks, k + int64_t(b) * S * ldk + g * kHd, ldk, k0, S);
-  load_tile_sw128<2, kBlock, kThreads>(vs, v + int64_t(b) * S * ldv + g * kVd, ldv, k0, S);
-  if (it0 < it1) load_queries(it0, 0);
-  cp_async_commit();
+  if (it0 < it1) {  // an empty range reads nothing
+    if (threadIdx.x == 0) {
+      mbarrier_arrive_expect(&full[0], 6 * kAtomBytes);
+      load_tile<1>(ks, k_map, g * kHd, k0, b, &full[0]);
+      load_tile<2>(vs, v_map, g * kVd, k0, b, &full[0]);
+    }
+    load_queries(it0, 0);
+  }
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int gr = lane / 4, tc = lane % 4;
@@ -768,9 +770,13 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   for (int it = it0; it < it1; ++it) {
     const int buf = (it - it0) & 1;
-    tiles_arrived();  // this iteration's tiles are in; the other buffer is free to refill
-    if (it + 1 < it1) load_queries(it + 1, buf ^ 1);
-    cp_async_commit();
+    cp_async_wait_all();  // this thread's lse / D of iteration it have landed
+    __syncthreads();      // everyone's have, and every warp is done with iteration it − 1's buffer
+    if (it + 1 < it1) {
+      if (threadIdx.x == 0) mbarrier_arrive_expect(&full[buf ^ 1], 3 * kAtomBytes);
+      load_queries(it + 1, buf ^ 1);
+    }
+    mbarrier_wait(&full[buf], ((it - it0) >> 1) & 1);  // this iteration's tiles are in
     const int q0 = q0_of(it);
     const bool unmasked = tile_unmasked(q0, kBlock, k0, d.mask);
     const bf16* qt = qs + buf * kAtomTile;       // [64][64] the pair's query rows
@@ -819,8 +825,6 @@ __global__ void __launch_bounds__(kThreads, 2)
     fence_accumulators(dva);
     fence_accumulators(dka);
   }
-
-  cp_async_wait_all();  // an empty range still issued the K/V loads
 
   if (parts > 1) {
     // The slot of (b, g, kt, p); rows past the sequence end are written too (never read).
@@ -988,8 +992,12 @@ void flash_attention_forward(T* out, float* lse, const T* q, const T* k, const T
   check_aligned(out, 16, "out", op), check_aligned(lse, 4, "lse", op), check_aligned(q, 16, "q", op);
   check_aligned(k, 16, "k", op), check_aligned(v, 16, "v", op);
   const int64_t tiles = (s.S + kBlock - 1) / kBlock;
+  const CUtensorMap q_map = bf16_tile_map(q, s.nh * kHd, s.S, s.B, s.nh * kHd, kBlock, "flash_attention_forward q");
+  const CUtensorMap k_map = bf16_tile_map(k, s.nkv * kHd, s.S, s.B, s.nkv * kHd, kBlock, "flash_attention_forward k");
+  const CUtensorMap v_map = bf16_tile_map(v, s.nkv * kVd, s.S, s.B, ldv, kBlock, "flash_attention_forward v");
   allow_smem(flash_forward_kernel, kForwardSmem);
-  flash_forward_kernel<<<blocks(s.B * s.nh * tiles), kThreads, kForwardSmem, stream>>>(out, lse, q, k, v, ldv, dims(s));
+  flash_forward_kernel<<<blocks(s.B * s.nh * tiles), kThreads, kForwardSmem, stream>>>(out, lse, q_map, k_map, v_map,
+                                                                                      dims(s));
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
@@ -1024,18 +1032,24 @@ void flash_attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, co
   float* lse2 = D + s.B * s.nh * s.S;                  // [B, nh, S]
   const int64_t tiles = (s.S + kBlock - 1) / kBlock;
 
+  const CUtensorMap do_map = bf16_tile_map(dout, s.nh * kVd, s.S, s.B, s.nh * kVd, kBlock, "flash_attention_backward dout");
+  const CUtensorMap q_map = bf16_tile_map(q, s.nh * kHd, s.S, s.B, s.nh * kHd, kBlock, "flash_attention_backward q");
+  const CUtensorMap k_map = bf16_tile_map(k, s.nkv * kHd, s.S, s.B, s.nkv * kHd, kBlock, "flash_attention_backward k");
+  const CUtensorMap v_map = bf16_tile_map(v, s.nkv * kVd, s.S, s.B, ldv, kBlock, "flash_attention_backward v");
+
   const int64_t rows = s.B * s.S * s.nh;
   flash_row_dot_kernel<<<blocks((rows + kRowWarps - 1) / kRowWarps), kRowWarps * 32, 0, stream>>>(D, lse2, dout, out,
                                                                                            lse, d);
   HYMBA_CUDA_CHECK_LAUNCH();
 
   allow_smem(flash_dq_kernel, kDqSmem);
-  flash_dq_kernel<<<blocks(s.B * s.nh * tiles), kThreads, kDqSmem, stream>>>(dq, dout, q, k, v, ldv, lse2, D, d);
+  flash_dq_kernel<<<blocks(s.B * s.nh * tiles), kThreads, kDqSmem, stream>>>(dq, do_map, q_map, k_map, v_map, lse2, D,
+                                                                             d);
   HYMBA_CUDA_CHECK_LAUNCH();
 
   allow_smem(flash_dkdv_kernel, kDkDvSmem);
-  flash_dkdv_kernel<<<blocks(s.B * s.nkv * tiles * parts), kThreads, kDkDvSmem, stream>>>(dk, dv, part, dout, q, k, v, ldv,
-                                                                                   lse2, D, d, parts);
+  flash_dkdv_kernel<<<blocks(s.B * s.nkv * tiles * parts), kThreads, kDkDvSmem, stream>>>(dk, dv, part, do_map, q_map, k_map,
+                                                                                   v_map, lse2, D, d, parts);
   HYMBA_CUDA_CHECK_LAUNCH();
   if (parts > 1) {
     const int64_t threads = s.B * s.S * s.nkv * (kPartCols / 4);
