@@ -257,7 +257,12 @@ __device__ __forceinline__ uint64_t mn_step(int kk) { return uint64_t(kk * (16 *
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Waits until at most N of this warpgroup's committed wgmma groups are still running.
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void wgmma_wait_all() { wgmma_wait<0>(); }
 // Keeps the compiler from moving accumulator reads or writes across a wgmma wait or fence.
 template <int N>
 __device__ __forceinline__ void fence_accumulators(float (&d)[N][4]) {
@@ -350,11 +355,12 @@ __device__ __forceinline__ void load_tile(bf16* dst, const CUtensorMap& map, int
   for (int c = 0; c < kColumns; ++c) tma_load_tile(dst + c * kAtomTile, map, col0 + 64 * c, row0, b, bar);
 }
 
-// The block's barriers of its two tile buffers, initialised by thread 0 before any thread uses them.
-__device__ __forceinline__ void init_tile_barriers(uint64_t (&full)[2]) {
+// The block's barriers of its tile buffers, initialised by thread 0 before any thread uses them.
+template <int N>
+__device__ __forceinline__ void init_tile_barriers(uint64_t (&full)[N]) {
   if (threadIdx.x == 0) {
-    mbarrier_init(&full[0]);
-    mbarrier_init(&full[1]);
+#pragma unroll
+    for (int i = 0; i < N; ++i) mbarrier_init(&full[i]);
     fence_barrier_init();
   }
   __syncthreads();
@@ -416,18 +422,17 @@ __global__ void __launch_bounds__(kThreads, 3)
   bf16* ks = qs + kAtomTile;                 // [2][64][64] key tiles
   bf16* vs = ks + 2 * kAtomTile;             // [2][2][64][64] value tiles (two atom columns)
 
-  __shared__ uint64_t full[2];  // full[buf]: key tile buf (and, first, the query tile) has landed
+  // K and V tiles have separate buffers and barriers: K of tile i is read by S_i in iteration i,
+  // V of tile i by P_i V_i in iteration i + 1 (the software pipeline below).
+  __shared__ uint64_t full[4];
   init_tile_barriers(full);
+  uint64_t* full_k = full;      // full_k[buf]: key tile buf (and, first, the query tile) has landed
+  uint64_t* full_v = full + 2;  // full_v[buf]: value tile buf has landed
   const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
-  // Key tile `tile` (K and both atom columns of V) into buffer buf.
-  auto load_keys = [&](int tile, int buf) {
-    load_tile<1>(ks + buf * kAtomTile, k_map, g * kHd, tile * kBlock, b, &full[buf]);
-    load_tile<2>(vs + buf * 2 * kAtomTile, v_map, g * kVd, tile * kBlock, b, &full[buf]);
-  };
   if (threadIdx.x == 0) {
-    mbarrier_arrive_expect(&full[0], 4 * kAtomBytes);
-    load_tile<1>(qs, q_map, h * kHd, q0, b, &full[0]);
-    load_keys(tiles.tile(0), 0);
+    mbarrier_arrive_expect(&full_k[0], 2 * kAtomBytes);
+    load_tile<1>(qs, q_map, h * kHd, q0, b, &full_k[0]);
+    load_tile<1>(ks, k_map, g * kHd, tiles.tile(0) * kBlock, b, &full_k[0]);
   }
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
@@ -435,6 +440,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   const int wq0 = q0 + warp * 16;          // the warp's first row
   const int row0 = wq0 + gr;               // this thread's rows: row0 and row0 + 8
   const uint64_t q_desc = sw128_desc(qs, 0);
+  const float slack = kRescaleLog2 / scale_log2;  // in raw score units; m + slack = −inf while m is
 
   // Online softmax per row r (rows row0 and row0 + 8): running max m of the raw scores, this
   // thread's part of Σ exp(score − m) (the 4 threads of a row are summed at the end), and
@@ -443,26 +449,13 @@ __global__ void __launch_bounds__(kThreads, 3)
 #pragma unroll
   for (int n = 0; n < 16; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  uint32_t pf[4][4];  // P of the previous tile as A fragments (k-steps over its keys)
 
-  for (int i = 0; i < tiles.n; ++i) {
-    const int buf = i & 1;
-    __syncthreads();  // every warp is done with iteration i − 1: its buffer may be refilled
-    if (threadIdx.x == 0 && i + 1 < tiles.n) {
-      mbarrier_arrive_expect(&full[buf ^ 1], 3 * kAtomBytes);
-      load_keys(tiles.tile(i + 1), buf ^ 1);
-    }
-    mbarrier_wait(&full[buf], (i >> 1) & 1);  // this iteration's tiles are in
+  // Tile i's scores (sc, from S_i) become probabilities: the mask, the running max, the exps
+  // against m, their sums into l. Returns whether the running max moved; o must then be scaled by
+  // alpha (l already is).
+  auto softmax = [&](float (&sc)[8][4], int i, float (&alpha)[2]) -> bool {
     const int k0 = tiles.tile(i) * kBlock;
-
-    float sc[8][4];  // S = Q Kᵀ: rows row0, row0 + 8; keys k0 + 8j + 2tc, + 1
-    const uint64_t k_desc = sw128_desc(ks + buf * kAtomTile, 0);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(sc, q_desc + k_step(kk), k_desc + k_step(kk), kk > 0);
-    wgmma_commit();
-    wgmma_wait_all();
-    fence_accumulators(sc);
-
     if (!tile_unmasked(wq0, 16, k0, d.mask)) {
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
@@ -472,7 +465,6 @@ __global__ void __launch_bounds__(kThreads, 3)
         }
       }
     }
-
     // The running max moves only when a row's new max exceeds it by more than kRescaleLog2 (in
     // log2 units): until then the exps are taken against the stale max (values up to 2^8, exact
     // in fp32 and as bf16 operands) and the 64 accumulator multiplies of the rescale are skipped.
@@ -487,18 +479,16 @@ __global__ void __launch_bounds__(kThreads, 3)
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));  // the 4 threads of the row
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
     }
-    const float slack = kRescaleLog2 / scale_log2;  // in raw score units; m + slack = −inf while m is
-    if (__any_sync(0xffffffffu, mx[0] > m[0] + slack || mx[1] > m[1] + slack)) {
+    const bool rescale = __any_sync(0xffffffffu, mx[0] > m[0] + slack || mx[1] > m[1] + slack);
+    if (rescale) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const float m_new = fmaxf(m[r], mx[r]);
         // A row that has seen only masked keys keeps m = −inf: alpha is then exp2(−inf) = 0, never
         // exp2(−inf + inf) = NaN.
-        const float alpha = m_new == -INFINITY ? 1.f : exp2_approx((m[r] - m_new) * scale_log2);
+        alpha[r] = m_new == -INFINITY ? 1.f : exp2_approx((m[r] - m_new) * scale_log2);
         m[r] = m_new;
-        l[r] *= alpha;
-#pragma unroll
-        for (int n = 0; n < 16; ++n) o[n][2 * r] *= alpha, o[n][2 * r + 1] *= alpha;
+        l[r] *= alpha[r];
       }
     }
 #pragma unroll
@@ -513,18 +503,78 @@ __global__ void __launch_bounds__(kThreads, 3)
         }
       }
     }
-
-    uint32_t pf[4][4];  // P as A fragments, k-steps over the tile's keys
-    scores_to_a(pf, sc);
-    const uint64_t v_desc = sw128_desc(vs + buf * 2 * kAtomTile, kAtomTile * sizeof(bf16));
+    return rescale;
+  };
+  auto issue_scores = [&](float (&sc)[8][4], int i) {  // S_i = Q K_iᵀ, committed as one group
+    mbarrier_wait(&full_k[i & 1], (i >> 1) & 1);
+    const uint64_t k_desc = sw128_desc(ks + (i & 1) * kAtomTile, 0);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(sc, q_desc + k_step(kk), k_desc + k_step(kk), kk > 0);
+    wgmma_commit();
+  };
+  auto issue_values = [&](int i) {  // O += P_i V_i (P_i in pf), committed as one group
+    mbarrier_wait(&full_v[i & 1], (i >> 1) & 1);
+    const uint64_t v_desc = sw128_desc(vs + (i & 1) * 2 * kAtomTile, kAtomTile * sizeof(bf16));
     fence_accumulators(o);
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) wgmma_64x128_rs(o, pf[kk], v_desc + mn_step(kk));
     wgmma_commit();
-    wgmma_wait_all();
-    fence_accumulators(o);
+  };
+  // Key tile i + 1's K and tile i's V (thread 0), into buffers no warp reads any more.
+  auto load_next = [&](int i) {
+    if (threadIdx.x != 0) return;
+    if (i + 1 < tiles.n) {
+      mbarrier_arrive_expect(&full_k[(i + 1) & 1], kAtomBytes);
+      load_tile<1>(ks + ((i + 1) & 1) * kAtomTile, k_map, g * kHd, tiles.tile(i + 1) * kBlock, b, &full_k[(i + 1) & 1]);
+    }
+    mbarrier_arrive_expect(&full_v[i & 1], 2 * kAtomBytes);
+    load_tile<2>(vs + (i & 1) * 2 * kAtomTile, v_map, g * kVd, tiles.tile(i) * kBlock, b, &full_v[i & 1]);
+  };
+
+  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): iteration i issues S_i = Q K_iᵀ
+  // and then O += P_{i−1} V_{i−1}, waits for S_i only, and runs the softmax of tile i while the
+  // tensor cores still work on P_{i−1} V_{i−1}; a rescale of O waits for that product. The first
+  // tile's scores come before the loop and the last tile's P V after it, so the loop body is
+  // straight-line wgmma code (ptxas serialises every wgmma of a kernel where a group's issue or
+  // wait sits under a condition).
+  {
+    load_next(0);
+    float sc[8][4];  // S_0
+    issue_scores(sc, 0);
+    wgmma_wait<0>();
+    fence_accumulators(sc);
+    float alpha[2];
+    softmax(sc, 0, alpha);  // o is still zero: no rescale
+    scores_to_a(pf, sc);
   }
+  for (int i = 1; i < tiles.n; ++i) {
+    // Every warp is done with iteration i − 1: K buffer (i + 1) & 1 (last read by S_{i−1}) and V
+    // buffer i & 1 (last read by P_{i−2} V_{i−2}) may be refilled.
+    __syncthreads();
+    load_next(i);
+    float sc[8][4];  // S_i = Q K_iᵀ: rows row0, row0 + 8; keys k0 + 8j + 2tc, + 1
+    issue_scores(sc, i);
+    issue_values(i - 1);
+    wgmma_wait<1>();  // S_i is in; P_{i−1} V_{i−1} may still run
+    fence_accumulators(sc);
+    float alpha[2];
+    const bool rescale = softmax(sc, i, alpha);
+    wgmma_wait<0>();  // P_{i−1} V_{i−1} is done: o and pf may change
+    fence_accumulators(o);
+    if (rescale) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+#pragma unroll
+        for (int n = 0; n < 16; ++n) o[n][2 * r] *= alpha[r], o[n][2 * r + 1] *= alpha[r];
+      }
+    }
+    scores_to_a(pf, sc);
+  }
+  issue_values(tiles.n - 1);
+  wgmma_wait<0>();
+  fence_accumulators(o);
 
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
