@@ -1,6 +1,7 @@
 // Flash attention (FlashAttention-2 style) for hd = 64, vd = 128, bf16, on Hopper's warpgroup MMA
 // (wgmma, sm_90a). v2: the dk/dv work split into parts with a fixed-order reduction. v3: every
-// kernel on wgmma (v1 and v2 ran mma.sync).
+// kernel on wgmma (v1 and v2 ran mma.sync). v4: tiles loaded by TMA; the forward's softmax
+// overlaps the previous tile's P V.
 //
 // Tiling. Tiles are 64 rows (queries or keys). Every block is one warpgroup (4 warps); warp w holds
 // rows 16w .. 16w + 15 of each accumulator in the m16n8 C layout, so the softmax works on the
@@ -24,16 +25,20 @@
 // from registers: the C fragments of n-tiles 2k and 2k+1 are exactly the A fragment of k-step k
 // once packed to bf16x2 (FlashAttention-2's register reuse, which wgmma's register A layout
 // keeps), and its B (V, K, dO or Q, with the product's N dimension contiguous) is MN-major. Shared
-// tiles are 128-byte swizzled atom columns (the wgmma section), loaded by cp.async. Every wgmma
-// group is waited for in the iteration that issued it (left running across the loop, ptxas
-// serialises them).
+// tiles are 128-byte swizzled atom columns (the wgmma section), loaded by TMA. Every wgmma
+// group is waited for in the iteration that issued it, and no group is issued or waited for
+// under a condition (either makes ptxas serialise every wgmma of the kernel, silently; the
+// forward's pipeline peels its first and last steps for that reason).
 //
-// Pipeline. K/V tiles (forward, dq) and Q/dO/lse/D tiles (dk/dv) are double-buffered with
-// cp.async: at the top of iteration i the block waits for tile i, makes it visible to the tensor
-// cores (fence.proxy.async), synchronises once, issues tile
-// i + 1 into the other buffer (read during iteration i − 1, which every warp has finished), then
-// computes on tile i. Rows past the sequence end are zero-filled (cp.async with source size 0),
-// so a padded query row or key row contributes exact zeros; such rows are never stored.
+// Pipeline. K/V tiles (forward, dq) and Q/dO tiles (dk/dv) are double-buffered and copied by the
+// TMA unit (the tile loads section): at the top of iteration i the block synchronises once (every
+// warp is done with iteration i − 1, so its buffer is free), thread 0 arms the other buffer's
+// mbarrier and issues tile i + 1 into it, and every thread waits on tile i's mbarrier. The dk/dv
+// kernel's lse and D rows still come by 4-byte cp.async. The forward is pipelined one step
+// further: S of tile i is issued together with P V of tile i − 1, and the softmax of tile i runs
+// while the tensor cores finish that product (K and V have separate barriers, since V of a tile is
+// read one iteration after its K). Rows past the sequence end are zero-filled by TMA, so a padded
+// query row or key row contributes exact zeros; such rows are never stored.
 //
 // Masks. A block visits only the key tiles that hold a key some of its rows may see: under the
 // global mask the tiles up to the (newest) diagonal; under the local mask the tiles holding meta
@@ -90,10 +95,13 @@
 // micro-batches). Predicted +30-60% for the forward; the backward was converted after the forward
 // had shown the primitives work.
 //
+// v4 (same bench): TMA loads, forward 0.126 -> 0.108 ms, backward 0.348 -> 0.310 ms; the pipelined
+// forward 0.106 ms = 335 TFLOP/s (383-389 at the shipped micro-batches), fwd + bwd 283 TFLOP/s.
+//
 // Resource usage (nvcc 13.0, -O3, sm_90a, --resource-usage): no spills, no stack.
-//   flash_forward_kernel      153 registers, 58368 B dynamic shared (3 blocks of 128 threads / SM)
-//   flash_dq_kernel           156 registers, 74752 B dynamic shared (3 blocks / SM)
-//   flash_dkdv_kernel         242 registers, 75776 B dynamic shared (2 blocks / SM)
+//   flash_forward_kernel      148 registers, 58368 B dynamic shared (3 blocks of 128 threads / SM)
+//   flash_dq_kernel           144 registers, 74752 B dynamic shared (3 blocks / SM)
+//   flash_dkdv_kernel         212 registers, 75776 B dynamic shared (2 blocks / SM)
 //   flash_dkdv_reduce_kernel   32 registers, no shared memory
 //   flash_row_dot_kernel       26 registers, no shared memory
 #include "cuda/flash_attention.h"
@@ -1011,7 +1019,7 @@ bool check_shape(const AttentionShape& s, int64_t ldv, const char* op) {
   return s.B > 0 && s.S > 0 && s.nh > 0;
 }
 
-// bf16 tensors move in 16-byte pieces (q, k, v by cp.async) or 4- and 8-byte pieces; lse and the
+// bf16 tensors move in 16-byte pieces (q, k, v, dout by TMA) or 4- and 8-byte pieces; lse and the
 // workspace in floats.
 void check_aligned(const void* p, int bytes, const char* name, const char* op) {
   if (!aligned(p, size_t(bytes))) fail(op, ": ", name, " (", p, ") is not ", bytes, "-byte aligned");

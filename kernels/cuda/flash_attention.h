@@ -1,6 +1,6 @@
 // Flash attention on the GPU: the contract of kernels/cuda/attention.h (GQA, the global causal mask
 // or the sliding-window + meta-token mask of HYMBA_SPEC §2.5, scale 1/sqrt(hd), out written, lse
-// written, dq written, dk/dv ACCUMULATED) computed with bf16 tensor cores (mma.sync, fp32
+// written, dq written, dk/dv ACCUMULATED) computed with bf16 tensor cores (Hopper wgmma, fp32
 // accumulators, fp32 softmax) for the one head shape every Hymba config has: hd = 64, vd = 128.
 // bf16 activations only: the fp32 path and every other shape stay on cuda::attention_*, which is
 // also the reference backend. The caller dispatches with flash_attention_supports.
