@@ -410,8 +410,11 @@ __device__ __forceinline__ RowBlock row_block(const Dims& d, int rows) {
 }
 
 // The forward block's shared tiles, each 128-byte swizzled (see the wgmma section): Q [64][64],
-// K [2][64][64] and V [2][2 atom columns][64][64] (double-buffered), from a 1024-byte aligned base.
-constexpr size_t kForwardSmem = sizeof(bf16) * size_t(kAtomTile * (1 + 2 + 2 * 2)) + 1024;
+// K [2][64][64] (double-buffered) and V [3][2 atom columns][64][64] (triple-buffered: a V tile is
+// read one iteration after its K, and the third buffer lets it load as early as its K), from a
+// 1024-byte aligned base. 74 KB: 3 blocks fill the 228 KB of an SM.
+constexpr int kValueBuffers = 3;
+constexpr size_t kForwardSmem = sizeof(bf16) * size_t(kAtomTile * (1 + 2 + 2 * kValueBuffers)) + 1024;
 
 // A block (one warpgroup) owns 64 query rows of one (b, head) and walks the 64-key tiles they see;
 // warp w owns rows q0 + 16w .. + 15 in the wgmma accumulators. S = Q Kᵀ is 4 wgmma k-steps of
@@ -428,19 +431,26 @@ __global__ void __launch_bounds__(kThreads, 3)
   unsigned char* smem = swizzle_aligned_smem();
   bf16* qs = reinterpret_cast<bf16*>(smem);  // [64][64] the block's query rows
   bf16* ks = qs + kAtomTile;                 // [2][64][64] key tiles
-  bf16* vs = ks + 2 * kAtomTile;             // [2][2][64][64] value tiles (two atom columns)
+  bf16* vs = ks + 2 * kAtomTile;             // [3][2][64][64] value tiles (two atom columns)
 
   // K and V tiles have separate buffers and barriers: K of tile i is read by S_i in iteration i,
-  // V of tile i by P_i V_i in iteration i + 1 (the software pipeline below).
-  __shared__ uint64_t full[4];
+  // V of tile i by P_i V_i in iteration i + 1 (the software pipeline below). Tile i's K sits in K
+  // buffer i % 2, its V in V buffer i % 3.
+  __shared__ uint64_t full[2 + kValueBuffers];
   init_tile_barriers(full);
   uint64_t* full_k = full;      // full_k[buf]: key tile buf (and, first, the query tile) has landed
   uint64_t* full_v = full + 2;  // full_v[buf]: value tile buf has landed
   const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
+  auto load_values = [&](int i) {  // V of tile i (thread 0)
+    const int buf = i % kValueBuffers;
+    mbarrier_arrive_expect(&full_v[buf], 2 * kAtomBytes);
+    load_tile<2>(vs + buf * 2 * kAtomTile, v_map, g * kVd, tiles.tile(i) * kBlock, b, &full_v[buf]);
+  };
   if (threadIdx.x == 0) {
     mbarrier_arrive_expect(&full_k[0], 2 * kAtomBytes);
     load_tile<1>(qs, q_map, h * kHd, q0, b, &full_k[0]);
     load_tile<1>(ks, k_map, g * kHd, tiles.tile(0) * kBlock, b, &full_k[0]);
+    load_values(0);
   }
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
@@ -481,10 +491,14 @@ __global__ void __launch_bounds__(kThreads, 3)
     float mx[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      mx[r] = -INFINITY;
+      float t[8];  // a tree, not a chain of 16 dependent maxima
 #pragma unroll
-      for (int j = 0; j < 8; ++j) mx[r] = fmaxf(mx[r], fmaxf(sc[j][2 * r], sc[j][2 * r + 1]));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));  // the 4 threads of the row
+      for (int j = 0; j < 8; ++j) t[j] = fmaxf(sc[j][2 * r], sc[j][2 * r + 1]);
+#pragma unroll
+      for (int w = 4; w > 0; w /= 2)
+#pragma unroll
+        for (int j = 0; j < w; ++j) t[j] = fmaxf(t[j], t[j + w]);
+      mx[r] = fmaxf(t[0], __shfl_xor_sync(0xffffffffu, t[0], 1));  // the 4 threads of the row
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
     }
     const bool rescale = __any_sync(0xffffffffu, mx[0] > m[0] + slack || mx[1] > m[1] + slack);
@@ -522,23 +536,21 @@ __global__ void __launch_bounds__(kThreads, 3)
     wgmma_commit();
   };
   auto issue_values = [&](int i) {  // O += P_i V_i (P_i in pf), committed as one group
-    mbarrier_wait(&full_v[i & 1], (i >> 1) & 1);
-    const uint64_t v_desc = sw128_desc(vs + (i & 1) * 2 * kAtomTile, kAtomTile * sizeof(bf16));
+    const int buf = i % kValueBuffers;
+    mbarrier_wait(&full_v[buf], (i / kValueBuffers) & 1);
+    const uint64_t v_desc = sw128_desc(vs + buf * 2 * kAtomTile, kAtomTile * sizeof(bf16));
     fence_accumulators(o);
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) wgmma_64x128_rs(o, pf[kk], v_desc + mn_step(kk));
     wgmma_commit();
   };
-  // Key tile i + 1's K and tile i's V (thread 0), into buffers no warp reads any more.
+  // Key tile i + 1 (K and V; thread 0), into buffers no warp reads any more.
   auto load_next = [&](int i) {
-    if (threadIdx.x != 0) return;
-    if (i + 1 < tiles.n) {
-      mbarrier_arrive_expect(&full_k[(i + 1) & 1], kAtomBytes);
-      load_tile<1>(ks + ((i + 1) & 1) * kAtomTile, k_map, g * kHd, tiles.tile(i + 1) * kBlock, b, &full_k[(i + 1) & 1]);
-    }
-    mbarrier_arrive_expect(&full_v[i & 1], 2 * kAtomBytes);
-    load_tile<2>(vs + (i & 1) * 2 * kAtomTile, v_map, g * kVd, tiles.tile(i) * kBlock, b, &full_v[i & 1]);
+    if (threadIdx.x != 0 || i + 1 >= tiles.n) return;
+    mbarrier_arrive_expect(&full_k[(i + 1) & 1], kAtomBytes);
+    load_tile<1>(ks + ((i + 1) & 1) * kAtomTile, k_map, g * kHd, tiles.tile(i + 1) * kBlock, b, &full_k[(i + 1) & 1]);
+    load_values(i + 1);
   };
 
   // Software pipeline (FlashAttention-3's intra-warpgroup overlap): iteration i issues S_i = Q K_iᵀ
@@ -558,8 +570,8 @@ __global__ void __launch_bounds__(kThreads, 3)
     scores_to_a(pf, sc);
   }
   for (int i = 1; i < tiles.n; ++i) {
-    // Every warp is done with iteration i − 1: K buffer (i + 1) & 1 (last read by S_{i−1}) and V
-    // buffer i & 1 (last read by P_{i−2} V_{i−2}) may be refilled.
+    // Every warp is done with iteration i − 1: K buffer (i + 1) % 2 (last read by S_{i−1}) and V
+    // buffer (i + 1) % 3 (last read by P_{i−2} V_{i−2}) may be refilled.
     __syncthreads();
     load_next(i);
     float sc[8][4];  // S_i = Q K_iᵀ: rows row0, row0 + 8; keys k0 + 8j + 2tc, + 1
