@@ -596,21 +596,38 @@ __global__ void __launch_bounds__(kThreads, 3)
   wgmma_wait<0>();
   fence_accumulators(o);
 
+  // out goes through shared memory (the value buffers, free once every warp is done): each thread
+  // writes its fragments, 4 bytes a column pair, into rows padded to kOutPitch so the 8 row groups
+  // of a warp hit distinct banks, then every thread stores whole 16-byte pieces of rows (8 a
+  // thread instead of 32 4-byte stores).
+  constexpr int kOutPitch = kVd + 8;  // bf16 per staged row
+  static_assert(kBlock * kOutPitch * sizeof(bf16) <= kValueBuffers * 2 * kAtomBytes, "staging fits");
+  bf16* os = vs;  // [64][kOutPitch]
+  __syncthreads();
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float lt = l[r];
     lt += __shfl_xor_sync(0xffffffffu, lt, 1);
     lt += __shfl_xor_sync(0xffffffffu, lt, 2);
-    const int row = row0 + 8 * r;
-    if (row >= S) continue;
-    // The diagonal key is always visible, so lt >= 1.
+    // The diagonal key is always visible, so lt >= 1 for a row inside the sequence.
     const float inv = 1.f / lt;
-    bf16* orow = out + ((int64_t(b) * S + row) * d.nh + h) * kVd + 2 * tc;  // columns 8n + 2tc, + 1
+    const int row = row0 + 8 * r;
+    bf16* srow = os + (row - q0) * kOutPitch + 2 * tc;  // columns 8n + 2tc, + 1
 #pragma unroll
     for (int n = 0; n < 16; ++n) {
-      *reinterpret_cast<uint32_t*>(orow + 8 * n) = pack_bf16(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+      *reinterpret_cast<uint32_t*>(srow + 8 * n) = pack_bf16(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
     }
-    if (tc == 0) lse[(int64_t(b) * d.nh + h) * S + row] = m[r] * d.scale + logf(lt);
+    if (tc == 0 && row < S) lse[(int64_t(b) * d.nh + h) * S + row] = m[r] * d.scale + logf(lt);
+  }
+  __syncthreads();
+  constexpr int kPieces = kVd * int(sizeof(bf16)) / 16;  // 16-byte pieces of a row
+#pragma unroll
+  for (int p = int(threadIdx.x); p < kBlock * kPieces; p += kThreads) {
+    const int r = p / kPieces, c = p % kPieces, row = q0 + r;
+    if (row < S) {
+      *reinterpret_cast<uint4*>(out + ((int64_t(b) * S + row) * d.nh + h) * kVd + 8 * c) =
+          *reinterpret_cast<const uint4*>(os + r * kOutPitch + 8 * c);
+    }
   }
 }
 
