@@ -96,10 +96,12 @@
 // had shown the primitives work.
 //
 // v4 (same bench): TMA loads, forward 0.126 -> 0.108 ms, backward 0.348 -> 0.310 ms; the pipelined
-// forward 0.106 ms = 335 TFLOP/s (383-389 at the shipped micro-batches), fwd + bwd 283 TFLOP/s.
+// forward 0.106 ms; V triple-buffered 0.102 ms; out and dq stored from shared memory in 16-byte
+// pieces: forward 0.093 ms = 380 TFLOP/s, backward 0.303 ms, fwd + bwd 296 TFLOP/s (goals 350 and
+// 250 met).
 //
 // Resource usage (nvcc 13.0, -O3, sm_90a, --resource-usage): no spills, no stack.
-//   flash_forward_kernel      148 registers, 58368 B dynamic shared (3 blocks of 128 threads / SM)
+//   flash_forward_kernel      147 registers, 74752 B dynamic shared (3 blocks of 128 threads / SM)
 //   flash_dq_kernel           144 registers, 74752 B dynamic shared (3 blocks / SM)
 //   flash_dkdv_kernel         212 registers, 75776 B dynamic shared (2 blocks / SM)
 //   flash_dkdv_reduce_kernel   32 registers, no shared memory
@@ -387,6 +389,33 @@ __device__ __forceinline__ void scores_to_a(uint32_t (&a)[K][4], const float (&c
   }
 }
 
+// A block's 64 output rows of kCols bf16, staged in shared memory: the fragment layout (warp w's
+// rows 16w .. + 15, this thread's rows gr and gr + 8, column pairs 8n + 2tc) goes in 4 bytes at a
+// time into rows padded to kCols + 8, so the 8 row groups of a warp hit distinct banks; then every
+// thread stores whole 16-byte pieces of rows (4-byte stores straight from the fragments cost the
+// forward 9% of its time).
+template <int kCols>
+struct StagedRows {
+  static constexpr int kPitch = kCols + 8;  // bf16 per staged row
+  static constexpr size_t kBytes = size_t(kBlock) * kPitch * sizeof(bf16);
+  bf16* st;  // [kBlock][kPitch], 16-byte aligned
+
+  // Row r (0 .. 63 of the block), columns c and c + 1.
+  __device__ __forceinline__ void put(int r, int c, float lo, float hi) const {
+    *reinterpret_cast<uint32_t*>(st + r * kPitch + c) = pack_bf16(lo, hi);
+  }
+  // After a block barrier: row r goes to row_ptr(r) (kCols bf16, 16-byte aligned) unless
+  // q0 + r >= S.
+  template <class RowPtr>
+  __device__ __forceinline__ void store(int q0, int S, RowPtr row_ptr) const {
+    constexpr int kPieces = kCols * int(sizeof(bf16)) / 16;  // 16-byte pieces of a row
+    for (int p = int(threadIdx.x); p < kBlock * kPieces; p += kThreads) {
+      const int r = p / kPieces, c = p % kPieces;
+      if (q0 + r < S) *reinterpret_cast<uint4*>(row_ptr(r) + 8 * c) = *reinterpret_cast<const uint4*>(st + r * kPitch + 8 * c);
+    }
+  }
+};
+
 // What the kernels take of the shape: sizes as int (the launchers check they fit), the mask, and
 // the score scale 1/sqrt(hd).
 struct Dims {
@@ -596,13 +625,9 @@ __global__ void __launch_bounds__(kThreads, 3)
   wgmma_wait<0>();
   fence_accumulators(o);
 
-  // out goes through shared memory (the value buffers, free once every warp is done): each thread
-  // writes its fragments, 4 bytes a column pair, into rows padded to kOutPitch so the 8 row groups
-  // of a warp hit distinct banks, then every thread stores whole 16-byte pieces of rows (8 a
-  // thread instead of 32 4-byte stores).
-  constexpr int kOutPitch = kVd + 8;  // bf16 per staged row
-  static_assert(kBlock * kOutPitch * sizeof(bf16) <= kValueBuffers * 2 * kAtomBytes, "staging fits");
-  bf16* os = vs;  // [64][kOutPitch]
+  // out goes through shared memory (the value buffers, free once every warp is done).
+  const StagedRows<kVd> staged{vs};
+  static_assert(StagedRows<kVd>::kBytes <= kValueBuffers * 2 * kAtomBytes, "staging fits");
   __syncthreads();
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -612,23 +637,12 @@ __global__ void __launch_bounds__(kThreads, 3)
     // The diagonal key is always visible, so lt >= 1 for a row inside the sequence.
     const float inv = 1.f / lt;
     const int row = row0 + 8 * r;
-    bf16* srow = os + (row - q0) * kOutPitch + 2 * tc;  // columns 8n + 2tc, + 1
 #pragma unroll
-    for (int n = 0; n < 16; ++n) {
-      *reinterpret_cast<uint32_t*>(srow + 8 * n) = pack_bf16(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
-    }
+    for (int n = 0; n < 16; ++n) staged.put(row - q0, 8 * n + 2 * tc, o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
     if (tc == 0 && row < S) lse[(int64_t(b) * d.nh + h) * S + row] = m[r] * d.scale + logf(lt);
   }
   __syncthreads();
-  constexpr int kPieces = kVd * int(sizeof(bf16)) / 16;  // 16-byte pieces of a row
-#pragma unroll
-  for (int p = int(threadIdx.x); p < kBlock * kPieces; p += kThreads) {
-    const int r = p / kPieces, c = p % kPieces, row = q0 + r;
-    if (row < S) {
-      *reinterpret_cast<uint4*>(out + ((int64_t(b) * S + row) * d.nh + h) * kVd + 8 * c) =
-          *reinterpret_cast<const uint4*>(os + r * kOutPitch + 8 * c);
-    }
-  }
+  staged.store(q0, S, [&](int r) { return out + ((int64_t(b) * S + q0 + r) * d.nh + h) * kVd; });
 }
 
 // ---- backward -------------------------------------------------------------------------------
@@ -757,16 +771,19 @@ __global__ void __launch_bounds__(kThreads, 3)
     fence_accumulators(acc);
   }
 
+  // dq goes through shared memory (the key and value buffers, free once every warp is done).
+  const StagedRows<kHd> staged{ks};
+  static_assert(StagedRows<kHd>::kBytes <= 6 * kAtomBytes, "staging fits");
+  __syncthreads();
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const int row = row0 + 8 * r;
-    if (row >= S) continue;
-    bf16* drow = dq + ((int64_t(b) * S + row) * d.nh + h) * kHd + 2 * tc;  // columns 8n + 2tc, + 1
 #pragma unroll
     for (int n = 0; n < 8; ++n) {
-      *reinterpret_cast<uint32_t*>(drow + 8 * n) = pack_bf16(d.scale * acc[n][2 * r], d.scale * acc[n][2 * r + 1]);
+      staged.put(row0 + 8 * r - q0, 8 * n + 2 * tc, d.scale * acc[n][2 * r], d.scale * acc[n][2 * r + 1]);
     }
   }
+  __syncthreads();
+  staged.store(q0, S, [&](int r) { return dq + ((int64_t(b) * S + q0 + r) * d.nh + h) * kHd; });
 }
 
 // The dk/dv block's shared tiles, 128-byte swizzled: K [64][64], V [2 atom columns][64][64], Q
