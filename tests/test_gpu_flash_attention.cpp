@@ -74,8 +74,8 @@ std::vector<Case> cases() {
       {global_shape(1, 2176, 1, 1), 8},             //
       {local_shape(1, 4224, 1, 1, 1024, 128), 8},   // long: most key tiles skipped
       {global_shape(1, 4224, 1, 1), 0},             // long causal
-      {global_shape(1, 129, 1, 1), 0},              // a forward block whose newer half is one row
-      {local_shape(1, 333, 1, 1, 100, 0), 8},       // window edges inside 128-row forward blocks
+      {global_shape(1, 129, 1, 1), 0},              // one row past a whole tile: a last tile of one row
+      {local_shape(1, 333, 1, 1, 100, 0), 8},       // window edges inside a 64-row tile, no meta tokens
   };
 }
 

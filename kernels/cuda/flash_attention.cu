@@ -145,7 +145,7 @@ static_assert(kHd == 64 && kVd == 128, "one atom column of hd, two of vd (the k_
 HYMBA_HOST_DEVICE inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 // The mask of a layer with window and meta clamped to [0, S + 2·kBlock]: for positions below
-// S + 2·kBlock (every row of every tile, forward blocks of 128 rows included) attention_allows
+// S + 2·kBlock (every row of every tile) attention_allows
 // gives the same answers as with the shape's own values, and sums stay in int.
 struct Mask {
   bool global;
@@ -172,10 +172,9 @@ HYMBA_HOST_DEVICE inline bool tile_unmasked(int q0, int rows, int k0, const Mask
   return m.global || k1 < m.meta || q1 - k0 <= m.window;
 }
 
-// The key tiles the query tiles lo .. qt (64-row tiles; lo = qt for dq, lo = qt − 1 for a forward
-// block of 128 rows) visit, as iterations i = 0 .. n − 1: first the tiles meeting the window, qt
-// (the newest diagonal) down to start2, then the meta-token tiles meta − 1 down to 0 that the
-// window range does not already hold. A key tile outside both holds no visible key for any row.
+// The key tiles query tile qt visits, as iterations i = 0 .. n − 1: first the tiles meeting the
+// window, qt (the newest diagonal) down to start2, then the meta-token tiles meta − 1 down to 0
+// that the window range does not already hold. A key tile outside both holds no visible key for any row.
 struct KeyTiles {
   int qt;      // the newest diagonal tile
   int meta;    // meta-token tiles [0, meta) visited after the window range
@@ -188,10 +187,10 @@ struct KeyTiles {
   }
 };
 
-HYMBA_HOST_DEVICE inline KeyTiles key_tiles(int lo, int qt, const Mask& m) {
+HYMBA_HOST_DEVICE inline KeyTiles key_tiles(int qt, const Mask& m) {
   if (m.global) return {qt, 0, 0, qt + 1};
   const int meta = ceil_div(m.meta, kBlock) < qt + 1 ? ceil_div(m.meta, kBlock) : qt + 1;
-  const int first_key = lo * kBlock - m.window;  // the oldest key row lo·kBlock sees in its window
+  const int first_key = qt * kBlock - m.window;  // the oldest key row qt·kBlock sees in its window
   const int w0 = first_key > 0 ? first_key / kBlock : 0;
   const int start2 = meta > w0 ? meta : w0;
   return {qt, meta, start2, meta + qt + 1 - start2};
@@ -389,6 +388,22 @@ __device__ __forceinline__ void scores_to_a(uint32_t (&a)[K][4], const float (&c
   }
 }
 
+// The backward's first pair of products, from shared memory as one wgmma group, waited for:
+// s = A Bᵀ over the head dim (4 k-steps of m64n64k16) and dp = C Dᵀ over the value dim (8), all
+// four operands K-major. dq: S = Q Kᵀ, dP = dO Vᵀ; dk/dv: Sᵀ = K Qᵀ, dPᵀ = V dOᵀ.
+__device__ __forceinline__ void scores_and_dp(float (&s)[8][4], float (&dp)[8][4], uint64_t a, uint64_t b,
+                                              uint64_t c, uint64_t d) {
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(s, a + k_step(kk), b + k_step(kk), kk > 0);
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) wgmma_64x64_ss(dp, c + k_step(kk), d + k_step(kk), kk > 0);
+  wgmma_commit();
+  wgmma_wait_all();
+  fence_accumulators(s);
+  fence_accumulators(dp);
+}
+
 // A block's 64 output rows of kCols bf16, staged in shared memory: the fragment layout (warp w's
 // rows 16w .. + 15, this thread's rows gr and gr + 8, column pairs 8n + 2tc) goes in 4 bytes at a
 // time into rows padded to kCols + 8, so the 8 row groups of a warp hit distinct banks; then every
@@ -469,7 +484,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   init_tile_barriers(full);
   uint64_t* full_k = full;      // full_k[buf]: key tile buf (and, first, the query tile) has landed
   uint64_t* full_v = full + 2;  // full_v[buf]: value tile buf has landed
-  const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
+  const KeyTiles tiles = key_tiles(rb.qt, d.mask);
   auto load_values = [&](int i) {  // V of tile i (thread 0)
     const int buf = i % kValueBuffers;
     mbarrier_arrive_expect(&full_v[buf], 2 * kAtomBytes);
@@ -696,7 +711,7 @@ __global__ void __launch_bounds__(kThreads, 3)
 
   __shared__ uint64_t full[2];  // full[buf]: key tile buf (and, first, the query tiles) has landed
   init_tile_barriers(full);
-  const KeyTiles tiles = key_tiles(rb.qt, rb.qt, d.mask);
+  const KeyTiles tiles = key_tiles(rb.qt, d.mask);
   // Key tile `tile` (K and both atom columns of V) into buffer buf.
   auto load_keys = [&](int tile, int buf) {
     load_tile<1>(ks + buf * kAtomTile, k_map, g * kHd, tile * kBlock, b, &full[buf]);
@@ -740,15 +755,7 @@ __global__ void __launch_bounds__(kThreads, 3)
 
     float p[8][4];   // S, then P: rows row0, row0 + 8; keys k0 + 8j + 2tc, + 1
     float dp[8][4];  // dP = dO Vᵀ, then dS
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(p, q_desc + k_step(kk), k_desc + k_step(kk), kk > 0);
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) wgmma_64x64_ss(dp, do_desc + k_step(kk), v_desc + k_step(kk), kk > 0);
-    wgmma_commit();
-    wgmma_wait_all();
-    fence_accumulators(p);
-    fence_accumulators(dp);
+    scores_and_dp(p, dp, q_desc, k_desc, do_desc, v_desc);
 
     const bool unmasked = tile_unmasked(q0, kBlock, k0, d.mask);
 #pragma unroll
@@ -892,15 +899,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     // Sᵀ = K Qᵀ and dPᵀ = V dOᵀ (64 keys x 64 queries each).
     float pt[8][4];  // Sᵀ, then Pᵀ: keys key0, key0 + 8; queries q0 + 8j + 2tc, + 1
     float ds[8][4];  // dPᵀ, then dSᵀ
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_64x64_ss(pt, k_desc + k_step(kk), q_desc + k_step(kk), kk > 0);
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) wgmma_64x64_ss(ds, v_desc + k_step(kk), do_desc + k_step(kk), kk > 0);
-    wgmma_commit();
-    wgmma_wait_all();
-    fence_accumulators(pt);
-    fence_accumulators(ds);
+    scores_and_dp(pt, ds, k_desc, q_desc, v_desc, do_desc);
 
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
