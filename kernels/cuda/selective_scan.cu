@@ -1,8 +1,12 @@
-// Selective scan kernels, v2 (the fast kernels of the scan issue). The op is a B·E·N-wide bundle
+// Selective scan kernels, v2.2 (the fast kernels of the scan issue). The op is a B·E·N-wide bundle
 // of independent first-order recurrences over t, so the design counts instructions per
 // (t, e, n) "element" (B·S·E·N = 223 M of them at the model's size), the exp unit (MUFU, 16 lanes
-// per clock per SM), and the warps per scheduler (SMSP), not bytes: bytes are 0.10 ms (bf16) and
-// stay well under the instruction time.
+// per clock per SM), the shared-memory and shuffle traffic (one pipe per SM: a 16-byte load is
+// 2-4 wavefronts whatever its broadcasts) and the warps per scheduler (SMSP), not bytes: bytes
+// are 0.10 ms (bf16) and stay well under the instruction time. What binds (ncu, v2.2): latency,
+// with 2 warps a scheduler; the largest stall is an add waiting on a shuffle of a butterfly, next
+// the dependent FP chains and shared loads. More warps with fewer states a lane did not help
+// (docs/PERF.md, v2.2).
 //
 // Mapping. A channel (b, e) is owned by R lanes of one warp, each holding kStates = 4 of its N
 // states in registers (R = 1, 2, 4, 8 for N <= 4, 8, 16, 32; states past N are padding with
@@ -15,16 +19,17 @@
 // Per-(token, channel) work (softplus, silu, bf16 converts) is done once per (t, e) by a staging
 // thread, which writes fp32 values to shared memory that the R lanes of the channel read as
 // broadcasts; B/C rows are read as float4 broadcasts. The next sub-chunk's u, delta, z (and dout,
-// and the checkpoint) are copied global -> shared with cp.async in 4-channel packs (when every
+// and the checkpoint) are copied global -> shared with cp.async in 2- or 4-channel packs (when every
 // pointer, E and the strides allow; else the staging thread loads element by element) while the
 // current one is computed, so they cost no registers; one __syncthreads per sub-chunk, every
 // per-sub-chunk buffer doubled.
 //
 // Sums over n (y, and in the backward Σ g·B and Σ A·g·a·h) are transposed butterflies over the R
-// lanes and R tokens at once (R − 1 shuffle+add per R tokens and value instead of log2 R per
-// token); the lane that ends up with token t's sums does that token's epilogue. Sums over e
-// (dBm, dCm) go the other way: per token a lane has 4 values per quantity; a transposed butterfly
-// over the L channel lanes of the warp (over L/4 tokens at once) leaves one warp sum per lane,
+// lanes and R tokens at once (2R in the forward's y) (R − 1 shuffle+add per R tokens and value
+// instead of log2 R per token); the lane that ends up with token t's sums does that token's
+// epilogue. Sums over e (dBm, dCm) go the other way: per token a lane has 4 values per quantity;
+// a transposed butterfly over the L channel lanes of the warp (over 2L/4 tokens at once) leaves
+// two warp sums per lane,
 // the warps are added in warp order through shared memory, and one partial per block of 64
 // channels (not per 16 as in v1: 4x less partial traffic, 28 MB each way at the model size) goes
 // to the workspace, added in block order by the finishing kernel (which also adds the (b, e)
@@ -75,11 +80,13 @@
 // even with perfect balance and issue. Where it goes: the dBm/dCm butterflies (7 per element),
 // recomputing y and dy·h for dz and dCm (3), the per-(t, e) staging (3.5), the imbalance (1.32x).
 //
-// Resources (nvcc 13, -arch=sm_90 -O3 --resource-usage, no spills anywhere): forward 93-123
-// registers (N <= 16, R = 4: 98 bf16 / 113 fp32), backward 161-255 (R = 4: 231 bf16 / 228 fp32;
-// R = 8: 255), finish 32. Dynamic shared memory at R = 4: forward 56 KB bf16 / 68 KB fp32,
-// backward 156 KB / 172 KB (R = 8: 136 / 144 KB; R <= 2: 60-73 KB), opted in with
-// cudaFuncSetAttribute.
+// (The count above is v2's. v2.2 measures 147 issued instructions per warp and token in the
+// backward, not 125-130, at 2 warps a scheduler and IPC ~0.5 each, not 0.85-0.95.)
+//
+// Resources (nvcc 13, -arch=sm_90a -O3 --resource-usage, no spills anywhere): forward 107-150
+// registers (R = 4: 124 bf16 / 120-126 fp32), backward 183-254 (R = 4: 254 bf16 / 250 fp32),
+// finish 32. Dynamic shared memory at R = 4: forward 58 KB bf16 / 70 KB fp32, backward 175 KB /
+// 191 KB (one block an SM either way), opted in with cudaFuncSetAttribute.
 #include "cuda/selective_scan.h"
 
 #include <algorithm>
@@ -98,45 +105,76 @@ namespace {
 
 constexpr int64_t kMaxStateN = 32;   // largest N supported
 constexpr int kStates = 4;           // states per lane
-// Channels per staging pack: a thread copies (8 or 16 bytes), converts and stores 4 consecutive
-// channels of a token row, so at N = 16 each of a block's 256 threads has one pack of the 16 x 64
-// per sub-chunk, bf16 and fp32 alike (with 8-channel bf16 packs half the threads staged while the
-// other half waited at the barrier: 23% of the forward's stall samples, ncu).
-constexpr int kPack = 4;
 constexpr int kFinishThreads = 256;  // the finishing (fixed-order reduction) kernel
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
 // The launch shape for R lanes per channel (see the top of the file).
-template <int R>
+template <int R_>
 struct Cfg {
+  static constexpr int R = R_, Q = kStates;
   static_assert(R == 1 || R == 2 || R == 4 || R == 8, "R lanes per channel: 1, 2, 4 or 8");
-  static constexpr int kNP = kStates * R;         // padded state count
+  static constexpr int kNP = Q * R;               // padded state count
   static constexpr int kL = 32 / R;               // channels per warp
   static constexpr int kWarps = R >= 4 ? 8 : 2 * R;
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kCB = kWarps * kL;         // channels per block: 64, 64, 64, 32
   static constexpr int kK = R >= 4 ? 16 : 8;      // tokens per sub-chunk = checkpoint spacing
-  static constexpr int kTB = kL / kStates;        // tokens per dBm/dCm butterfly (1..8)
-  static_assert(kK % R == 0 && kK % kTB == 0, "sub-chunks hold whole butterflies");
+  // Tokens per dBm/dCm butterfly: 2·L/Q where the sub-chunk holds them, so a lane ends with the
+  // sums of kVPL = 2 (token, state) pairs (else L/Q tokens, kVPL = 1). Two values a lane halve the
+  // butterflies' dependent shuffle levels per token; the FADD waiting on a SHFL was the
+  // backward's largest stall (16% of the samples, ncu).
+  static constexpr int kTE = 2 * kL / Q <= kK ? 2 * kL / Q : kL / Q;
+  static constexpr int kVPL = kTE * Q / kL;
+  static_assert(kK % (2 * R) == 0 && kK % kTE == 0, "sub-chunks hold whole butterflies");
+  // Channels per staging pack: a thread copies (4 to 16 bytes), converts and stores kPack
+  // consecutive channels of a token row; at most 4, and fewer where that gives every thread of the
+  // block a pack per sub-chunk (with half the threads staging, the other half waited at the
+  // barrier: 23% of the forward's stall samples, ncu).
+  static constexpr int kPack = kK * kCB / kThreads < 4 ? kK * kCB / kThreads : 4;
+  static_assert(kPack == 2 || kPack == 4, "packs of 2 or 4 channels");
 
   // Shared memory, bytes, in the order the kernels carve it. Forward: (Δe, Δu) and (u, silu z)
   // float2 and out float per (t, e), B and C per (t, n), dt_bias, the loaded u, delta, z; each
   // per-sub-chunk part double-buffered. Backward: (Δe, Δu, dy, Δ), (u, softplus', dout·silu'(z),
   // -) and (du, dΔ, dz, -) float4 per (t, e), B and C, the warps' dBm/dCm sums, the loaded
   // checkpoints, dt_bias, the loaded u, delta, z, dout.
+  //
+  // Row strides. A token's row of a per-(t, e) array is padded: an epilogue has lane r of each
+  // channel at token j0 + r (backward) or j0 + 2r + m (forward), and unpadded rows (a multiple of
+  // 128 bytes) put those tokens in the same banks, a 4-way conflict at R = 4 (ncu: 22% of the
+  // backward's shared-memory wavefronts were such excess). The pads shift the epilogue's tokens
+  // by 8 banks each: 32 bytes a row in the backward, 16 in the forward, whose tokens are 2 apart. A warp's dBm/dCm rows (2·NP floats, NP written
+  // per butterfly token) are NP + 32 floats apart, so the kTB tokens of one butterfly (kTB·NP = 32
+  // floats) fall in distinct banks.
+  static constexpr int kRow2 = kCB + 2;    // float2 records a token row (forward)
+  static constexpr int kRow1 = kCB + 4;    // float records a token row (forward out)
+  static constexpr int kRow4 = kCB + 2;    // float4 records a token row (backward)
+  static constexpr int kRedRow = kNP + 32;  // floats a dBm/dCm row (2·NP used)
   template <class T>
-  static constexpr size_t kFwdSmem = 2 * size_t(kK) * kCB * (2 * 8 + 4) +
+  static constexpr size_t kFwdSmem = 2 * size_t(kK) * (kRow2 * 2 * 8 + kRow1 * 4) +
                                      2 * 2 * size_t(kK) * kNP * 4 + kCB * 4 +
                                      2 * 3 * size_t(kK) * kCB * sizeof(T);
   template <class T>
-  static constexpr size_t kBwdSmem = 2 * size_t(kK) * kCB * 3 * 16 +
+  static constexpr size_t kBwdSmem = 2 * size_t(kK) * kRow4 * 3 * 16 +
                                      2 * 2 * size_t(kK) * kNP * 4 +
-                                     2 * size_t(kWarps) * kK * 2 * kNP * 4 + 2 * kCB * kNP * 4 +
+                                     2 * size_t(kWarps) * kK * kRedRow * 4 + 2 * kCB * kNP * 4 +
                                      kCB * 4 + 2 * 4 * size_t(kK) * kCB * sizeof(T);
 };
 
-int lanes_per_channel(int64_t N) { return N <= 4 ? 1 : N <= 8 ? 2 : N <= 16 ? 4 : 8; }
+// Calls f(Cfg<R>{}) with the lanes per channel for state size N.
+template <class F>
+void with_layout(int64_t N, F&& f) {
+  if (N <= 4) {
+    f(Cfg<1>{});
+  } else if (N <= 8) {
+    f(Cfg<2>{});
+  } else if (N <= 16) {
+    f(Cfg<4>{});
+  } else {
+    f(Cfg<8>{});
+  }
+}
 
 // ---- device helpers ----
 
@@ -199,12 +237,24 @@ __device__ __forceinline__ void transposed_sum(float* a, int lane) {
   }
 }
 
-// kBytes (8 or 16) global -> shared without passing through registers (zero-filled when !valid:
+// After transposed_sum over a warp's channel lanes, the lane of channel slot q holds in a[m] the
+// warp's sums of (token, state) pair VPL·q + m of a butterfly group (pair = token·Q + state):
+// stores them at row[token·row_stride + state] (row: the group's first token, this lane's states).
+template <int VPL, int Q>
+__device__ __forceinline__ void store_pair_sums(float* row, const float* a, int q, int row_stride) {
+#pragma unroll
+  for (int m = 0; m < VPL; ++m) {
+    const int pair = VPL * q + m;
+    row[(pair / Q) * row_stride + pair % Q] = a[m];
+  }
+}
+
+// kBytes (4, 8 or 16) global -> shared without passing through registers (zero-filled when !valid:
 // src is then not read), so the next sub-chunk's loads cost no registers while the current one
 // is computed. copy_wait: this thread's copies have landed and are visible to it.
 template <int kBytes>
 __device__ __forceinline__ void copy_async(void* dst, const void* src, bool valid) {
-  static_assert(kBytes == 8 || kBytes == 16, "cp.async copies 4, 8 or 16 bytes; we use 8 or 16");
+  static_assert(kBytes == 4 || kBytes == 8 || kBytes == 16, "cp.async copies 4, 8 or 16 bytes");
 #ifdef __CUDA_ARCH__
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   if constexpr (kBytes == 16) {  // .cg (L2 only) exists for 16 bytes alone
@@ -212,8 +262,8 @@ __device__ __forceinline__ void copy_async(void* dst, const void* src, bool vali
                  "r"(valid ? 16 : 0)
                  : "memory");
   } else {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(src),
-                 "r"(valid ? 8 : 0)
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(d), "l"(src),
+                 "n"(kBytes), "r"(valid ? kBytes : 0)
                  : "memory");
   }
 #else
@@ -278,15 +328,39 @@ __device__ __forceinline__ int valid_count(int64_t t, int64_t S, int64_t ev, int
   return E - ev < W ? int(E - ev) : W;
 }
 
-// This lane's states 4r .. 4r + 3 of channel e: A·log2 e per state (kept below −1e-30, so a reset's
-// +inf Δ gives exp2(−inf) = 0; padding states get −1) and the state's start value from
+// W consecutive floats (W = 2 or 4; p aligned to W floats) in one vector access.
+template <int W>
+__device__ __forceinline__ void load_floats(float* v, const float* p) {
+  static_assert(W == 2 || W == 4, "float2 or float4");
+  if constexpr (W == 4) {
+    const float4 x = *reinterpret_cast<const float4*>(p);
+    v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+  } else {
+    const float2 x = *reinterpret_cast<const float2*>(p);
+    v[0] = x.x, v[1] = x.y;
+  }
+}
+
+template <int W>
+__device__ __forceinline__ void store_floats(float* p, const float* v) {
+  static_assert(W == 2 || W == 4, "float2 or float4");
+  if constexpr (W == 4) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  } else {
+    *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
+  }
+}
+
+// This lane's states Q·r .. Q·r + Q − 1 of channel e: A·log2 e per state (kept below −1e-30, so a
+// reset's +inf Δ gives exp2(−inf) = 0; padding states get −1) and the state's start value from
 // start [B, E, N] (h0 in the forward, dhT in the backward; zero where null or padding).
+template <int Q>
 __device__ __forceinline__ void init_states(float* A2, float* start_value, const float* A_log,
                                             const float* start, int64_t b, int64_t e, int64_t E,
                                             int N, int r, bool active) {
 #pragma unroll
-  for (int i = 0; i < kStates; ++i) {
-    const int n = kStates * r + i;
+  for (int i = 0; i < Q; ++i) {
+    const int n = Q * r + i;
     const bool ok = active && n < N;
     A2[i] = ok ? fminf(-expf(A_log[e * N + n]) * kLog2e, -1e-30f) : -1.f;
     start_value[i] = ok && start ? start[(b * E + e) * N + n] : 0.f;
@@ -325,16 +399,6 @@ __device__ __forceinline__ void stage_bc(float* sB, float* sC, const T* rb, cons
   }
 }
 
-// dt_bias of the W channels of a pack, from the block's shared copy, in float4 loads.
-template <int W>
-__device__ __forceinline__ void load_dt_bias(float* dtb, const float* sDt_pack) {
-#pragma unroll
-  for (int w = 0; w < W; w += 4) {
-    const float4 d4 = *reinterpret_cast<const float4*>(sDt_pack + w);
-    dtb[w] = d4.x, dtb[w + 1] = d4.y, dtb[w + 2] = d4.z, dtb[w + 3] = d4.w;
-  }
-}
-
 // ---- kernels ----
 
 template <class T>
@@ -350,26 +414,27 @@ struct ForwardArgs {
   int64_t S, E, chunks;
   int N;
   bool vec;       // 4-channel packs for u, delta, z, out
-  bool ckpt_vec;  // float4 checkpoint stores
+  bool ckpt_vec;  // vector checkpoint stores (Q floats)
 };
 
 // The forward of channels [blockIdx.x·CB, +CB) of batch row blockIdx.y: out (unless null), the
 // state entering every sub-chunk (unless ckpt is null), the final state (unless hT is null).
 // kOut: out is written (a template flag, so no branch splits the unrolled token loop).
-template <class T, int R, bool kOut>
-__global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const ForwardArgs<T> p) {
-  using C = Cfg<R>;
-  constexpr int K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL, kThreads = C::kThreads;
-  constexpr int VW = kPack, kVecs = CB / VW, kPackBytes = VW * int(sizeof(T));  // packs per token row
+template <class T, class C, bool kOut>
+__global__ void __launch_bounds__(C::kThreads, 1)
+    scan_forward_kernel(const ForwardArgs<T> p) {
+  constexpr int R = C::R, Q = C::Q, K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL;
+  constexpr int kThreads = C::kThreads, RW2 = C::kRow2, RW1 = C::kRow1;
+  constexpr int VW = C::kPack, kVecs = CB / VW, kPackBytes = VW * int(sizeof(T));  // packs per token row
   constexpr int kSlots = K * kVecs, kSlotsPerThread = (kSlots + kThreads - 1) / kThreads;
   constexpr int kBC = K * NP, kBCPerThread = (kBC + kThreads - 1) / kThreads;
   static_assert(kThreads % kVecs == 0, "a thread's packs share their channels");
 
   unsigned char* smem = dynamic_smem();
-  float2* sScan = reinterpret_cast<float2*>(smem);  // [2][K][CB]: (Δ or +inf at a reset, Δ·u)
-  float2* sEpi = sScan + 2 * K * CB;                // [2][K][CB]: (u, silu(z))
-  float* sOut = reinterpret_cast<float*>(sEpi + 2 * K * CB);  // [2][K][CB]: out
-  float* sB = sOut + 2 * K * CB;                    // [2][K][NP]
+  float2* sScan = reinterpret_cast<float2*>(smem);  // [2][K][RW2]: (Δ or +inf at a reset, Δ·u)
+  float2* sEpi = sScan + 2 * K * RW2;               // [2][K][RW2]: (u, silu(z))
+  float* sOut = reinterpret_cast<float*>(sEpi + 2 * K * RW2);  // [2][K][RW1]: out
+  float* sB = sOut + 2 * K * RW1;                   // [2][K][NP]
   float* sC = sB + 2 * K * NP;                      // [2][K][NP]
   float* sDt = sC + 2 * K * NP;                     // [CB]: dt_bias
   T* sRaw = reinterpret_cast<T*>(sDt + CB);         // [2][3][K][CB]: u, delta, z as loaded
@@ -381,8 +446,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
   const bool active = e < E;
   const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
 
-  float A2[kStates], h[kStates];  // A·log2 e, the state
-  init_states(A2, h, p.A_log, p.h0, b, e, E, N, r, active);
+  float A2[Q], h[Q];  // A·log2 e, the state
+  init_states<Q>(A2, h, p.A_log, p.h0, b, e, E, N, r, active);
   const float De = active ? p.D[e] : 0.f;
   for (int k = tid; k < CB; k += kThreads) sDt[k] = e0 + k < E ? p.dt_bias[e0 + k] : 0.f;
 
@@ -433,8 +498,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
       const Pack<T, VW> pd = p.vec ? *reinterpret_cast<const Pack<T, VW>*>(raw + K * CB)
                                    : load_pack<T, VW>(p.delta, row * E + ev, valid, false);
       float dtb[VW];  // dt_bias of the pack's channels
-      load_dt_bias<VW>(dtb, sDt + cv * VW);
-      float2* scan = sScan + (buf * K + j) * CB;
+      load_floats<VW>(dtb, sDt + cv * VW);
+      float2* scan = sScan + (buf * K + j) * RW2;
 #pragma unroll
       for (int w = 0; w < VW; ++w) {
         const float x = to_float(pd.v[w]) + dtb[w];
@@ -446,7 +511,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
       if constexpr (kOut) {
         const Pack<T, VW> pz = p.vec ? *reinterpret_cast<const Pack<T, VW>*>(raw + 2 * K * CB)
                                      : load_pack<T, VW>(p.z, row * p.ldz + ev, valid, false);
-        float2* epi = sEpi + (buf * K + j) * CB;
+        float2* epi = sEpi + (buf * K + j) * RW2;
 #pragma unroll
         for (int w = 0; w < VW; ++w) {
           const float zz = to_float(pz.v[w]);
@@ -470,7 +535,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
       if (valid == 0) continue;
       Pack<T, VW> o;
 #pragma unroll
-      for (int w = 0; w < VW; ++w) o.v[w] = from_float<T>(sOut[(buf * K + j) * CB + swz(cv * VW + w)]);
+      for (int w = 0; w < VW; ++w) o.v[w] = from_float<T>(sOut[(buf * K + j) * RW1 + swz(cv * VW + w)]);
       store_pack<T, VW>(p.out, (b * S + t) * E + ev, o, valid, p.vec);
     }
   };
@@ -483,37 +548,42 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
     stage(c, buf);
     if (c + 1 < chunks) prefetch(c + 1);
     if (p.ckpt && active) {  // the state entering sub-chunk c
-      float* dst = p.ckpt + ((b * chunks + c) * E + e) * NP + kStates * r;
+      float* dst = p.ckpt + ((b * chunks + c) * E + e) * NP + Q * r;
       if (p.ckpt_vec) {
-        *reinterpret_cast<float4*>(dst) = make_float4(h[0], h[1], h[2], h[3]);
+        store_floats<Q>(dst, h);
       } else {
 #pragma unroll
-        for (int i = 0; i < kStates; ++i) dst[i] = h[i];
+        for (int i = 0; i < Q; ++i) dst[i] = h[i];
       }
     }
     __syncthreads();  // buffer buf staged; out of sub-chunk c − 1 complete
     if (kOut && c > 0) store_out(c - 1, buf ^ 1);
 
-    float ybuf[R];  // Σ over this lane's states of C·h, for R tokens
+    float ybuf[2 * R];  // Σ over this lane's states of C·h, for 2R tokens
 #pragma unroll
     for (int j = 0; j < K; ++j) {
-      const float2 dd = sScan[(buf * K + j) * CB + chs];
-      const float4 B4 = reinterpret_cast<const float4*>(sB + (buf * K + j) * NP)[r];
-      const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w};
+      const float2 dd = sScan[(buf * K + j) * RW2 + chs];
+      float Bs[Q];
+      load_floats<Q>(Bs, sB + (buf * K + j) * NP + Q * r);
 #pragma unroll
-      for (int i = 0; i < kStates; ++i) h[i] = fmaf(ex2<T>(dd.x * A2[i]), h[i], dd.y * Bs[i]);
+      for (int i = 0; i < Q; ++i) h[i] = fmaf(ex2<T>(dd.x * A2[i]), h[i], dd.y * Bs[i]);
       if constexpr (kOut) {
-        const float4 C4 = reinterpret_cast<const float4*>(sC + (buf * K + j) * NP)[r];
-        float y = C4.x * h[0];
-        y = fmaf(C4.y, h[1], y);
-        y = fmaf(C4.z, h[2], y);
-        y = fmaf(C4.w, h[3], y);
-        ybuf[j % R] = y;
-        if (j % R == R - 1) {  // lane r ends with y of token j − (R − 1) + r
-          transposed_sum<R, R, 1>(ybuf, lane);
-          const int jj = j - (R - 1) + r;
-          const float2 ue = sEpi[(buf * K + jj) * CB + chs];
-          sOut[(buf * K + jj) * CB + chs] = fmaf(De, ue.x, ybuf[0]) * ue.y;
+        float Cs[Q];
+        load_floats<Q>(Cs, sC + (buf * K + j) * NP + Q * r);
+        float y = Cs[0] * h[0];
+#pragma unroll
+        for (int i = 1; i < Q; ++i) y = fmaf(Cs[i], h[i], y);
+        ybuf[j % (2 * R)] = y;
+        // Every 2R tokens (2 values a lane: half the dependent shuffle levels a token of R),
+        // lane r ends with y of tokens j0 + 2r and j0 + 2r + 1.
+        if (j % (2 * R) == 2 * R - 1) {
+          transposed_sum<2 * R, R, 1>(ybuf, lane);
+#pragma unroll
+          for (int m = 0; m < 2; ++m) {
+            const int jj = j - (2 * R - 1) + 2 * r + m;
+            const float2 ue = sEpi[(buf * K + jj) * RW2 + chs];
+            sOut[(buf * K + jj) * RW1 + chs] = fmaf(De, ue.x, ybuf[m]) * ue.y;
+          }
         }
       }
     }
@@ -524,8 +594,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_forward_kernel(const
   }
   if (p.hT && active) {
 #pragma unroll
-    for (int i = 0; i < kStates; ++i) {
-      const int n = kStates * r + i;
+    for (int i = 0; i < Q; ++i) {
+      const int n = Q * r + i;
       if (n < N) p.hT[(b * E + e) * N + n] = h[i];
     }
   }
@@ -549,30 +619,31 @@ struct BackwardArgs {
   int64_t S, E, chunks;
   int N;
   bool vec;       // 4-channel packs for u, delta, z, dout, du, ddelta, dz
-  bool ckpt_vec;  // float4 checkpoint loads
+  bool ckpt_vec;  // vector checkpoint loads (Q floats)
 };
 
 // The backward of channels [blockIdx.x·CB, +CB) of batch row blockIdx.y, sub-chunk by sub-chunk
 // from the last, each from its checkpoint: du, ddelta, dz, the block's dBm/dCm sums, the (b, e)
 // parameter-gradient sums and dh0.
-template <class T, int R>
-__global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(const BackwardArgs<T> p) {
-  using C = Cfg<R>;
-  constexpr int K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL, TB = C::kTB;
-  constexpr int W = C::kWarps, kThreads = C::kThreads;
-  constexpr int VW = kPack, kVecs = CB / VW, kPackBytes = VW * int(sizeof(T));
+template <class T, class C>
+__global__ void __launch_bounds__(C::kThreads, 1)
+    scan_backward_kernel(const BackwardArgs<T> p) {
+  constexpr int R = C::R, Q = C::Q, K = C::kK, CB = C::kCB, NP = C::kNP, L = C::kL;
+  constexpr int TE = C::kTE, VPL = C::kVPL;
+  constexpr int W = C::kWarps, kThreads = C::kThreads, RW = C::kRow4, RS = C::kRedRow;
+  constexpr int VW = C::kPack, kVecs = CB / VW, kPackBytes = VW * int(sizeof(T));
   constexpr int kSlots = K * kVecs, kSlotsPerThread = (kSlots + kThreads - 1) / kThreads;
   constexpr int kBC = K * NP, kBCPerThread = (kBC + kThreads - 1) / kThreads;
   static_assert(kThreads % kVecs == 0, "a thread's packs share their channels");
 
   unsigned char* smem = dynamic_smem();
-  float4* sScan = reinterpret_cast<float4*>(smem);  // [2][K][CB]: (Δ or +inf at a reset, Δu, dy, Δ)
-  float4* sEpi = sScan + 2 * K * CB;  // [2][K][CB]: (u, softplus'(x), dout·silu'(z), -)
-  float4* sOut = sEpi + 2 * K * CB;   // [2][K][CB]: (du, ddelta, dz, -)
-  float* sB = reinterpret_cast<float*>(sOut + 2 * K * CB);  // [2][K][NP]
+  float4* sScan = reinterpret_cast<float4*>(smem);  // [2][K][RW]: (Δ or +inf at a reset, Δu, dy, Δ)
+  float4* sEpi = sScan + 2 * K * RW;  // [2][K][RW]: (u, softplus'(x), dout·silu'(z), -)
+  float4* sOut = sEpi + 2 * K * RW;   // [2][K][RW]: (du, ddelta, dz, -)
+  float* sB = reinterpret_cast<float*>(sOut + 2 * K * RW);  // [2][K][NP]
   float* sC = sB + 2 * K * NP;                              // [2][K][NP]
-  float* sRed = sC + 2 * K * NP;       // [2][W][K][2][NP]: each warp's dBm, dCm sums
-  float* sCk = sRed + 2 * W * K * 2 * NP;  // [2][CB][NP]: checkpoints as loaded
+  float* sRed = sC + 2 * K * NP;       // [2][W][K][RS]: each warp's dBm, dCm sums (2·NP used)
+  float* sCk = sRed + 2 * W * K * RS;      // [2][CB][NP]: checkpoints as loaded
   float* sDt = sCk + 2 * CB * NP;          // [CB]: dt_bias
   T* sRaw = reinterpret_cast<T*>(sDt + CB);  // [2][4][K][CB]: u, delta, z, dout as loaded
 
@@ -584,8 +655,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
   const bool active = e < E;
   const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
 
-  float A2[kStates], g[kStates], dA[kStates] = {};  // A·log2 e; dL/dh; Σ_t Δ·g·a·h
-  init_states(A2, g, p.A_log, p.dhT, b, e, E, N, r, active);
+  float A2[Q], g[Q], dA[Q] = {};  // A·log2 e; dL/dh; Σ_t Δ·g·a·h
+  init_states<Q>(A2, g, p.A_log, p.dhT, b, e, E, N, r, active);
   const float De = active ? p.D[e] : 0.f;
   float ddt_sum = 0.f, dD_sum = 0.f;  // over the tokens whose epilogue this lane does
   for (int k = tid; k < CB; k += kThreads) sDt[k] = e0 + k < E ? p.dt_bias[e0 + k] : 0.f;
@@ -594,7 +665,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
   const int64_t ev = e0 + int64_t(cv) * VW;
   uint8_t rf[kSlotsPerThread];
   T rb[kBCPerThread], rc[kBCPerThread];
-  const float* ck_lane = p.ckpt + (b * p.chunks * E + e) * NP + kStates * r;  // + c·E·NP
+  const float* ck_lane = p.ckpt + (b * p.chunks * E + e) * NP + Q * r;  // + c·E·NP
 
   // The loads of sub-chunk c (see the forward), and this lane's checkpoint into sCk[c & 1].
   const auto prefetch = [&](int64_t c) {
@@ -617,7 +688,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
       }
     }
     if (p.ckpt_vec)
-      copy_async<16>(sCk + (rbuf * CB + ch) * NP + kStates * r, active ? ck_lane + c * E * NP : p.ckpt,
+      copy_async<4 * Q>(sCk + (rbuf * CB + ch) * NP + Q * r, active ? ck_lane + c * E * NP : p.ckpt,
                    active);
     copy_commit();
     load_bc<T, K, NP, kThreads>(rb, rc, p.Bm, p.Cm, b, S, N, t0, tid);
@@ -641,9 +712,9 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
       const Pack<T, VW> pu = packed(0, p.u, row * E + ev), pd = packed(1, p.delta, row * E + ev);
       const Pack<T, VW> pz = packed(2, p.z, row * p.ldz + ev), pg = packed(3, p.dout, row * E + ev);
       float dtb[VW];  // dt_bias of the pack's channels
-      load_dt_bias<VW>(dtb, sDt + cv * VW);
-      float4* scan = sScan + (buf * K + j) * CB;
-      float4* epi = sEpi + (buf * K + j) * CB;
+      load_floats<VW>(dtb, sDt + cv * VW);
+      float4* scan = sScan + (buf * K + j) * RW;
+      float4* epi = sEpi + (buf * K + j) * RW;
 #pragma unroll
       for (int w = 0; w < VW; ++w) {
         const float x = to_float(pd.v[w]) + dtb[w];
@@ -681,7 +752,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
       Pack<T, VW> odu, odd, odz;
 #pragma unroll
       for (int w = 0; w < VW; ++w) {
-        const float4 o = sOut[(buf * K + j) * CB + swz(cv * VW + w)];
+        const float4 o = sOut[(buf * K + j) * RW + swz(cv * VW + w)];
         odu.v[w] = from_float<T>(o.x);
         odd.v[w] = from_float<T>(o.y);
         odz.v[w] = from_float<T>(o.z);
@@ -696,7 +767,7 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
       if (t < S && q % NP < N) {
         float sum = 0.f;
 #pragma unroll
-        for (int w = 0; w < W; ++w) sum += sRed[((buf * W + w) * K + j) * 2 * NP + q];
+        for (int w = 0; w < W; ++w) sum += sRed[((buf * W + w) * K + j) * RS + q];
         p.part[((int64_t(blockIdx.x) * B + b) * S + t) * 2 * NP + q] = sum;
       }
     }
@@ -709,50 +780,48 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
     const int64_t c = chunks - 1 - it;
     const int buf = int(c & 1);  // every double buffer alternates with c
     stage(c, buf);
-    float h[kStates];  // the state entering sub-chunk c
+    float h[Q];  // the state entering sub-chunk c
     if (p.ckpt_vec) {
-      const float4 v = reinterpret_cast<const float4*>(sCk + (buf * CB + ch) * NP)[r];
-      h[0] = v.x, h[1] = v.y, h[2] = v.z, h[3] = v.w;
+      load_floats<Q>(h, sCk + (buf * CB + ch) * NP + Q * r);
     } else {
 #pragma unroll
-      for (int i = 0; i < kStates; ++i) h[i] = active ? ck_lane[c * E * NP + i] : 0.f;
+      for (int i = 0; i < Q; ++i) h[i] = active ? ck_lane[c * E * NP + i] : 0.f;
     }
     if (c > 0) prefetch(c - 1);
     __syncthreads();  // buffer buf staged; outputs and sums of sub-chunk c + 1 complete
     if (it > 0) store(c + 1, buf ^ 1);
 
     // The sub-chunk's forward from its checkpoint: a[j] = exp(Δ_j·A), hp[j] = h_{j−1}.
-    float a[K][kStates], hp[K][kStates];
-    float ybuf[R], ebuf[kStates * TB], sbuf[2 * R];
-    float* red = sRed + (buf * W + warp) * K * 2 * NP;  // [K][2][NP] of this warp
+    float a[K][Q], hp[K][Q];
+    float ybuf[R], ebuf[Q * TE], sbuf[2 * R];
+    float* red = sRed + (buf * W + warp) * K * RS;  // [K][RS] of this warp: dBm [NP], dCm [NP]
 #pragma unroll
     for (int j = 0; j < K; ++j) {
-      const float4 sc = sScan[(buf * K + j) * CB + chs];  // Δe, Δu, dy, Δ
-      const float4 B4 = reinterpret_cast<const float4*>(sB + (buf * K + j) * NP)[r];
-      const float4 C4 = reinterpret_cast<const float4*>(sC + (buf * K + j) * NP)[r];
-      const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w};
+      const float4 sc = sScan[(buf * K + j) * RW + chs];  // Δe, Δu, dy, Δ
+      float Bs[Q], Cs[Q];
+      load_floats<Q>(Bs, sB + (buf * K + j) * NP + Q * r);
+      load_floats<Q>(Cs, sC + (buf * K + j) * NP + Q * r);
 #pragma unroll
-      for (int i = 0; i < kStates; ++i) {
+      for (int i = 0; i < Q; ++i) {
         a[j][i] = ex2<T>(sc.x * A2[i]);
         hp[j][i] = h[i];
         h[i] = fmaf(a[j][i], h[i], sc.y * Bs[i]);
-        ebuf[(j % TB) * kStates + i] = sc.z * h[i];  // dCm term dy·h
+        ebuf[(j % TE) * Q + i] = sc.z * h[i];  // dCm term dy·h
       }
-      float y = C4.x * h[0];
-      y = fmaf(C4.y, h[1], y);
-      y = fmaf(C4.z, h[2], y);
-      y = fmaf(C4.w, h[3], y);
+      float y = Cs[0] * h[0];
+#pragma unroll
+      for (int i = 1; i < Q; ++i) y = fmaf(Cs[i], h[i], y);
       ybuf[j % R] = y;
-      if (j % TB == TB - 1) {  // slot q ends with the warp's sum for token j0 + q/4, state q%4
-        transposed_sum<kStates * TB, L, R>(ebuf, lane);
-        red[(j - (TB - 1) + slot / kStates) * 2 * NP + NP + kStates * r + slot % kStates] = ebuf[0];
+      if (j % TE == TE - 1) {  // slot q ends with the warp's sums for (token, state) pairs
+        transposed_sum<Q * TE, L, R>(ebuf, lane);  // VPL·q + m = token_in_group·Q + state
+        store_pair_sums<VPL, Q>(red + (j - (TE - 1)) * RS + NP + Q * r, ebuf, slot, RS);
       }
       if (j % R == R - 1) {  // lane r: token jj's y, so its dz and dD term
         transposed_sum<R, R, 1>(ybuf, lane);
         const int jj = j - (R - 1) + r;
-        const float4 s = sScan[(buf * K + jj) * CB + chs];
-        const float4 ep = sEpi[(buf * K + jj) * CB + chs];
-        sOut[(buf * K + jj) * CB + chs].z = ep.z * fmaf(De, ep.x, ybuf[0]);
+        const float4 s = sScan[(buf * K + jj) * RW + chs];
+        const float4 ep = sEpi[(buf * K + jj) * RW + chs];
+        sOut[(buf * K + jj) * RW + chs].z = ep.z * fmaf(De, ep.x, ybuf[0]);
         dD_sum = fmaf(s.z, ep.x, dD_sum);
       }
     }
@@ -760,16 +829,16 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
     // The reverse recurrence over the sub-chunk.
 #pragma unroll
     for (int j = K - 1; j >= 0; --j) {
-      const float4 sc = sScan[(buf * K + j) * CB + chs];
-      const float4 B4 = reinterpret_cast<const float4*>(sB + (buf * K + j) * NP)[r];
-      const float4 C4 = reinterpret_cast<const float4*>(sC + (buf * K + j) * NP)[r];
-      const float Bs[kStates] = {B4.x, B4.y, B4.z, B4.w}, Cs[kStates] = {C4.x, C4.y, C4.z, C4.w};
+      const float4 sc = sScan[(buf * K + j) * RW + chs];
+      float Bs[Q], Cs[Q];
+      load_floats<Q>(Bs, sB + (buf * K + j) * NP + Q * r);
+      load_floats<Q>(Cs, sC + (buf * K + j) * NP + Q * r);
       float s1 = 0.f, s2 = 0.f;  // Σ g·B, Σ A·log2e·g·a·h over this lane's states
 #pragma unroll
-      for (int i = 0; i < kStates; ++i) {
+      for (int i = 0; i < Q; ++i) {
         g[i] = fmaf(sc.z, Cs[i], g[i]);      // dL/dh_j
         s1 = fmaf(g[i], Bs[i], s1);
-        ebuf[(j % TB) * kStates + i] = g[i] * sc.y;  // dBm term g·Δ·u
+        ebuf[(j % TE) * Q + i] = g[i] * sc.y;  // dBm term g·Δ·u
         g[i] *= a[j][i];                     // dL/dh_{j−1}
         const float gah = g[i] * hp[j][i];   // g·a·h_{j−1}
         s2 = fmaf(A2[i], gah, s2);
@@ -777,17 +846,17 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
       }
       sbuf[2 * (j % R)] = s1;
       sbuf[2 * (j % R) + 1] = s2;
-      if (j % TB == 0) {
-        transposed_sum<kStates * TB, L, R>(ebuf, lane);
-        red[(j + slot / kStates) * 2 * NP + kStates * r + slot % kStates] = ebuf[0];
+      if (j % TE == 0) {
+        transposed_sum<Q * TE, L, R>(ebuf, lane);
+        store_pair_sums<VPL, Q>(red + j * RS + Q * r, ebuf, slot, RS);
       }
       if (j % R == 0) {  // lane r: token j + r's sums, so its du, ddelta
         transposed_sum<2 * R, R, 1>(sbuf, lane);
         const int jj = j + r;
-        const float4 s = sScan[(buf * K + jj) * CB + chs];
-        const float4 ep = sEpi[(buf * K + jj) * CB + chs];
+        const float4 s = sScan[(buf * K + jj) * RW + chs];
+        const float4 ep = sEpi[(buf * K + jj) * RW + chs];
         const float ddl = fmaf(ep.x, sbuf[0], sbuf[1] * kLn2) * ep.y;  // (u·Σg·B + Σ A·g·a·h)·σ
-        float4& o = sOut[(buf * K + jj) * CB + chs];
+        float4& o = sOut[(buf * K + jj) * RW + chs];
         o.x = fmaf(s.w, sbuf[0], s.z * De);  // Δ·Σ g·B + dy·D
         o.y = ddl;
         ddt_sum += ddl;
@@ -807,8 +876,8 @@ __global__ void __launch_bounds__(Cfg<R>::kThreads, 1) scan_backward_kernel(cons
   }
   if (active) {
 #pragma unroll
-    for (int i = 0; i < kStates; ++i) {
-      const int n = kStates * r + i;
+    for (int i = 0; i < Q; ++i) {
+      const int n = Q * r + i;
       if (n < N) {
         if (p.dh0) p.dh0[(b * E + e) * N + n] = g[i];
         p.pdA[(b * E + e) * N + n] = dA[i];
@@ -878,36 +947,30 @@ void check_stride(const char* op, const char* name, int64_t ld, int64_t E) {
 }
 
 
-// The sizes that depend on R (lanes per channel, from N).
+// The sizes that depend on the lane layout (from N).
 struct Geometry {
-  int R, K, NP, CB, threads;
+  int K, NP, CB, threads, pack;
   int64_t chunks, blocks;  // sub-chunks per row; blocks per batch row
   size_t fwd_smem, bwd_smem;
 };
 
-template <int R>
-Geometry geometry_for(const ScanShape& s, size_t elem) {
-  using C = Cfg<R>;
-  const bool f32 = elem == sizeof(float);
-  return {R,
-          C::kK,
-          C::kNP,
-          C::kCB,
-          C::kThreads,
-          (s.S + C::kK - 1) / C::kK,
-          (s.E + C::kCB - 1) / C::kCB,
-          f32 ? C::template kFwdSmem<float> : C::template kFwdSmem<bf16>,
-          f32 ? C::template kBwdSmem<float> : C::template kBwdSmem<bf16>};
-}
-
 // elem: sizeof(T), which only the shared-memory sizes depend on.
 Geometry geometry(const ScanShape& s, size_t elem = sizeof(float)) {
-  switch (lanes_per_channel(s.N)) {
-    case 1: return geometry_for<1>(s, elem);
-    case 2: return geometry_for<2>(s, elem);
-    case 4: return geometry_for<4>(s, elem);
-    default: return geometry_for<8>(s, elem);
-  }
+  Geometry g{};
+  with_layout(s.N, [&](auto cfg) {
+    using C = decltype(cfg);
+    const bool f32 = elem == sizeof(float);
+    g = {C::kK,
+         C::kNP,
+         C::kCB,
+         C::kThreads,
+         C::kPack,
+         (s.S + C::kK - 1) / C::kK,
+         (s.E + C::kCB - 1) / C::kCB,
+         f32 ? C::template kFwdSmem<float> : C::template kFwdSmem<bf16>,
+         f32 ? C::template kBwdSmem<float> : C::template kBwdSmem<bf16>};
+  });
+  return g;
 }
 
 int64_t round4(int64_t n) { return (n + 3) / 4 * 4; }
@@ -938,43 +1001,32 @@ struct Workspace {
   }
 };
 
-template <class T, int R>
-void launch_forward_r(const ForwardArgs<T>& a, const Geometry& g, int64_t B, cudaStream_t stream) {
-  const auto kernel = a.out ? scan_forward_kernel<T, R, true> : scan_forward_kernel<T, R, false>;
+// Launches kernel over blocks x B with g.threads threads and `smem` bytes of shared memory.
+template <class Kernel, class Args>
+void launch(Kernel kernel, const Args& a, const Geometry& g, size_t smem, int64_t B,
+            cudaStream_t stream) {
   HYMBA_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        int(g.fwd_smem)));
-  kernel<<<dim3(unsigned(g.blocks), unsigned(B)), g.threads, g.fwd_smem, stream>>>(a);
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  kernel<<<dim3(unsigned(g.blocks), unsigned(B)), g.threads, smem, stream>>>(a);
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
 template <class T>
-void launch_forward(const ForwardArgs<T>& a, const Geometry& g, int64_t B, cudaStream_t stream) {
-  switch (g.R) {
-    case 1: launch_forward_r<T, 1>(a, g, B, stream); break;
-    case 2: launch_forward_r<T, 2>(a, g, B, stream); break;
-    case 4: launch_forward_r<T, 4>(a, g, B, stream); break;
-    default: launch_forward_r<T, 8>(a, g, B, stream); break;
-  }
-}
-
-template <class T, int R>
-void launch_backward_r(const BackwardArgs<T>& a, const Geometry& g, int64_t B,
-                       cudaStream_t stream) {
-  const auto kernel = scan_backward_kernel<T, R>;
-  HYMBA_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        int(g.bwd_smem)));
-  kernel<<<dim3(unsigned(g.blocks), unsigned(B)), g.threads, g.bwd_smem, stream>>>(a);
-  HYMBA_CUDA_CHECK_LAUNCH();
+void launch_forward(const ForwardArgs<T>& a, const Geometry& g, int64_t N, int64_t B,
+                    cudaStream_t stream) {
+  with_layout(N, [&](auto cfg) {
+    using C = decltype(cfg);
+    launch(a.out ? scan_forward_kernel<T, C, true> : scan_forward_kernel<T, C, false>, a, g,
+           g.fwd_smem, B, stream);
+  });
 }
 
 template <class T>
 ForwardArgs<T> forward_args(T* out, float* hT, float* ckpt, const ScanInputs<T>& in,
                             const ScanShape& s, const Geometry& g) {
   // Without output, z is not read: its alignment does not matter.
-  const bool vec = out ? packs_fit<T>(kPack, s.E, {in.ldz}, {in.u, in.delta, out, in.z})
-                       : packs_fit<T>(kPack, s.E, {}, {in.u, in.delta});
+  const bool vec = out ? packs_fit<T>(g.pack, s.E, {in.ldz}, {in.u, in.delta, out, in.z})
+                       : packs_fit<T>(g.pack, s.E, {}, {in.u, in.delta});
   return {out,       hT,         ckpt,  in.u,  in.delta, in.z, in.ldz,   in.Bm,
           in.Cm,     in.dt_bias, in.A_log, in.D, in.h0,    in.doc_start,
           s.S,       s.E,        g.chunks, int(s.N), vec, aligned(ckpt, 16)};
@@ -995,7 +1047,7 @@ void selective_scan_forward(T* out, float* hT, float* checkpoints, const ScanInp
   check_stride("selective_scan_forward", "ldz", in.ldz, s.E);
   if (s.B == 0 || s.E == 0) return;  // nothing to write (hT is [B, 0, N] or empty)
   const Geometry g = geometry(s, sizeof(T));
-  launch_forward<T>(forward_args(out, hT, checkpoints, in, s, g), g, s.B, stream);
+  launch_forward<T>(forward_args(out, hT, checkpoints, in, s, g), g, s.N, s.B, stream);
 }
 
 int64_t selective_scan_backward_workspace(const ScanShape& s) {
@@ -1025,22 +1077,19 @@ void selective_scan_backward(const ScanGrads<T>& gr, const T* dout, const float*
   const Workspace ws(s, g, workspace);
   const float* ckpt = checkpoints;
   if (!ckpt) {  // the forward kernel without output: the same states as the forward's
-    launch_forward<T>(forward_args<T>(nullptr, nullptr, ws.ckpt, in, s, g), g, s.B, stream);
+    launch_forward<T>(forward_args<T>(nullptr, nullptr, ws.ckpt, in, s, g), g, s.N, s.B, stream);
     ckpt = ws.ckpt;
   }
-  const bool vec = packs_fit<T>(kPack, s.E, {in.ldz, gr.lddz},
+  const bool vec = packs_fit<T>(g.pack, s.E, {in.ldz, gr.lddz},
                                 {in.u, in.delta, in.z, dout, gr.du, gr.ddelta, gr.dz});
   const BackwardArgs<T> a{gr.du,   gr.ddelta, gr.dz,     gr.lddz,  ws.part,      ws.pdA,
                           ws.pdt,  ws.pdD,    gr.dh0,    dout,     dhT,          ckpt,
                           in.u,    in.delta,  in.z,      in.ldz,   in.Bm,        in.Cm,
                           in.dt_bias, in.A_log, in.D,    in.doc_start, s.S,      s.E,
                           g.chunks, int(s.N), vec,       aligned(ckpt, 16)};
-  switch (g.R) {
-    case 1: launch_backward_r<T, 1>(a, g, s.B, stream); break;
-    case 2: launch_backward_r<T, 2>(a, g, s.B, stream); break;
-    case 4: launch_backward_r<T, 4>(a, g, s.B, stream); break;
-    default: launch_backward_r<T, 8>(a, g, s.B, stream); break;
-  }
+  with_layout(s.N, [&](auto cfg) {
+    launch(scan_backward_kernel<T, decltype(cfg)>, a, g, g.bwd_smem, s.B, stream);
+  });
   const int64_t threads = s.B * s.S * s.N + std::max(s.E * s.N, s.E);
   scan_finish_kernel<T><<<unsigned((threads + kFinishThreads - 1) / kFinishThreads), kFinishThreads, 0,
                      stream>>>(gr.dBm, gr.dCm, ws.part, g.blocks, s.B, s.S, int(s.N), g.NP,
