@@ -112,7 +112,7 @@ constexpr float kLn2 = 0.6931471805599453f;
 // The launch shape for R lanes per channel (see the top of the file).
 template <int R_>
 struct Cfg {
-  static constexpr int R = R_, Q = kStates;
+  static constexpr int R = R_, Q = kStates;  // lanes a channel, states a lane
   static_assert(R == 1 || R == 2 || R == 4 || R == 8, "R lanes per channel: 1, 2, 4 or 8");
   static constexpr int kNP = Q * R;               // padded state count
   static constexpr int kL = 32 / R;               // channels per warp
@@ -144,9 +144,10 @@ struct Cfg {
   // channel at token j0 + r (backward) or j0 + 2r + m (forward), and unpadded rows (a multiple of
   // 128 bytes) put those tokens in the same banks, a 4-way conflict at R = 4 (ncu: 22% of the
   // backward's shared-memory wavefronts were such excess). The pads shift the epilogue's tokens
-  // by 8 banks each: 32 bytes a row in the backward, 16 in the forward, whose tokens are 2 apart. A warp's dBm/dCm rows (2·NP floats, NP written
-  // per butterfly token) are NP + 32 floats apart, so the kTB tokens of one butterfly (kTB·NP = 32
-  // floats) fall in distinct banks.
+  // by 8 banks each: 32 bytes a row in the backward, 16 in the forward, whose tokens are 2 apart.
+  // A warp's dBm/dCm rows (2·NP floats, NP written per butterfly token) are NP + 32 floats apart,
+  // so each 32 lanes x 4 bytes of a butterfly's stores (L/Q tokens of NP floats) fall in distinct
+  // banks.
   static constexpr int kRow2 = kCB + 2;    // float2 records a token row (forward)
   static constexpr int kRow1 = kCB + 4;    // float records a token row (forward out)
   static constexpr int kRow4 = kCB + 2;    // float4 records a token row (backward)
@@ -341,26 +342,15 @@ __device__ __forceinline__ void load_floats(float* v, const float* p) {
   }
 }
 
-template <int W>
-__device__ __forceinline__ void store_floats(float* p, const float* v) {
-  static_assert(W == 2 || W == 4, "float2 or float4");
-  if constexpr (W == 4) {
-    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  } else {
-    *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
-  }
-}
-
-// This lane's states Q·r .. Q·r + Q − 1 of channel e: A·log2 e per state (kept below −1e-30, so a
-// reset's +inf Δ gives exp2(−inf) = 0; padding states get −1) and the state's start value from
+// This lane's states 4r .. 4r + 3 of channel e: A·log2 e per state (kept below −1e-30, so a reset's
+// +inf Δ gives exp2(−inf) = 0; padding states get −1) and the state's start value from
 // start [B, E, N] (h0 in the forward, dhT in the backward; zero where null or padding).
-template <int Q>
 __device__ __forceinline__ void init_states(float* A2, float* start_value, const float* A_log,
                                             const float* start, int64_t b, int64_t e, int64_t E,
                                             int N, int r, bool active) {
 #pragma unroll
-  for (int i = 0; i < Q; ++i) {
-    const int n = Q * r + i;
+  for (int i = 0; i < kStates; ++i) {
+    const int n = kStates * r + i;
     const bool ok = active && n < N;
     A2[i] = ok ? fminf(-expf(A_log[e * N + n]) * kLog2e, -1e-30f) : -1.f;
     start_value[i] = ok && start ? start[(b * E + e) * N + n] : 0.f;
@@ -413,8 +403,8 @@ struct ForwardArgs {
   const uint8_t* doc_start;               // [B, S] or null
   int64_t S, E, chunks;
   int N;
-  bool vec;       // 4-channel packs for u, delta, z, out
-  bool ckpt_vec;  // vector checkpoint stores (Q floats)
+  bool vec;       // kPack-channel packs for u, delta, z, out
+  bool ckpt_vec;  // float4 checkpoint stores
 };
 
 // The forward of channels [blockIdx.x·CB, +CB) of batch row blockIdx.y: out (unless null), the
@@ -447,7 +437,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
 
   float A2[Q], h[Q];  // A·log2 e, the state
-  init_states<Q>(A2, h, p.A_log, p.h0, b, e, E, N, r, active);
+  init_states(A2, h, p.A_log, p.h0, b, e, E, N, r, active);
   const float De = active ? p.D[e] : 0.f;
   for (int k = tid; k < CB; k += kThreads) sDt[k] = e0 + k < E ? p.dt_bias[e0 + k] : 0.f;
 
@@ -550,7 +540,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     if (p.ckpt && active) {  // the state entering sub-chunk c
       float* dst = p.ckpt + ((b * chunks + c) * E + e) * NP + Q * r;
       if (p.ckpt_vec) {
-        store_floats<Q>(dst, h);
+        *reinterpret_cast<float4*>(dst) = make_float4(h[0], h[1], h[2], h[3]);
       } else {
 #pragma unroll
         for (int i = 0; i < Q; ++i) dst[i] = h[i];
@@ -618,8 +608,8 @@ struct BackwardArgs {
   const uint8_t* doc_start;
   int64_t S, E, chunks;
   int N;
-  bool vec;       // 4-channel packs for u, delta, z, dout, du, ddelta, dz
-  bool ckpt_vec;  // vector checkpoint loads (Q floats)
+  bool vec;       // kPack-channel packs for u, delta, z, dout, du, ddelta, dz
+  bool ckpt_vec;  // float4 checkpoint loads
 };
 
 // The backward of channels [blockIdx.x·CB, +CB) of batch row blockIdx.y, sub-chunk by sub-chunk
@@ -656,7 +646,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   const int chs = swz(ch);  // this lane's channel in the shared per-(t, e) arrays
 
   float A2[Q], g[Q], dA[Q] = {};  // A·log2 e; dL/dh; Σ_t Δ·g·a·h
-  init_states<Q>(A2, g, p.A_log, p.dhT, b, e, E, N, r, active);
+  init_states(A2, g, p.A_log, p.dhT, b, e, E, N, r, active);
   const float De = active ? p.D[e] : 0.f;
   float ddt_sum = 0.f, dD_sum = 0.f;  // over the tokens whose epilogue this lane does
   for (int k = tid; k < CB; k += kThreads) sDt[k] = e0 + k < E ? p.dt_bias[e0 + k] : 0.f;
