@@ -91,5 +91,21 @@ TEST(Linear, WeightGradientAccumulatesAndInputGradientCanAccumulate) {
   for (size_t i = 0; i < dx1.size(); ++i) EXPECT_DOUBLE_EQ(dx2[i], 2 * dx1[i]);
 }
 
+TEST(Linear, InputGradientFactorScalesDxAlone) {
+  const int64_t rows = 3, in = 4, out = 2;
+  auto x = random_vector(rows * in, 10), w = random_vector(out * in, 11), dy = random_vector(rows * out, 12);
+  std::vector<double> dx1(rows * in, 0.0), dw1(out * in, 0.0);
+  cpu::linear_backward(dx1.data(), in, dw1.data(), dy.data(), out, x.data(), in, w.data(), rows, in, out);
+  std::vector<double> dx2(rows * in, 0.0), dw2(out * in, 0.0);
+  cpu::linear_backward(dx2.data(), in, dw2.data(), dy.data(), out, x.data(), in, w.data(), rows, in, out,
+                       /*accumulate_dx=*/false, /*dx_alpha=*/-0.75);
+  for (size_t i = 0; i < dx1.size(); ++i) EXPECT_DOUBLE_EQ(dx2[i], -0.75 * dx1[i]);
+  EXPECT_EQ(dw2, dw1);  // the weight gradient is not scaled
+  auto dx3 = dx1;       // accumulated: the factor applies to the product, not to what dx held
+  cpu::linear_backward(dx3.data(), in, dw2.data(), dy.data(), out, x.data(), in, w.data(), rows, in, out,
+                       /*accumulate_dx=*/true, /*dx_alpha=*/0.5);
+  for (size_t i = 0; i < dx1.size(); ++i) EXPECT_DOUBLE_EQ(dx3[i], 1.5 * dx1[i]);
+}
+
 }  // namespace
 }  // namespace hymba::test

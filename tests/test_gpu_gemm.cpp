@@ -1,5 +1,5 @@
 // The cuBLASLt GEMMs behind every Linear layer against the CPU reference (double): forward with
-// = and +=, backward with dx = / += and dw +=, strided rows, fp32 (relative 1e-5: no TF32) and bf16
+// = and +=, backward with dx = / += (scaled by a dx factor) and dw +=, strided rows, fp32 (relative 1e-5: no TF32) and bf16
 // (the tolerance rule of DESIGN.md §4). Skipped without a GPU.
 #include <gtest/gtest.h>
 
@@ -32,6 +32,7 @@ struct LinearInputs {
 };
 
 constexpr int64_t kPad = 5;  // extra elements per row: every matrix but w and dw is strided
+constexpr double kDxAlpha = -0.5;  // the input gradient's factor (the model's fusion uses 0.5)
 
 LinearInputs make_inputs(const LinearSize& s) {
   const auto ldx = s.in + kPad, ldy = s.out + kPad;
@@ -45,7 +46,7 @@ LinearResult cpu_linear(const LinearInputs& in, const LinearSize& s) {
   LinearResult r{in.y0, in.dx0, in.dw0};
   cpu::linear_forward(r.y.data(), ldy, in.x.data(), ldx, in.w.data(), s.rows, s.in, s.out, true);
   cpu::linear_backward(r.dx.data(), ldx, r.dw.data(), in.dy.data(), ldy, in.x.data(), ldx, in.w.data(),
-                       s.rows, s.in, s.out, true);
+                       s.rows, s.in, s.out, true, kDxAlpha);
   return r;
 }
 
@@ -58,7 +59,7 @@ LinearResult gpu_linear(const LinearInputs& in, const LinearSize& s) {
   DeviceFloats dw(cast_vector<float>(in.dw0));
   cuda::linear_forward(gemm, y.data(), ldy, x.data(), ldx, w.data(), s.rows, s.in, s.out, true);
   cuda::linear_backward(gemm, dx.data(), ldx, dw.data(), dy.data(), ldy, x.data(), ldx, w.data(), s.rows, s.in,
-                        s.out, true);
+                        s.out, true, float(kDxAlpha));
   return {to_double(y.to_host()), to_double(dx.to_host()), to_double(dw.to_host())};
 }
 

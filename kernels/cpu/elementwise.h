@@ -23,11 +23,4 @@ void average_into(T* a, const T* b, int64_t n) {
   for (int64_t i = 0; i < n; ++i) a[i] = (a[i] + b[i]) * T(0.5);
 }
 
-// x *= s over n values
-template <class T>
-void scale(T* x, double s, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kMinParallelWork)
-  for (int64_t i = 0; i < n; ++i) x[i] *= T(s);
-}
-
 }  // namespace hymba::cpu

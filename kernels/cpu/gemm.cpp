@@ -84,9 +84,9 @@ void linear_forward(T* y, int64_t ldy, const T* x, int64_t ldx, const T* w, int6
 template <class T>
 void linear_backward(T* dx, int64_t lddx, T* dw, const T* dy, int64_t lddy, const T* x,
                      int64_t ldx, const T* w, int64_t rows, int64_t in, int64_t out,
-                     bool accumulate_dx) {
+                     bool accumulate_dx, double dx_alpha) {
   if (dx) {
-    gemm<T>(false, false, rows, in, out, T(1), dy, lddy, w, in, accumulate_dx ? T(1) : T(0), dx,
+    gemm<T>(false, false, rows, in, out, T(dx_alpha), dy, lddy, w, in, accumulate_dx ? T(1) : T(0), dx,
             lddx);  // [rows, in] = [rows, out] · [out, in]
   }
   gemm<T>(true, false, out, in, rows, T(1), dy, lddy, x, ldx, T(1), dw,
@@ -99,7 +99,7 @@ void linear_backward(T* dx, int64_t lddx, T* dw, const T* dy, int64_t lddy, cons
   template void linear_forward<T>(T*, int64_t, const T*, int64_t, const T*, int64_t, int64_t, \
                                   int64_t, bool);                                             \
   template void linear_backward<T>(T*, int64_t, T*, const T*, int64_t, const T*, int64_t,     \
-                                   const T*, int64_t, int64_t, int64_t, bool);
+                                   const T*, int64_t, int64_t, int64_t, bool, double);
 HYMBA_INSTANTIATE(float)
 HYMBA_INSTANTIATE(double)
 #undef HYMBA_INSTANTIATE

@@ -16,11 +16,12 @@ template <class T>
 void linear_forward(T* y, int64_t ldy, const T* x, int64_t ldx, const T* w, int64_t rows,
                     int64_t in, int64_t out, bool accumulate = false);
 
-// dx[rows, in] (= or += when accumulate_dx) dy · w;  dw[out, in] += dyᵀ · x.
-// dx may be null (no input gradient wanted, e.g. below the first layer).
+// dx[rows, in] (= or += when accumulate_dx) dx_alpha · dy · w;  dw[out, in] += dyᵀ · x.
+// dx may be null (no input gradient wanted, e.g. below the first layer). dx_alpha scales the
+// input gradient alone (the model's fusion average halves it for each branch).
 template <class T>
 void linear_backward(T* dx, int64_t lddx, T* dw, const T* dy, int64_t lddy, const T* x,
                      int64_t ldx, const T* w, int64_t rows, int64_t in, int64_t out,
-                     bool accumulate_dx = false);
+                     bool accumulate_dx = false, double dx_alpha = 1.0);
 
 }  // namespace hymba::cpu

@@ -56,21 +56,6 @@ __global__ void average_kernel(T* a, const T* b, int64_t n) {
   }
 }
 
-template <class T, int K>
-__global__ void scale_kernel(T* x, float s, int64_t n) {
-  using P = Pack<T, K>;
-  const int64_t packs = n / K;
-  for (int64_t i = first_index(); i < packs; i += grid_stride()) {
-    P v = reinterpret_cast<const P*>(x)[i];
-#pragma unroll
-    for (int k = 0; k < K; ++k) v.v[k] = from_float<T>(to_float(v.v[k]) * s);
-    reinterpret_cast<P*>(x)[i] = v;
-  }
-  for (int64_t i = packs * K + first_index(); i < n; i += grid_stride()) {
-    x[i] = from_float<T>(to_float(x[i]) * s);
-  }
-}
-
 template <class Dst, class Src, int K>
 __global__ void cast_kernel(Dst* dst, const Src* src, int64_t n) {
   const int64_t packs = n / K;
@@ -130,18 +115,6 @@ void average_into(T* a, const T* b, int64_t n, cudaStream_t stream) {
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
-template <class T>
-void scale(T* x, float s, int64_t n, cudaStream_t stream) {
-  if (n == 0) return;
-  constexpr int K = 16 / sizeof(T);
-  if (aligned(x, 16)) {
-    scale_kernel<T, K><<<blocks_for(n / K), kThreads, 0, stream>>>(x, s, n);
-  } else {
-    scale_kernel<T, 1><<<blocks_for(n), kThreads, 0, stream>>>(x, s, n);
-  }
-  HYMBA_CUDA_CHECK_LAUNCH();
-}
-
 template <class Dst, class Src>
 void cast(Dst* dst, const Src* src, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
@@ -158,8 +131,6 @@ template void copy_rows<float>(float*, int64_t, const float*, int64_t, int64_t, 
 template void copy_rows<bf16>(bf16*, int64_t, const bf16*, int64_t, int64_t, int64_t, cudaStream_t);
 template void average_into<float>(float*, const float*, int64_t, cudaStream_t);
 template void average_into<bf16>(bf16*, const bf16*, int64_t, cudaStream_t);
-template void scale<float>(float*, float, int64_t, cudaStream_t);
-template void scale<bf16>(bf16*, float, int64_t, cudaStream_t);
 template void cast<bf16, float>(bf16*, const float*, int64_t, cudaStream_t);
 template void cast<float, bf16>(float*, const bf16*, int64_t, cudaStream_t);
 template void cast<float, float>(float*, const float*, int64_t, cudaStream_t);

@@ -106,9 +106,10 @@ void linear_forward(Gemm& gemm, T* y, int64_t ldy, const T* x, int64_t ldx, cons
 
 template <class T>
 void linear_backward(Gemm& gemm, T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
-                     int64_t ldx, const T* w, int64_t rows, int64_t in, int64_t out, bool accumulate_dx) {
+                     int64_t ldx, const T* w, int64_t rows, int64_t in, int64_t out, bool accumulate_dx,
+                     float dx_alpha) {
   if (dx) {
-    gemm.run<T, T>(false, false, rows, in, out, 1.0f, dy, lddy, w, in, accumulate_dx ? 1.0f : 0.0f, dx,
+    gemm.run<T, T>(false, false, rows, in, out, dx_alpha, dy, lddy, w, in, accumulate_dx ? 1.0f : 0.0f, dx,
                    lddx);  // [rows, in] = [rows, out] · [out, in]
   }
   gemm.run<T, float>(true, false, out, in, rows, 1.0f, dy, lddy, x, ldx, 1.0f, dw,
@@ -126,7 +127,7 @@ template void Gemm::run<__nv_bfloat16, float>(bool, bool, int64_t, int64_t, int6
   template void linear_forward<T>(Gemm&, T*, int64_t, const T*, int64_t, const T*, int64_t, int64_t, \
                                   int64_t, bool);                                                     \
   template void linear_backward<T>(Gemm&, T*, int64_t, float*, const T*, int64_t, const T*, int64_t,  \
-                                   const T*, int64_t, int64_t, int64_t, bool);
+                                   const T*, int64_t, int64_t, int64_t, bool, float);
 HYMBA_INSTANTIATE(float)
 HYMBA_INSTANTIATE(__nv_bfloat16)
 #undef HYMBA_INSTANTIATE

@@ -45,11 +45,12 @@ template <class T>
 void linear_forward(Gemm& gemm, T* y, int64_t ldy, const T* x, int64_t ldx, const T* w,
                     int64_t rows, int64_t in, int64_t out, bool accumulate = false);
 
-// dx[rows, in] (= or += when accumulate_dx) dy · w (skipped when dx is null); dw[out, in] (fp32)
-// += dyᵀ · x.
+// dx[rows, in] (= or += when accumulate_dx) dx_alpha · dy · w (skipped when dx is null);
+// dw[out, in] (fp32) += dyᵀ · x. dx_alpha scales the input gradient alone, in the GEMM's fp32
+// epilogue before the one rounding to T.
 template <class T>
 void linear_backward(Gemm& gemm, T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy,
                      const T* x, int64_t ldx, const T* w, int64_t rows, int64_t in, int64_t out,
-                     bool accumulate_dx = false);
+                     bool accumulate_dx = false, float dx_alpha = 1.0f);
 
 }  // namespace hymba::cuda

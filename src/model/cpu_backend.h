@@ -66,7 +66,6 @@ class CpuBackend {
 
   HYMBA_CPU_OP(copy_rows)
   HYMBA_CPU_OP(average_into)
-  HYMBA_CPU_OP(scale)
   HYMBA_CPU_OP(embedding_forward)
   HYMBA_CPU_OP(embedding_backward)
   HYMBA_CPU_OP(rmsnorm_forward)

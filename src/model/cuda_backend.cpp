@@ -102,9 +102,6 @@ template <class T>
 void CudaBackend<T>::average_into(T* a, const T* b, int64_t n) { cuda::average_into(a, b, n, kStream); }
 
 template <class T>
-void CudaBackend<T>::scale(T* x, double s, int64_t n) { cuda::scale(x, float(s), n, kStream); }
-
-template <class T>
 void CudaBackend<T>::embedding_forward(T* x, const int32_t* ids, const T* table, const float* meta,
                                     int64_t B, int64_t Tlen, int64_t M, int64_t H, int64_t V,
                                     cpu::VocabRange vocab) {
@@ -172,8 +169,9 @@ void CudaBackend<T>::linear_forward(T* y, int64_t ldy, const T* x, int64_t ldx, 
 template <class T>
 void CudaBackend<T>::linear_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy,
                                   const T* x, int64_t ldx, const T* w, int64_t rows, int64_t in,
-                                  int64_t out, bool accumulate_dx) {
-  cuda::linear_backward(gemm_, dx, lddx, dw, dy, lddy, x, ldx, w, rows, in, out, accumulate_dx);
+                                  int64_t out, bool accumulate_dx, double dx_alpha) {
+  cuda::linear_backward(gemm_, dx, lddx, dw, dy, lddy, x, ldx, w, rows, in, out, accumulate_dx,
+                        float(dx_alpha));
 }
 
 template <class T>

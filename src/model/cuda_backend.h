@@ -59,7 +59,6 @@ class CudaBackend {
 
   void copy_rows(T* dst, int64_t lddst, const T* src, int64_t ldsrc, int64_t rows, int64_t cols);
   void average_into(T* a, const T* b, int64_t n);
-  void scale(T* x, double s, int64_t n);
 
   // ids [B, T] and targets [B·T] are host memory (checked there, then copied to the device).
   // vocab: the table rows this rank holds (tensor parallelism; kernels/cpu/embedding.h).
@@ -86,7 +85,7 @@ class CudaBackend {
                       int64_t in, int64_t out, bool accumulate = false);
   void linear_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
                        int64_t ldx, const T* w, int64_t rows, int64_t in, int64_t out,
-                       bool accumulate_dx = false);
+                       bool accumulate_dx = false, double dx_alpha = 1.0);
   void rope_forward(T* y, const T* x, int64_t ldx, const float* inv_freq, int64_t B, int64_t S,
                     int64_t heads, int64_t hd);
   void rope_backward(T* dx, int64_t lddx, const T* dy, const float* inv_freq, int64_t B, int64_t S,

@@ -351,11 +351,11 @@ void HymbaModelOn<Backend>::layer_backward(int64_t l) {
   ops_.rmsnorm_backward(s.dres, H, g.mlp_norm, s.dh, H, a.x_mid, H, w.mlp_norm, a.rstd_mid, BS, H,
                    /*accumulate_dx=*/true);
 
-  // out_proj and the fusion average (each of two branches' norm outputs gets half the gradient).
-  ops_.linear_backward(s.dfused, E, g.out_proj, s.dres, H, a.fused, E, wc.out_proj, BS, E, H);
-  if (spec.has_attention && spec.has_mamba) {
-    ops_.scale(s.dfused, 0.5, BS * E);
-  }
+  // out_proj and the fusion average: each of two branches' norm outputs gets half the gradient,
+  // a factor of the dx GEMM (a power of two, so the same bits as halving its result).
+  const bool both = spec.has_attention && spec.has_mamba;
+  ops_.linear_backward(s.dfused, E, g.out_proj, s.dres, H, a.fused, E, wc.out_proj, BS, E, H,
+                       /*accumulate_dx=*/false, /*dx_alpha=*/both ? 0.5 : 1.0);
   if (spec.has_attention) {
     split_norm_backward(s.dattn, E, g.attn_norm, s.dfused, E, a.attn, E, w.attn_norm, a.rstd_attn, BS, E);
   }
