@@ -1,4 +1,4 @@
-// Selective scan kernels, v2.2 (the fast kernels of the scan issue). The op is a B·E·N-wide bundle
+// Selective scan kernels, v2.3 (the fast kernels of the scan issue). The op is a B·E·N-wide bundle
 // of independent first-order recurrences over t, so the design counts instructions per
 // (t, e, n) "element" (B·S·E·N = 223 M of them at the model's size), the exp unit (MUFU, 16 lanes
 // per clock per SM), the shared-memory and shuffle traffic (one pipe per SM: a 16-byte load is
@@ -6,7 +6,8 @@
 // are 0.10 ms (bf16) and stay well under the instruction time. What binds (ncu, v2.2): latency,
 // with 2 warps a scheduler; the largest stall is an add waiting on a shuffle of a butterfly, next
 // the dependent FP chains and shared loads. More warps with fewer states a lane did not help
-// (docs/PERF.md, v2.2).
+// (docs/PERF.md, v2.2), nor did the dBm/dCm sums through shared memory in place of the
+// butterflies (fewer issue slots, 50% more shared-memory wavefronts: backward +7.6%, v2.3).
 //
 // Mapping. A channel (b, e) is owned by R lanes of one warp, each holding kStates = 4 of its N
 // states in registers (R = 1, 2, 4, 8 for N <= 4, 8, 16, 32; states past N are padding with
