@@ -227,6 +227,12 @@ __device__ __forceinline__ float exp_of(float x) {
   }
 }
 
+// σ(z) = 1 / (1 + e^−z), for silu(z) = z·σ(z) and its derivative.
+template <class T>
+__device__ __forceinline__ float sigmoid_of(float z) {
+  return rcp<T>(1.f + exp_of<T>(-z));
+}
+
 // Δ = softplus(x) (identity above 20, as kernels/cpu/activations.h) from x and e^x. One function
 // for the forward and the backward, so both scan the same Δ.
 __device__ __forceinline__ float softplus_of(float x, float ex) { return x > 20.f ? x : log1pf(ex); }
@@ -355,6 +361,15 @@ __device__ __forceinline__ void load_floats(float* v, const float* p) {
     const float2 x = *reinterpret_cast<const float2*>(p);
     v[0] = x.x, v[1] = x.y;
   }
+}
+
+// Σ_i c[i]·h[i] over a lane's Q states (y's share of the lane), in state order.
+template <int Q>
+__device__ __forceinline__ float dot_states(const float* c, const float* h) {
+  float y = c[0] * h[0];
+#pragma unroll
+  for (int i = 1; i < Q; ++i) y = fmaf(c[i], h[i], y);
+  return y;
 }
 
 // This lane's states 4r .. 4r + 3 of channel e: A·log2 e per state (kept below −1e-30, so a reset's
@@ -520,7 +535,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
 #pragma unroll
         for (int w = 0; w < VW; ++w) {
           const float zz = to_float(pz.v[w]);
-          epi[swz(cv * VW + w)] = make_float2(to_float(pu.v[w]), zz * rcp<T>(1.f + exp_of<T>(-zz)));
+          epi[swz(cv * VW + w)] = make_float2(to_float(pu.v[w]), zz * sigmoid_of<T>(zz));
         }
       }
     }
@@ -575,10 +590,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       if constexpr (kOut) {
         float Cs[Q];
         load_floats<Q>(Cs, sC + (buf * K + j) * NP + Q * r);
-        float y = Cs[0] * h[0];
-#pragma unroll
-        for (int i = 1; i < Q; ++i) y = fmaf(Cs[i], h[i], y);
-        ybuf[j % (2 * R)] = y;
+        ybuf[j % (2 * R)] = dot_states<Q>(Cs, h);
         // Every 2R tokens (2 values a lane: half the dependent shuffle levels a token of R),
         // lane r ends with y of tokens j0 + 2r and j0 + 2r + 1.
         if (j % (2 * R) == 2 * R - 1) {
@@ -727,7 +739,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         const float dt = softplus_of(x, ex);
         const float spg = x > 20.f ? 1.f : ex * rcp<T>(1.f + ex);  // softplus'(x) = σ(x)
         const float uu = to_float(pu.v[w]), zz = to_float(pz.v[w]), go = to_float(pg.v[w]);
-        const float sg = rcp<T>(1.f + exp_of<T>(-zz));             // σ(z)
+        const float sg = sigmoid_of<T>(zz);
         const float sgrad = sg * fmaf(zz, 1.f - sg, 1.f);  // silu'(z)
         const int at = swz(cv * VW + w);
         if (w < valid) {
@@ -813,10 +825,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         h[i] = fmaf(a[j][i], h[i], sc.y * Bs[i]);
         ebuf[(j % TE) * Q + i] = sc.z * h[i];  // dCm term dy·h
       }
-      float y = Cs[0] * h[0];
-#pragma unroll
-      for (int i = 1; i < Q; ++i) y = fmaf(Cs[i], h[i], y);
-      ybuf[j % R] = y;
+      ybuf[j % R] = dot_states<Q>(Cs, h);
       if (j % TE == TE - 1) {  // slot q ends with the warp's sums for (token, state) pairs
         transposed_sum<Q * TE, L, R>(ebuf, lane);  // VPL·q + m = token_in_group·Q + state
         store_pair_sums<VPL, Q>(red + (j - (TE - 1)) * RS + NP + Q * r, ebuf, slot, RS);

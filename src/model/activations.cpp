@@ -106,7 +106,7 @@ int64_t place_activations(Activations<F, St>& act, const Dims& d, const std::vec
   }
   const bool any_attention = widest.attention, any_mamba = widest.mamba;
   const bool any_fusion = std::any_of(plan.begin(), plan.end(),
-                                      [](const LayerSpec& s) { return s.has_attention && s.has_mamba; });
+                                      [](const LayerSpec& s) { return s.hybrid(); });
 
   // What forward keeps for backward: the residual streams, each layer's own buffers.
   LayerActivations<F, St> shared{};

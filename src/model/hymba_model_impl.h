@@ -194,7 +194,7 @@ void HymbaModelOn<Backend>::fusion_forward(int64_t l) {
   const LayerSpec& spec = plan_[l];
   const LayerParams<P*>& w = w_.layers[l];
   LayerActivations<F, Stat>& a = a_.layers[l];
-  const bool both = spec.has_attention && spec.has_mamba;
+  const bool both = spec.hybrid();
   if (spec.has_attention) {
     split_norm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E);
   }
@@ -353,9 +353,8 @@ void HymbaModelOn<Backend>::layer_backward(int64_t l) {
 
   // out_proj and the fusion average: each of two branches' norm outputs gets half the gradient,
   // a factor of the dx GEMM (a power of two, so the same bits as halving its result).
-  const bool both = spec.has_attention && spec.has_mamba;
   ops_.linear_backward(s.dfused, E, g.out_proj, s.dres, H, a.fused, E, wc.out_proj, BS, E, H,
-                       /*accumulate_dx=*/false, /*dx_alpha=*/both ? 0.5 : 1.0);
+                       /*accumulate_dx=*/false, /*dx_alpha=*/spec.hybrid() ? 0.5 : 1.0);
   if (spec.has_attention) {
     split_norm_backward(s.dattn, E, g.attn_norm, s.dfused, E, a.attn, E, w.attn_norm, a.rstd_attn, BS, E);
   }

@@ -20,6 +20,7 @@ struct LayerSpec {
   // model.mixer ablations, whose block output is then that branch's normalised output alone.
   bool has_attention = true;
   bool has_mamba = true;
+  bool hybrid() const { return has_attention && has_mamba; }  // both: the fusion averages them
   bool global = false;       // plain causal attention, else sliding window + meta tokens
   KvRole kv_role = KvRole::standalone;
   int64_t kv_source = 0;     // layer whose k, v this layer attends over (itself unless consumer)
