@@ -35,15 +35,19 @@ struct Conv {
   int64_t ldx() const { return E + 3; }
   int64_t lddx() const { return E + 4; }
 
-  // Runs the kernel in T with x embedded at stride ldx; returns u, and pre through *pre.
+  // Runs the kernel in T with x embedded at stride ldx; returns u, and (conv_preactivation) pre
+  // through *pre.
   template <class T>
   std::vector<T> forward(std::vector<T>* pre = nullptr) const {
     const std::vector<T> xw = cast_vector<T>(embed(x, B * S, E, ldx(), kXCol));  // [B, S, ldx]
     const std::vector<T> wt = cast_vector<T>(w), bt = cast_vector<T>(bias);
-    std::vector<T> u(B * S * E), p(B * S * E);  // [B, S, E]
-    conv_silu_forward<T>(u.data(), p.data(), xw.data() + kXCol, ldx(), wt.data(), bt.data(), B,
-                         S, E, K);
-    if (pre) *pre = p;
+    std::vector<T> u(B * S * E);  // [B, S, E]
+    conv_silu_forward<T>(u.data(), xw.data() + kXCol, ldx(), wt.data(), bt.data(), B, S, E, K);
+    if (pre) {
+      pre->assign(B * S * E, T(0));  // [B, S, E]
+      conv_preactivation<T>(pre->data(), xw.data() + kXCol, ldx(), wt.data(), bt.data(), B, S, E,
+                            K);
+    }
     return u;
   }
 
@@ -54,11 +58,9 @@ struct Conv {
   // The backward in double with dout = r, into g (dx written, dw and dbias accumulated).
   void backward(const std::vector<double>& r, Grads* g) const {
     const std::vector<double> xw = embed(x, B * S, E, ldx(), kXCol);
-    std::vector<double> pre;
-    forward<double>(&pre);
     conv_silu_backward<double>(g->dx_wide.data() + kDxCol, lddx(), g->dw.data(),
-                               g->dbias.data(), r.data(), xw.data() + kXCol, ldx(), pre.data(),
-                               w.data(), B, S, E, K);
+                               g->dbias.data(), r.data(), xw.data() + kXCol, ldx(), w.data(),
+                               bias.data(), B, S, E, K);
   }
 
   Grads fresh_grads() const {

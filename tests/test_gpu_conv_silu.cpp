@@ -1,8 +1,8 @@
 // The CUDA causal depthwise conv + SiLU against the CPU reference (computed in double), forward
 // and backward, float and bf16, on random inputs with channel counts that are not multiples of 32,
 // sequences shorter than the kernel and longer than a block of tokens, K = 1..8, and strided x
-// and dx (odd strides: the one-channel path; multiples of 4: the 4-channel path). Skipped
-// without a GPU.
+// and dx (odd strides: the one-channel path; multiples of 4: the 4-channel forward and 2-channel
+// backward). Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,12 +28,13 @@ namespace {
 
 struct ConvSize {
   int64_t B, S, E, K;
-  bool wide = false;  // strides that are multiples of 4 (with E one too: the 4-channel path)
+  bool wide = false;  // strides that are multiples of 4 (with E one too: the wide paths)
 };
 
 // Inputs of one case. x and dx are slices of wider rows: x [B·S, ldx] (its gap columns hold
 // random values the kernel must not use), dx [B·S, lddx]; odd strides keep the kernels on their
-// one-channel path, multiples of 4 (with E one) put them on the 4-channel one.
+// one-channel path, multiples of 4 (with E one) put them on the wide ones (4 channels a thread
+// forward, 2 backward).
 struct ConvCase {
   ConvSize sz;
   int64_t ldx, lddx;
@@ -52,26 +53,21 @@ struct ConvCase {
 };
 
 struct ConvOut {
-  std::vector<double> u, pre, dx, dw, dbias;  // [B·S, E] x3 (dx compact), [E, K], [E]
+  std::vector<double> u, dx, dw, dbias;  // [B·S, E] x2 (dx compact), [E, K], [E]
 };
 
-// The CPU reference in double on the given x and du. The backward reads pre rounded to bf16 when
-// round_pre is set: a naive bf16 implementation saves pre in bf16.
-ConvOut conv_reference(const ConvCase& c, const std::vector<double>& x, const std::vector<double>& du,
-                       bool round_pre) {
+// The CPU reference in double on the given x and du.
+ConvOut conv_reference(const ConvCase& c, const std::vector<double>& x, const std::vector<double>& du) {
   const ConvSize& s = c.sz;
   const int64_t tokens = s.B * s.S;
   ConvOut r;
   r.u.assign(tokens * s.E, 0.0);
-  r.pre.assign(tokens * s.E, 0.0);
-  cpu::conv_silu_forward(r.u.data(), r.pre.data(), x.data(), c.ldx, c.w.data(), c.bias.data(), s.B,
-                         s.S, s.E, s.K);
-  const std::vector<double> pre = round_pre ? bf16_round(r.pre) : r.pre;
+  cpu::conv_silu_forward(r.u.data(), x.data(), c.ldx, c.w.data(), c.bias.data(), s.B, s.S, s.E, s.K);
   std::vector<double> dx_wide(tokens * c.lddx, 0.0);  // [B·S, lddx]
   r.dw = c.dw_start;
   r.dbias = c.dbias_start;
   cpu::conv_silu_backward(dx_wide.data(), c.lddx, r.dw.data(), r.dbias.data(), du.data(), x.data(),
-                          c.ldx, pre.data(), c.w.data(), s.B, s.S, s.E, s.K);
+                          c.ldx, c.w.data(), c.bias.data(), s.B, s.S, s.E, s.K);
   r.dx = extract(dx_wide, tokens, s.E, c.lddx, 0);
   return r;
 }
@@ -82,26 +78,25 @@ struct GpuConv {
   const ConvCase& c;
   DeviceArray<T> x, du;
   DeviceFloats w, bias;
-  DeviceArray<T> u, pre, dx;
+  DeviceArray<T> u, dx;
   DeviceFloats dw, dbias, work;
 
   explicit GpuConv(const ConvCase& cc)
       : c(cc), x(as<T>(cc.x)), du(as<T>(cc.du)), w(cast_vector<float>(cc.w)),
         bias(cast_vector<float>(cc.bias)),
         u(std::vector<T>(cc.sz.B * cc.sz.S * cc.sz.E, nan_of<T>())),
-        pre(std::vector<T>(cc.sz.B * cc.sz.S * cc.sz.E, nan_of<T>())),
         dx(std::vector<T>(cc.sz.B * cc.sz.S * cc.lddx, nan_of<T>())),
         dw(cast_vector<float>(cc.dw_start)), dbias(cast_vector<float>(cc.dbias_start)),
         work(std::vector<float>(
             cuda::conv_silu_backward_workspace(cc.sz.B, cc.sz.S, cc.sz.E, cc.sz.K), std::nanf(""))) {}
 
-  // The forward, then the backward on the forward's pre.
+  // The forward, then the backward.
   void run() {
     const ConvSize& s = c.sz;
-    cuda::conv_silu_forward<T>(u.data(), pre.data(), x.data(), c.ldx, w.data(), bias.data(), s.B, s.S,
-                               s.E, s.K, nullptr);
+    cuda::conv_silu_forward<T>(u.data(), x.data(), c.ldx, w.data(), bias.data(), s.B, s.S, s.E, s.K,
+                               nullptr);
     cuda::conv_silu_backward<T>(dx.data(), c.lddx, dw.data(), dbias.data(), du.data(), x.data(), c.ldx,
-                                pre.data(), w.data(), s.B, s.S, s.E, s.K, work.data(), nullptr);
+                                w.data(), bias.data(), s.B, s.S, s.E, s.K, work.data(), nullptr);
   }
 };
 
@@ -111,11 +106,11 @@ void check_conv(const ConvSize& sz) {
                                   << " S " << sz.S << " E " << sz.E << " K " << sz.K);
   const ConvCase c(sz);
   const int64_t tokens = sz.B * sz.S;
-  const ConvOut exact = conv_reference(c, c.x, c.du, false);
+  const ConvOut exact = conv_reference(c, c.x, c.du);
 
   GpuConv<T> g(c);
   g.run();
-  const std::vector<T> u_bits = g.u.to_host(), pre_bits = g.pre.to_host(), dx_bits = g.dx.to_host();
+  const std::vector<T> u_bits = g.u.to_host(), dx_bits = g.dx.to_host();
   const std::vector<float> dw_bits = g.dw.to_host(), dbias_bits = g.dbias.to_host();
   const std::vector<double> dx_wide = to_double(dx_bits);
   for (int64_t t = 0; t < tokens; ++t) {
@@ -125,21 +120,18 @@ void check_conv(const ConvSize& sz) {
   }
   ConvOut gpu;
   gpu.u = to_double(u_bits);
-  gpu.pre = to_double(pre_bits);
   gpu.dx = extract(dx_wide, tokens, sz.E, c.lddx, 0);
   gpu.dw = to_double(dw_bits);
   gpu.dbias = to_double(dbias_bits);
 
   if constexpr (std::is_same_v<T, float>) {
     EXPECT_LT(max_relative_error(gpu.u, exact.u), 1e-5) << "u";
-    EXPECT_LT(max_relative_error(gpu.pre, exact.pre), 1e-5) << "pre";
     EXPECT_LT(max_relative_error(gpu.dx, exact.dx), 1e-5) << "dx";
     EXPECT_LT(max_relative_error(gpu.dw, exact.dw), 1e-5) << "dw";
     EXPECT_LT(max_relative_error(gpu.dbias, exact.dbias), 1e-5) << "dbias";
   } else {
-    const ConvOut naive = conv_reference(c, bf16_round(c.x), bf16_round(c.du), true);
+    const ConvOut naive = conv_reference(c, bf16_round(c.x), bf16_round(c.du));
     expect_within_bf16_rule(gpu.u, exact.u, naive.u, "u");
-    expect_within_bf16_rule(gpu.pre, exact.pre, naive.pre, "pre");
     expect_within_bf16_rule(gpu.dx, exact.dx, naive.dx, "dx");
     expect_within_bf16_rule(gpu.dw, exact.dw, naive.dw, "dw");
     expect_within_bf16_rule(gpu.dbias, exact.dbias, naive.dbias, "dbias");
@@ -149,7 +141,6 @@ void check_conv(const ConvSize& sz) {
   GpuConv<T> g2(c);
   g2.run();
   EXPECT_TRUE(same_bits(g2.u.to_host(), u_bits)) << "u is not deterministic";
-  EXPECT_TRUE(same_bits(g2.pre.to_host(), pre_bits)) << "pre is not deterministic";
   EXPECT_TRUE(same_bits(g2.dx.to_host(), dx_bits)) << "dx is not deterministic";
   EXPECT_TRUE(same_bits(g2.dw.to_host(), dw_bits)) << "dw is not deterministic";
   EXPECT_TRUE(same_bits(g2.dbias.to_host(), dbias_bits)) << "dbias is not deterministic";
@@ -172,7 +163,7 @@ std::vector<ConvSize> conv_sizes() {
   sizes.push_back({2, 17, 40, 4});
   sizes.push_back({3, 64, 129, 5});
   sizes.push_back({2, 300, 3200, 4});
-  // The 4-channel path: a partial channel block (132 of 512), several blocks, every K, short
+  // The wide paths: a partial channel block (132 of 512 or 256), several blocks, every K, short
   // and block-crossing sequences, the model's E.
   for (const int64_t K : {1, 3, 4, 8}) sizes.push_back({1 + K % 2, 65, 132, K, true});
   sizes.push_back({2, 3, 8, 4, true});
@@ -205,27 +196,27 @@ TEST(GpuConvSilu, EmptyAndInvalidSizes) {
   // Nothing to do: no launch, no error, nothing written, nothing added.
   EXPECT_EQ(cuda::conv_silu_backward_workspace(0, 5, 4, 4), 0);
   EXPECT_EQ(cuda::conv_silu_backward_workspace(2, 0, 4, 4), 0);
-  cuda::conv_silu_forward<float>(buf.data(), buf.data(), buf.data(), 4, w.data(), w.data(), 0, 3, 4, 4, nullptr);
-  cuda::conv_silu_forward<float>(buf.data(), buf.data(), buf.data(), 4, w.data(), w.data(), 1, 0, 4, 4, nullptr);
-  cuda::conv_silu_backward<float>(buf.data(), 4, dw.data(), dbias.data(), buf.data(), buf.data(), 4, buf.data(),
+  cuda::conv_silu_forward<float>(buf.data(), buf.data(), 4, w.data(), w.data(), 0, 3, 4, 4, nullptr);
+  cuda::conv_silu_forward<float>(buf.data(), buf.data(), 4, w.data(), w.data(), 1, 0, 4, 4, nullptr);
+  cuda::conv_silu_backward<float>(buf.data(), 4, dw.data(), dbias.data(), buf.data(), buf.data(), 4, w.data(),
                                   w.data(), 1, 0, 4, 4, nullptr, nullptr);
-  cuda::conv_silu_backward<float>(buf.data(), 4, dw.data(), dbias.data(), buf.data(), buf.data(), 4, buf.data(),
+  cuda::conv_silu_backward<float>(buf.data(), 4, dw.data(), dbias.data(), buf.data(), buf.data(), 4, w.data(),
                                   w.data(), 1, 3, 0, 4, nullptr, nullptr);
   EXPECT_EQ(buf.to_host(), std::vector<float>(16, 1.0f));
   EXPECT_EQ(dw.to_host(), std::vector<float>(16, 2.0f));
   EXPECT_EQ(dbias.to_host(), std::vector<float>(4, 3.0f));
   // K outside 1..8 and strides below E are refused.
-  EXPECT_THROW(cuda::conv_silu_forward<float>(buf.data(), buf.data(), buf.data(), 4, w.data(), w.data(), 1, 1, 1, 9,
+  EXPECT_THROW(cuda::conv_silu_forward<float>(buf.data(), buf.data(), 4, w.data(), w.data(), 1, 1, 1, 9,
                                               nullptr),
                Error);
-  EXPECT_THROW(cuda::conv_silu_forward<float>(buf.data(), buf.data(), buf.data(), 4, w.data(), w.data(), 1, 1, 1, 0,
+  EXPECT_THROW(cuda::conv_silu_forward<float>(buf.data(), buf.data(), 4, w.data(), w.data(), 1, 1, 1, 0,
                                               nullptr),
                Error);
-  EXPECT_THROW(cuda::conv_silu_forward<float>(buf.data(), buf.data(), buf.data(), 3, w.data(), w.data(), 1, 1, 4, 4,
+  EXPECT_THROW(cuda::conv_silu_forward<float>(buf.data(), buf.data(), 3, w.data(), w.data(), 1, 1, 4, 4,
                                               nullptr),
                Error);
   EXPECT_THROW(cuda::conv_silu_backward<float>(buf.data(), 3, dw.data(), dbias.data(), buf.data(), buf.data(), 4,
-                                               buf.data(), w.data(), 1, 1, 4, 4, nullptr, nullptr),
+                                               w.data(), w.data(), 1, 1, 4, 4, nullptr, nullptr),
                Error);
 #endif
 }

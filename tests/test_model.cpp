@@ -429,14 +429,14 @@ TEST(ModelInfo, EachMixerCountsOnlyItsBranches) {
   EXPECT_EQ(a.attention_flops, h.attention_flops);
   EXPECT_EQ(m.attention_flops, 0);
   EXPECT_EQ(m.global_layers, 0);  // global_attn_idx is ignored without attention
-  // Saved activations per position and layer, by hand: Mamba keeps its in_proj columns 2E, conv
-  // pre-activation, u, delta and scan 4E, x_proj output with each piece padded to 8 columns
-  // (dt 2 -> 8, B and C 4 -> 8) 24, normalised dt (padded) 8, B and C 2N = 8, and 4 norm
-  // statistics: 6·32 + 24 + 8 + 8 + 4 = 236. Attention keeps its in_proj columns (40, a
+  // Saved activations per position and layer, by hand: Mamba keeps its in_proj columns 2E, u,
+  // delta and scan 3E (not the conv pre-activation: its backward computes it again), x_proj
+  // output with each piece padded to 8 columns (dt 2 -> 8, B and C 4 -> 8) 24, normalised dt
+  // (padded) 8, B and C 2N = 8, and 4 norm statistics: 5·32 + 24 + 8 + 8 + 4 = 204. Attention keeps its in_proj columns (40, a
   // consumer 16), rotated q 16 and k 8 (a consumer none), output 32, log-sum-exp 2 and 1 norm
   // statistic: 99 (a consumer 67).
   const auto saved = [&](const ModelConfig& c) { return plan_floats(c, 1, T, Recompute::none).saved; };
-  EXPECT_DOUBLE_EQ(saved(hybrid) - saved(attention_only(hybrid)), 4.0 * 236 * S);
+  EXPECT_DOUBLE_EQ(saved(hybrid) - saved(attention_only(hybrid)), 4.0 * 204 * S);
   EXPECT_DOUBLE_EQ(saved(hybrid) - saved(mamba_only(hybrid)), (3.0 * 99 + 67) * S);
 }
 

@@ -10,14 +10,13 @@
 namespace hymba::cpu {
 
 template <class T>
-void conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const T* w, const T* bias,
-                       int64_t B, int64_t S, int64_t E, int64_t K) {
+void conv_preactivation(T* pre, const T* x, int64_t ldx, const T* w, const T* bias, int64_t B,
+                        int64_t S, int64_t E, int64_t K) {
   // One output token per iteration, channels innermost so every inner loop is contiguous.
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < S; ++t) {
       T* p = pre + (b * S + t) * E;  // [E]
-      T* o = u + (b * S + t) * E;    // [E]
       for (int64_t e = 0; e < E; ++e) p[e] = bias[e];
       // Tap k reads token t − (K−1) + k; the taps before the first token read the zero padding,
       // so they are skipped.
@@ -25,19 +24,28 @@ void conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const T* w, const 
         const T* xs = x + (b * S + t - (K - 1) + k) * ldx;  // [E]
         for (int64_t e = 0; e < E; ++e) p[e] += w[e * K + k] * xs[e];
       }
-      for (int64_t e = 0; e < E; ++e) o[e] = silu(p[e]);
     }
   }
 }
 
 template <class T>
+void conv_silu_forward(T* u, const T* x, int64_t ldx, const T* w, const T* bias, int64_t B,
+                       int64_t S, int64_t E, int64_t K) {
+  std::vector<T> pre(B * S * E);  // [B, S, E]
+  conv_preactivation(pre.data(), x, ldx, w, bias, B, S, E, K);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * S * E; ++i) u[i] = silu(pre[i]);
+}
+
+template <class T>
 void conv_silu_backward(T* dx, int64_t lddx, T* dw, T* dbias, const T* du, const T* x,
-                        int64_t ldx, const T* pre, const T* w, int64_t B, int64_t S, int64_t E,
+                        int64_t ldx, const T* w, const T* bias, int64_t B, int64_t S, int64_t E,
                         int64_t K) {
   // dpre is kept whole because each token's dpre feeds K tokens' dx.
-  std::vector<T> dpre(B * S * E);  // [B, S, E]
+  std::vector<T> dpre(B * S * E);  // [B, S, E]: pre first, then du · silu'(pre) in place
+  conv_preactivation(dpre.data(), x, ldx, w, bias, B, S, E, K);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < B * S * E; ++i) dpre[i] = du[i] * silu_grad(pre[i]);
+  for (int64_t i = 0; i < B * S * E; ++i) dpre[i] = du[i] * silu_grad(dpre[i]);
 
   // Token s is tap k of output s + (K−1) − k, so dx[s] = Σ_k w[:, k] · dpre[s + (K−1) − k].
 #pragma omp parallel for collapse(2) schedule(static)
@@ -71,9 +79,13 @@ void conv_silu_backward(T* dx, int64_t lddx, T* dw, T* dbias, const T* du, const
   }
 }
 
-template void conv_silu_forward<float>(float*, float*, const float*, int64_t, const float*,
-                                       const float*, int64_t, int64_t, int64_t, int64_t);
-template void conv_silu_forward<double>(double*, double*, const double*, int64_t, const double*,
+template void conv_preactivation<float>(float*, const float*, int64_t, const float*, const float*,
+                                        int64_t, int64_t, int64_t, int64_t);
+template void conv_preactivation<double>(double*, const double*, int64_t, const double*,
+                                         const double*, int64_t, int64_t, int64_t, int64_t);
+template void conv_silu_forward<float>(float*, const float*, int64_t, const float*, const float*,
+                                       int64_t, int64_t, int64_t, int64_t);
+template void conv_silu_forward<double>(double*, const double*, int64_t, const double*,
                                         const double*, int64_t, int64_t, int64_t, int64_t);
 template void conv_silu_backward<float>(float*, int64_t, float*, float*, const float*,
                                         const float*, int64_t, const float*, const float*,

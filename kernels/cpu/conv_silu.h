@@ -2,22 +2,30 @@
 // (meta tokens first), zero left padding:
 //   pre[b,t,e] = bias[e] + Σ_{k<K} w[e,k] · x[b, t−(K−1)+k, e]      (x at t < 0 is 0)
 //   u = silu(pre)
-// w[e, K−1] multiplies the current token. w is conv1d.weight [E,1,K] viewed as [E,K].
+// w[e, K−1] multiplies the current token. w is conv1d.weight [E,1,K] viewed as [E,K]. pre is not
+// saved: the backward computes it again (conv_preactivation) from x, which it reads anyway for dw.
 #pragma once
 
 #include <cstdint>
 
 namespace hymba::cpu {
 
-// x [B, S, E] at token stride ldx; u and pre [B, S, E] contiguous (pre is saved for backward).
+// pre [B, S, E] contiguous (=) from x [B, S, E] at token stride ldx: the bias first, then the taps
+// in order (the sum order the CUDA kernels follow too).
 template <class T>
-void conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const T* w, const T* bias,
-                       int64_t B, int64_t S, int64_t E, int64_t K);
+void conv_preactivation(T* pre, const T* x, int64_t ldx, const T* w, const T* bias, int64_t B,
+                        int64_t S, int64_t E, int64_t K);
 
-// du [B, S, E]; dx [B, S, E] at token stride lddx (=); dw [E, K] +=; dbias [E] +=.
+// x [B, S, E] at token stride ldx; u [B, S, E] contiguous.
+template <class T>
+void conv_silu_forward(T* u, const T* x, int64_t ldx, const T* w, const T* bias, int64_t B,
+                       int64_t S, int64_t E, int64_t K);
+
+// du [B, S, E]; x, w, bias as given to the forward; dx [B, S, E] at token stride lddx (=);
+// dw [E, K] +=; dbias [E] +=.
 template <class T>
 void conv_silu_backward(T* dx, int64_t lddx, T* dw, T* dbias, const T* du, const T* x,
-                        int64_t ldx, const T* pre, const T* w, int64_t B, int64_t S, int64_t E,
+                        int64_t ldx, const T* w, const T* bias, int64_t B, int64_t S, int64_t E,
                         int64_t K);
 
 }  // namespace hymba::cpu

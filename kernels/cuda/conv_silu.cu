@@ -1,7 +1,9 @@
-// Causal depthwise conv + SiLU kernels. A thread owns C consecutive channels (C = 4 where every
-// pointer, E and the strides allow one 4-element load: 8 bytes in bf16, 16 in fp32; else C = 1) of
-// one block of kTile consecutive tokens of one sequence and walks them in order, keeping the
-// K-token window of x (and, backward, of dpre) in registers, so each element is loaded about once.
+// Causal depthwise conv + SiLU kernels. A thread owns C consecutive channels (C = 4 in the forward
+// and 2 in the backward where every pointer, E and the strides allow one C-element load; else
+// C = 1) of one block of kTile consecutive tokens of one sequence and walks them in order, keeping
+// the K-token window of x (and, backward, the 2K − 1-token window of x and the K-token window of
+// dpre) in registers, so each element is loaded about once. The backward computes pre again from
+// its x window (conv_pre: the same sum in the same order as the forward), so pre is never stored.
 // Consecutive threads take consecutive channels: every load and store of a warp is contiguous.
 // The kernels are templated on K and C so the windows are register arrays.
 #include "cuda/conv_silu.h"
@@ -21,10 +23,11 @@ namespace {
 constexpr int kThreads = 128;  // threads per block, along the channels
 constexpr int kTile = 16;      // tokens per thread (the header's 16): short, so many threads keep loads in flight
 constexpr int kMaxK = 8;
-// Channels per thread on the aligned path. At the 1.5B layer size in bf16 this took the backward
-// from 36% to 43% of the copy bandwidth and left the forward at ~55% (PERF.md: what binds them
-// is still open; loading a thread's whole window up front was slower).
-constexpr int kWide = 4;
+// Channels per thread on the aligned path (PERF.md, conv + SiLU). The backward keeps a 2K − 1-token
+// x window, a K-token dpre window and K + 1 partial sums per channel: at 4 channels that is ~120
+// registers a thread, 16 warps an SM, too few loads in flight; 2 channels were 11% faster in bf16
+// (unrolling the token loops gave nothing).
+constexpr int kWide = 4, kWideBackward = 2;
 
 __device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
 
@@ -50,9 +53,34 @@ __device__ __forceinline__ void store_channels(T* p, const float (&in)[C]) {
   *reinterpret_cast<Pack<T, C>*>(p) = v;
 }
 
+// pre at a token from its window win[0..K) (x at t − (K−1) .. t): the bias first, then the taps in
+// order, as the CPU reference sums.
+template <int K, int C>
+__device__ __forceinline__ void conv_pre(float (&p)[C], const float (&wk)[C][K], const float (&be)[C],
+                                         const float (*win)[C]) {
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    p[c] = be[c];
+#pragma unroll
+    for (int k = 0; k < K; ++k) p[c] += wk[c][k] * win[k][c];
+  }
+}
+
+// w[e + c, :] and bias[e + c] of a thread's C channels.
+template <int K, int C>
+__device__ __forceinline__ void load_taps(float (&wk)[C][K], float (&be)[C], const float* __restrict__ w,
+                                          const float* __restrict__ bias, int64_t e) {
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    be[c] = bias[e + c];
+#pragma unroll
+    for (int k = 0; k < K; ++k) wk[c][k] = w[(e + c) * K + k];
+  }
+}
+
 // Grid: x = b · tiles + tile (the token block), y = block of kThreads · C channels. E % C == 0.
 template <int K, int C, class T>
-__global__ void conv_forward_kernel(T* __restrict__ u, T* __restrict__ pre, const T* __restrict__ x,
+__global__ void conv_forward_kernel(T* __restrict__ u, const T* __restrict__ x,
                                int64_t ldx, const float* __restrict__ w,
                                const float* __restrict__ bias, int64_t S, int64_t E, int tiles) {
   const int64_t e = (int64_t(blockIdx.y) * kThreads + threadIdx.x) * C;  // channels e .. e + C
@@ -61,15 +89,10 @@ __global__ void conv_forward_kernel(T* __restrict__ u, T* __restrict__ pre, cons
   const int64_t t0 = int64_t(blockIdx.x % tiles) * kTile;
   const int64_t t1 = t0 + kTile < S ? t0 + kTile : S;
   const T* xe = x + b * S * ldx + e;  // channels e.. of sequence b: token t at xe[t · ldx]
-  const int64_t out0 = b * S * E + e;  // the same in u and pre: token t at + t · E
+  const int64_t out0 = b * S * E + e;  // token t of u at + t · E
 
-  float wk[C][K], be[C];  // w[e + c, :], bias[e + c]
-#pragma unroll
-  for (int c = 0; c < C; ++c) {
-    be[c] = bias[e + c];
-#pragma unroll
-    for (int k = 0; k < K; ++k) wk[c][k] = w[(e + c) * K + k];
-  }
+  float wk[C][K], be[C];
+  load_taps<K, C>(wk, be, w, bias, e);
   // win[k][c] = x at token t − (K−1) + k for the current t; the zero padding before token 0.
   float win[K][C];
 #pragma unroll
@@ -85,14 +108,9 @@ __global__ void conv_forward_kernel(T* __restrict__ u, T* __restrict__ pre, cons
   for (int64_t t = t0; t < t1; ++t) {
     load_channels<C>(win[K - 1], xe + t * ldx);
     float p[C], a[C];
+    conv_pre<K, C>(p, wk, be, win);
 #pragma unroll
-    for (int c = 0; c < C; ++c) {
-      p[c] = be[c];  // bias first, then the taps in order, as the CPU reference sums
-#pragma unroll
-      for (int k = 0; k < K; ++k) p[c] += wk[c][k] * win[k][c];
-      a[c] = p[c] * sigmoid(p[c]);
-    }
-    store_channels<C>(pre + out0 + t * E, p);
+    for (int c = 0; c < C; ++c) a[c] = p[c] * sigmoid(p[c]);
     store_channels<C>(u + out0 + t * E, a);
 #pragma unroll
     for (int k = 0; k < K - 1; ++k)
@@ -103,12 +121,12 @@ __global__ void conv_forward_kernel(T* __restrict__ u, T* __restrict__ pre, cons
 
 // dx[s] = Σ_k w[:, k] · dpre[s + (K−1) − k] (token s is tap k of output s + (K−1) − k), and this
 // block of tokens' share of dw[:, k] = Σ_t dpre[t] · x[t − (K−1) + k] and of dbias = Σ_t dpre[t],
-// written to partial[blockIdx.x, :, e]. dpre = du · silu'(pre) is recomputed where needed
-// (K − 1 extra tokens per block) rather than stored. E % C == 0.
+// written to partial[blockIdx.x, :, e]. dpre = du · silu'(pre), with pre computed again from the
+// x window (K − 1 extra tokens per block at each end). E % C == 0.
 template <int K, int C, class T>
 __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __restrict__ partial,
                                 const T* __restrict__ du, const T* __restrict__ x, int64_t ldx,
-                                const T* __restrict__ pre, const float* __restrict__ w, int64_t S,
+                                const float* __restrict__ w, const float* __restrict__ bias, int64_t S,
                                 int64_t E, int tiles) {
   const int64_t e = (int64_t(blockIdx.y) * kThreads + threadIdx.x) * C;  // channels e .. e + C
   if (e >= E) return;
@@ -117,44 +135,43 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
   const int64_t t1 = t0 + kTile < S ? t0 + kTile : S;
   const T* xe = x + b * S * ldx + e;    // token t at xe[t · ldx]
   T* dxe = dx + b * S * lddx + e;       // token t at dxe[t · lddx]
-  const int64_t in0 = b * S * E + e;    // token t of du and pre at in0 + t · E
-  // dpre at token t of this sequence; 0 past its end, where no output exists.
-  auto dpre = [&](float (&g)[C], int64_t t) {
+  const T* due = du + b * S * E + e;    // token t at due[t · E]
+  float wk[C][K], be[C];
+  load_taps<K, C>(wk, be, w, bias, e);
+  // x at token t, 0 outside the sequence (the zero padding before it; nothing reads past it).
+  auto load_x = [&](float (&v)[C], int64_t t) {
+    if (t >= 0 && t < S) {
+      load_channels<C>(v, xe + t * ldx);
+    } else {
+#pragma unroll
+      for (int c = 0; c < C; ++c) v[c] = 0.0f;
+    }
+  };
+  // dpre at token t from its x window win[0..K); 0 past the sequence's end, where no output exists.
+  auto dpre = [&](float (&g)[C], int64_t t, const float (*win)[C]) {
     if (t >= S) {
 #pragma unroll
       for (int c = 0; c < C; ++c) g[c] = 0.0f;
       return;
     }
     float pv[C];
-    load_channels<C>(g, du + in0 + t * E);
-    load_channels<C>(pv, pre + in0 + t * E);
+    conv_pre<K, C>(pv, wk, be, win);
+    load_channels<C>(g, due + t * E);
 #pragma unroll
     for (int c = 0; c < C; ++c) g[c] *= silu_grad(pv[c]);
   };
 
-  float wk[C][K];  // w[e + c, :]
+  // For the current token s: xw[k] = x at s − (K−1) + k (k < 2K − 1), gw[j] = dpre at s + j.
+  float xw[2 * K - 1][C], gw[K][C];
 #pragma unroll
-  for (int c = 0; c < C; ++c)
+  for (int k = 0; k < 2 * K - 2; ++k) load_x(xw[k], t0 - (K - 1) + k);
 #pragma unroll
-    for (int k = 0; k < K; ++k) wk[c][k] = w[(e + c) * K + k];
-  // For the current token s: xw[k] = x at s − (K−1) + k (0 before token 0), gw[j] = dpre at s + j.
-  float xw[K][C], gw[K][C];
-#pragma unroll
-  for (int k = 0; k < K - 1; ++k) {
-    const int64_t t = t0 - (K - 1) + k;
-    if (t >= 0) {
-      load_channels<C>(xw[k], xe + t * ldx);
-    } else {
-#pragma unroll
-      for (int c = 0; c < C; ++c) xw[k][c] = 0.0f;
-    }
-    dpre(gw[k], t0 + k);
-  }
+  for (int j = 0; j < K - 1; ++j) dpre(gw[j], t0 + j, xw + j);
   float dwk[K][C] = {}, db[C] = {};  // this thread's partial sums of dw[e + c, :] and dbias[e + c]
 
   for (int64_t s = t0; s < t1; ++s) {
-    load_channels<C>(xw[K - 1], xe + s * ldx);
-    dpre(gw[K - 1], s + K - 1);
+    load_x(xw[2 * K - 2], s + K - 1);
+    dpre(gw[K - 1], s + K - 1, xw + K - 1);
     float d[C];
 #pragma unroll
     for (int c = 0; c < C; ++c) {
@@ -168,12 +185,12 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
     }
     store_channels<C>(dxe + s * lddx, d);
 #pragma unroll
-    for (int k = 0; k < K - 1; ++k)
+    for (int c = 0; c < C; ++c) {
 #pragma unroll
-      for (int c = 0; c < C; ++c) {
-        xw[k][c] = xw[k + 1][c];
-        gw[k][c] = gw[k + 1][c];
-      }
+      for (int k = 0; k < 2 * K - 2; ++k) xw[k][c] = xw[k + 1][c];
+#pragma unroll
+      for (int k = 0; k < K - 1; ++k) gw[k][c] = gw[k + 1][c];
+    }
   }
   float* part = partial + int64_t(blockIdx.x) * (K + 1) * E + e;  // [K + 1] at stride E
 #pragma unroll
@@ -239,16 +256,16 @@ bool check_sizes(const char* op, int64_t B, int64_t S, int64_t E, int64_t K, int
 }  // namespace
 
 template <class T>
-void conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const float* w, const float* bias,
-                       int64_t B, int64_t S, int64_t E, int64_t K, cudaStream_t stream) {
+void conv_silu_forward(T* u, const T* x, int64_t ldx, const float* w, const float* bias, int64_t B,
+                       int64_t S, int64_t E, int64_t K, cudaStream_t stream) {
   if (!check_sizes("conv_silu_forward", B, S, E, K, ldx, "ldx")) return;
   const int tiles = int(token_tiles(S));
-  const bool vec = packs_fit<T>(kWide, E, {ldx}, {u, pre, x});
+  const bool vec = packs_fit<T>(kWide, E, {ldx}, {u, x});
   const dim3 grid = conv_grid(B * tiles, E, vec ? kWide : 1);
   with_taps(K, [&](auto taps) {
     constexpr int kK = decltype(taps)::value;
     const auto kernel = vec ? conv_forward_kernel<kK, kWide, T> : conv_forward_kernel<kK, 1, T>;
-    kernel<<<grid, kThreads, 0, stream>>>(u, pre, x, ldx, w, bias, S, E, tiles);
+    kernel<<<grid, kThreads, 0, stream>>>(u, x, ldx, w, bias, S, E, tiles);
   });
   HYMBA_CUDA_CHECK_LAUNCH();
 }
@@ -260,18 +277,18 @@ int64_t conv_silu_backward_workspace(int64_t B, int64_t S, int64_t E, int64_t K)
 
 template <class T>
 void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* du, const T* x,
-                        int64_t ldx, const T* pre, const float* w, int64_t B, int64_t S, int64_t E,
-                        int64_t K, float* workspace, cudaStream_t stream) {
+                        int64_t ldx, const float* w, const float* bias, int64_t B, int64_t S,
+                        int64_t E, int64_t K, float* workspace, cudaStream_t stream) {
   if (!check_sizes("conv_silu_backward", B, S, E, K, ldx, "ldx")) return;
   if (lddx < E) fail("conv_silu_backward: lddx ", lddx, " is below E ", E);
   const int tiles = int(token_tiles(S));
   const int parts = int(B * tiles);
-  const bool vec = packs_fit<T>(kWide, E, {lddx, ldx}, {dx, du, x, pre});
-  const dim3 grid = conv_grid(parts, E, vec ? kWide : 1);
+  const bool vec = packs_fit<T>(kWideBackward, E, {lddx, ldx}, {dx, du, x});
+  const dim3 grid = conv_grid(parts, E, vec ? kWideBackward : 1);
   with_taps(K, [&](auto taps) {
     constexpr int kK = decltype(taps)::value;
-    const auto kernel = vec ? conv_backward_kernel<kK, kWide, T> : conv_backward_kernel<kK, 1, T>;
-    kernel<<<grid, kThreads, 0, stream>>>(dx, lddx, workspace, du, x, ldx, pre, w, S, E, tiles);
+    const auto kernel = vec ? conv_backward_kernel<kK, kWideBackward, T> : conv_backward_kernel<kK, 1, T>;
+    kernel<<<grid, kThreads, 0, stream>>>(dx, lddx, workspace, du, x, ldx, w, bias, S, E, tiles);
   });
   HYMBA_CUDA_CHECK_LAUNCH();
   const int64_t row = (K + 1) * E;
@@ -280,17 +297,15 @@ void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* d
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 
-template void conv_silu_forward<float>(float*, float*, const float*, int64_t, const float*,
-                                       const float*, int64_t, int64_t, int64_t, int64_t,
-                                       cudaStream_t);
-template void conv_silu_forward<bf16>(bf16*, bf16*, const bf16*, int64_t, const float*,
-                                      const float*, int64_t, int64_t, int64_t, int64_t,
-                                      cudaStream_t);
+template void conv_silu_forward<float>(float*, const float*, int64_t, const float*, const float*,
+                                       int64_t, int64_t, int64_t, int64_t, cudaStream_t);
+template void conv_silu_forward<bf16>(bf16*, const bf16*, int64_t, const float*, const float*,
+                                      int64_t, int64_t, int64_t, int64_t, cudaStream_t);
 template void conv_silu_backward<float>(float*, int64_t, float*, float*, const float*,
                                         const float*, int64_t, const float*, const float*, int64_t,
                                         int64_t, int64_t, int64_t, float*, cudaStream_t);
 template void conv_silu_backward<bf16>(bf16*, int64_t, float*, float*, const bf16*, const bf16*,
-                                       int64_t, const bf16*, const float*, int64_t, int64_t,
+                                       int64_t, const float*, const float*, int64_t, int64_t,
                                        int64_t, int64_t, float*, cudaStream_t);
 
 }  // namespace hymba::cuda

@@ -66,7 +66,6 @@ void place_layer(Carver& a, LayerActivations<F, St>& x, const LayerShape& shape,
   buf(&L::k, attn && shape.has_kv, all && !shape.keeps_kv, BS * nkv * hd);
   buf(&L::attn, attn, all, BS * E);
   buf(&L::lse, attn, all, B * nh * S);
-  buf(&L::conv_pre, mamba, all, BS * E);
   buf(&L::u, mamba, all, BS * E);
   buf(&L::ssm, mamba, all, BS * xc.width);
   buf(&L::rstd_dt, mamba, all, BS);

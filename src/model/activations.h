@@ -23,7 +23,6 @@ struct LayerActivations {
   F* k;          // [B, S, nkv, hd] rotated keys (null for a consumer: it reads its producer's)
   F* attn;       // [BS, E]         attention output, heads concatenated
   S* lse;        // [B, nh, S]      attention log-sum-exp
-  F* conv_pre;   // [BS, E]         conv output before SiLU
   F* u;          // [BS, E]         SiLU(conv): scan input
   F* ssm;        // [BS, X]         x_proj output: dt | B | C before their norms, each piece
                  //                 padded (XProjColumns; the padding columns are x_proj's zero

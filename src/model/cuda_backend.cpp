@@ -237,16 +237,16 @@ void CudaBackend<T>::attention_backward(T* dq, T* dk, T* dv, const T* dout, cons
 }
 
 template <class T>
-void CudaBackend<T>::conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const float* w,
-                                    const float* bias, int64_t B, int64_t S, int64_t E, int64_t K) {
-  cuda::conv_silu_forward(u, pre, x, ldx, w, bias, B, S, E, K, kStream);
+void CudaBackend<T>::conv_silu_forward(T* u, const T* x, int64_t ldx, const float* w, const float* bias,
+                                       int64_t B, int64_t S, int64_t E, int64_t K) {
+  cuda::conv_silu_forward(u, x, ldx, w, bias, B, S, E, K, kStream);
 }
 
 template <class T>
 void CudaBackend<T>::conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* du,
-                                     const T* x, int64_t ldx, const T* pre, const float* w, int64_t B,
-                                     int64_t S, int64_t E, int64_t K) {
-  cuda::conv_silu_backward(dx, lddx, dw, dbias, du, x, ldx, pre, w, B, S, E, K, workspace_.data(), kStream);
+                                        const T* x, int64_t ldx, const float* w, const float* bias,
+                                        int64_t B, int64_t S, int64_t E, int64_t K) {
+  cuda::conv_silu_backward(dx, lddx, dw, dbias, du, x, ldx, w, bias, B, S, E, K, workspace_.data(), kStream);
 }
 
 template <class T>

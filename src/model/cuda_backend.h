@@ -98,11 +98,11 @@ class CudaBackend {
   void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
                           const T* v, int64_t ldv, const T* out, const float* lse,
                           const cpu::AttentionShape& s);
-  void conv_silu_forward(T* u, T* pre, const T* x, int64_t ldx, const float* w, const float* bias,
-                         int64_t B, int64_t S, int64_t E, int64_t K);
+  void conv_silu_forward(T* u, const T* x, int64_t ldx, const float* w, const float* bias, int64_t B,
+                         int64_t S, int64_t E, int64_t K);
   void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* du, const T* x,
-                          int64_t ldx, const T* pre, const float* w, int64_t B, int64_t S, int64_t E,
-                          int64_t K);
+                          int64_t ldx, const float* w, const float* bias, int64_t B, int64_t S,
+                          int64_t E, int64_t K);
   // The forward saves the scan's chunk states (scan_state_count floats) for the backward.
   static int64_t scan_state_count(const cpu::ScanShape& s);
   void selective_scan_forward(T* out, float* states, const cpu::ScanInputs<T, float>& in,

@@ -306,7 +306,7 @@ void HymbaModelOn<Backend>::mamba_heads_forward(int64_t l) {
   LayerActivations<F, Stat>& a = a_.layers[l];
   const ProjSlices p = proj_slices(d_, plan_[l], tp_.size);
   const XProjColumns xc = x_proj_columns(R, N);  // padded pieces: the GEMMs' operands aligned
-  ops_.conv_silu_forward(a.u, a.conv_pre, a.proj + p.x, p.width, w.conv_w, w.conv_b, B, S, E, K);
+  ops_.conv_silu_forward(a.u, a.proj + p.x, p.width, w.conv_w, w.conv_b, B, S, E, K);
   // x_proj reads every channel: each rank's product is a partial sum over its channels.
   ops_.linear_forward(a.ssm, xc.width, a.u, E, wc.x_proj, BS, E, xc.width);
   tp_sum(a.ssm, BS * xc.width);
@@ -403,7 +403,7 @@ void HymbaModelOn<Backend>::mamba_heads_backward(int64_t l) {
   ops_.linear_backward(s.du, E, g.x_proj, s.dssm, xc.width, a.u, E, wc.x_proj, BS, E, xc.width,
                   /*accumulate_dx=*/true);  // u feeds both x_proj and the scan
   ops_.conv_silu_backward(s.dproj + p.x, p.width, g.conv_w, g.conv_b, s.du, a.proj + p.x, p.width,
-                     a.conv_pre, w.conv_w, B, S, E, K);
+                          w.conv_w, w.conv_b, B, S, E, K);
 }
 
 // From dattn [BS, E] to the q | k | v columns of dproj. A KV group's dK/dV sum over all its

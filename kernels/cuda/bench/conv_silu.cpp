@@ -2,8 +2,8 @@
 // size (batch 2, 128 meta + 2048 text tokens, E = 3200, K = 4; x and dx as column slices of the
 // in_proj output, whose rows are 8960 wide), fp32 and bf16, and prints the effective bandwidth
 // against the measured copy bandwidth. Bytes, each [B, S, E] tensor counted once: forward reads x
-// and writes pre and u (3); backward reads du, x and pre and writes dx (4), plus the dw/dbias
-// partials (B · ceil(S / 16) · (K + 1) · E floats, written and read once). A benchmark program,
+// and writes u (2); backward reads du and x and writes dx (3), plus the dw/dbias partials
+// (B · ceil(S / 16) · (K + 1) · E floats, written and read once). A benchmark program,
 // not a test: it checks nothing but CUDA return codes.
 #include <cstdio>
 
@@ -24,24 +24,23 @@ template <class T>
 void bench(const char* dtype) {
   const int64_t n = kB * kS * kE, rows = kB * kS;
   const auto proj = device_random<T>(rows * kLd, 1), dproj = device_random<T>(rows * kLd, 2);
-  const auto u = device_random<T>(n, 3), pre = device_random<T>(n, 4), du = device_random<T>(n, 5);
+  const auto u = device_random<T>(n, 3), du = device_random<T>(n, 5);
   const auto w = device_random<float>(kE * kK, 6), bias = device_random<float>(kE, 7);
   const auto dw = device_random<float>(kE * kK, 8), dbias = device_random<float>(kE, 9);
   const int64_t partials = hymba::cuda::conv_silu_backward_workspace(kB, kS, kE, kK);
   const auto work = device_random<float>(partials, 10);
   auto fwd = [&] {
-    hymba::cuda::conv_silu_forward<T>(u.data(), pre.data(), proj.data() + kXCol, kLd, w.data(), bias.data(), kB, kS,
-                                      kE, kK, nullptr);
+    hymba::cuda::conv_silu_forward<T>(u.data(), proj.data() + kXCol, kLd, w.data(), bias.data(), kB, kS, kE, kK,
+                                      nullptr);
   };
   auto bwd = [&] {
     hymba::cuda::conv_silu_backward<T>(dproj.data() + kXCol, kLd, dw.data(), dbias.data(), du.data(),
-                                       proj.data() + kXCol, kLd, pre.data(), w.data(), kB, kS, kE, kK, work.data(),
+                                       proj.data() + kXCol, kLd, w.data(), bias.data(), kB, kS, kE, kK, work.data(),
                                        nullptr);
   };
-  fwd();  // pre from a real forward
   const float f_ms = median_ms(fwd), b_ms = median_ms(bwd);
   const double tensor = double(n) * sizeof(T);
-  const double f_tbs = tbs(3 * tensor, f_ms), b_tbs = tbs(4 * tensor + 2.0 * partials * sizeof(float), b_ms);
+  const double f_tbs = tbs(2 * tensor, f_ms), b_tbs = tbs(3 * tensor + 2.0 * partials * sizeof(float), b_ms);
   std::printf("%5s  fwd %7.4f ms %5.2f TB/s (%3.0f%%)   bwd %7.4f ms %5.2f TB/s (%3.0f%%)\n", dtype, f_ms, f_tbs,
               100 * f_tbs / kCopyTBs, b_ms, b_tbs, 100 * b_tbs / kCopyTBs);
 }
