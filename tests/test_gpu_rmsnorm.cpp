@@ -398,6 +398,46 @@ void check_split_all_shapes() {
   }
 }
 
+// The averaging forward (the fusion of two branches) against the plain one and a host average:
+// y = T((float(y) + float(norm)) · 0.5) bit for bit, the gap columns of y untouched; the split
+// norm's second half (with one rank) the same where it takes the whole norm's path.
+template <class T>
+void check_average(const NormShape& s) {
+  SCOPED_TRACE(describe<T>(s, false));
+  const NormCase c(s, false);
+  const std::vector<T> other = as<T>(random_vector(s.rows * s.ld_out, 11 + uint64_t(s.dim), 2.0));  // [rows, ld_out]
+  GpuNorm<T> plain(c);
+  plain.forward();
+  const std::vector<T> norm = plain.y.to_host();
+  std::vector<T> want = other;
+  for (int64_t r = 0; r < s.rows; ++r) {
+    for (int64_t k = 0; k < s.dim; ++k) {
+      const int64_t i = r * s.ld_out + k;
+      const float sum = float(value_of(other[i])) + float(value_of(norm[i]));
+      if constexpr (std::is_same_v<T, float>) {
+        want[i] = sum * 0.5f;
+      } else {
+        want[i] = __float2bfloat16_rn(sum * 0.5f);
+      }
+    }
+  }
+  DeviceArray<T> y(other);
+  DeviceFloats rstd(std::vector<float>(s.rows, std::nanf("")));
+  cuda::rmsnorm_forward<T>(y.data(), s.ld_out, rstd.data(), plain.x.data() + s.col, s.ld_in, plain.w.data(), s.rows,
+                           s.dim, kEps, nullptr, /*average=*/true);
+  EXPECT_TRUE(same_bits(y.to_host(), want)) << "the averaging forward";
+  EXPECT_TRUE(same_bits(rstd.to_host(), plain.rstd.to_host())) << "rstd of the averaging forward";
+  if (halves_take_the_whole_path<T>(s)) {
+    DeviceArray<T> ys(other);
+    DeviceFloats sums(std::vector<float>(s.rows, std::nanf("")));
+    cuda::rmsnorm_sum_squares<T>(sums.data(), plain.x.data() + s.col, s.ld_in, s.rows, s.dim, nullptr);
+    cuda::rmsnorm_forward_from_sums<T>(ys.data(), s.ld_out, sums.data(), plain.x.data() + s.col, s.ld_in,
+                                       plain.w.data(), sums.data(), s.rows, s.dim, s.dim, kEps, nullptr,
+                                       /*average=*/true);
+    EXPECT_TRUE(same_bits(ys.to_host(), want)) << "the averaging forward from sums";
+  }
+}
+
 #endif  // HYMBA_HAVE_CUDA
 
 TEST(GpuRmsNorm, ForwardAndBackwardMatchTheCpuReference) {
@@ -425,6 +465,16 @@ TEST(GpuRmsNorm, SplitOverRanksBf16WithinTheBf16Rule) {
   HYMBA_REQUIRE_GPU();
 #ifdef HYMBA_HAVE_CUDA
   check_split_all_shapes<bf16>();
+#endif
+}
+
+TEST(GpuRmsNorm, AveragingForwardIsTheNormAveragedIntoY) {
+  HYMBA_REQUIRE_GPU();
+#ifdef HYMBA_HAVE_CUDA
+  for (const NormShape& s : kShapes) {
+    check_average<float>(s);
+    check_average<bf16>(s);
+  }
 #endif
 }
 

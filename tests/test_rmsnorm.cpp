@@ -26,6 +26,36 @@ TEST(RmsNorm, ForwardMatchesFormula) {
   }
 }
 
+// With `average` the forward leaves y = (y + norm) · 0.5, the norm rounded to T first (the fusion
+// of two branches in one pass): the same bits as the plain forward followed by the average, in
+// both forms (whole rows, and from the rows' sums of squares).
+TEST(RmsNorm, AveragingForwardIsTheNormAveragedIntoY) {
+  const int64_t rows = 6, dim = 9, ld = 11;
+  const double eps = 1e-6;
+  const auto x = cast_vector<float>(random_vector(rows * ld, 3)), w = cast_vector<float>(random_vector(dim, 4));
+  const auto other = cast_vector<float>(random_vector(rows * ld, 5));  // [rows, ld]: y before
+  std::vector<float> norm(rows * ld, 0.f), rstd(rows), want = other;
+  cpu::rmsnorm_forward(norm.data(), ld, rstd.data(), x.data(), ld, w.data(), rows, dim, eps);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < dim; ++i) want[r * ld + i] = (other[r * ld + i] + norm[r * ld + i]) * 0.5f;
+
+  std::vector<float> y = other, rstd_avg(rows);
+  cpu::rmsnorm_forward(y.data(), ld, rstd_avg.data(), x.data(), ld, w.data(), rows, dim, eps, /*average=*/true);
+  EXPECT_EQ(y, want);  // the columns past dim untouched too
+  EXPECT_EQ(rstd_avg, rstd);
+
+  // From the sums (rounded to float, so the norm's bits may differ from the whole rows' form).
+  std::vector<float> sums(rows), norm_s(rows * ld, 0.f), ys = other, want_s = other;
+  cpu::rmsnorm_sum_squares(sums.data(), x.data(), ld, rows, dim);
+  cpu::rmsnorm_forward_from_sums(norm_s.data(), ld, rstd.data(), x.data(), ld, w.data(), sums.data(), rows, dim, dim,
+                                 eps);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < dim; ++i) want_s[r * ld + i] = (other[r * ld + i] + norm_s[r * ld + i]) * 0.5f;
+  cpu::rmsnorm_forward_from_sums(ys.data(), ld, rstd.data(), x.data(), ld, w.data(), sums.data(), rows, dim, dim,
+                                 eps, /*average=*/true);
+  EXPECT_EQ(ys, want_s);
+}
+
 TEST(RmsNorm, BackwardMatchesFiniteDifferences) {
   for (int64_t dim : {1, 3, 16, 33}) {
     const int64_t rows = 6, ldx = dim + 2, ldy = dim + 1;

@@ -18,11 +18,22 @@ double row_sum_squares(const T* x, int64_t dim) {
   return ss;
 }
 
-// y = w ⊙ (x · rstd), with rstd from the whole row's sum of squares over full_dim elements.
+// y = w ⊙ (x · rstd), with rstd from the whole row's sum of squares over full_dim elements; or,
+// averaging, y = (y + w ⊙ (x · rstd)) · 0.5.
 template <class T>
-T normalise_row(T* y, const T* x, const T* w, double sum_squares, int64_t dim, int64_t full_dim, double eps) {
+T normalise_row(T* y, const T* x, const T* w, double sum_squares, int64_t dim, int64_t full_dim, double eps,
+                bool average) {
   const T rs = T(1.0 / std::sqrt(sum_squares / double(full_dim) + eps));
-  for (int64_t i = 0; i < dim; ++i) y[i] = w[i] * (x[i] * rs);
+  for (int64_t i = 0; i < dim; ++i) {
+    if (average) {
+      // volatile: the norm is rounded to T before the add, as a stored norm is (with FMA the
+      // compiler would otherwise contract the product into the sum).
+      const volatile T v = w[i] * (x[i] * rs);
+      y[i] = (y[i] + v) * T(0.5);
+    } else {
+      y[i] = w[i] * (x[i] * rs);
+    }
+  }
   return rs;
 }
 
@@ -51,11 +62,11 @@ void backward_row(T* dx, double* dw_acc, const T* dy, const T* x, const T* w, do
 
 template <class T>
 void rmsnorm_forward(T* y, int64_t ldy, T* rstd, const T* x, int64_t ldx, const T* w,
-                     int64_t rows, int64_t dim, double eps) {
+                     int64_t rows, int64_t dim, double eps, bool average) {
 #pragma omp parallel for schedule(static) if (rows * dim >= kMinParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * ldx;  // [dim]
-    rstd[r] = normalise_row(y + r * ldy, xr, w, row_sum_squares(xr, dim), dim, dim, eps);
+    rstd[r] = normalise_row(y + r * ldy, xr, w, row_sum_squares(xr, dim), dim, dim, eps, average);
   }
 }
 
@@ -79,11 +90,12 @@ void rmsnorm_sum_squares(T* sums, const T* x, int64_t ldx, int64_t rows, int64_t
 
 template <class T>
 void rmsnorm_forward_from_sums(T* y, int64_t ldy, T* rstd, const T* x, int64_t ldx, const T* w,
-                               const T* sums, int64_t rows, int64_t dim, int64_t full_dim, double eps) {
+                               const T* sums, int64_t rows, int64_t dim, int64_t full_dim, double eps,
+                               bool average) {
 #pragma omp parallel for schedule(static) if (rows * dim >= kMinParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const double ss = double(sums[r]);  // read before rstd is written: they may alias
-    rstd[r] = normalise_row(y + r * ldy, x + r * ldx, w, ss, dim, full_dim, eps);
+    rstd[r] = normalise_row(y + r * ldy, x + r * ldx, w, ss, dim, full_dim, eps, average);
   }
 }
 
@@ -105,12 +117,13 @@ void rmsnorm_backward_from_dots(T* dx, int64_t lddx, T* dw, const T* dy, int64_t
 }
 
 #define HYMBA_INSTANTIATE(T)                                                                                 \
-  template void rmsnorm_forward<T>(T*, int64_t, T*, const T*, int64_t, const T*, int64_t, int64_t, double); \
+  template void rmsnorm_forward<T>(T*, int64_t, T*, const T*, int64_t, const T*, int64_t, int64_t, double,  \
+                                   bool);                                                                   \
   template void rmsnorm_backward<T>(T*, int64_t, T*, const T*, int64_t, const T*, int64_t, const T*,        \
                                     const T*, int64_t, int64_t, bool);                                      \
   template void rmsnorm_sum_squares<T>(T*, const T*, int64_t, int64_t, int64_t);                            \
   template void rmsnorm_forward_from_sums<T>(T*, int64_t, T*, const T*, int64_t, const T*, const T*,        \
-                                             int64_t, int64_t, int64_t, double);                            \
+                                             int64_t, int64_t, int64_t, double, bool);                      \
   template void rmsnorm_backward_dots<T>(T*, const T*, int64_t, const T*, int64_t, const T*, const T*,      \
                                          int64_t, int64_t);                                                 \
   template void rmsnorm_backward_from_dots<T>(T*, int64_t, T*, const T*, int64_t, const T*, int64_t,        \

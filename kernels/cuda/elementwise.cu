@@ -40,22 +40,6 @@ __global__ void copy_rows_kernel(Word<W>* dst, int64_t lddst, const Word<W>* src
   }
 }
 
-template <class T, int K>
-__global__ void average_kernel(T* a, const T* b, int64_t n) {
-  using P = Pack<T, K>;
-  const int64_t packs = n / K;
-  for (int64_t i = first_index(); i < packs; i += grid_stride()) {
-    P av = reinterpret_cast<const P*>(a)[i];
-    const P bv = reinterpret_cast<const P*>(b)[i];
-#pragma unroll
-    for (int k = 0; k < K; ++k) av.v[k] = from_float<T>((to_float(av.v[k]) + to_float(bv.v[k])) * 0.5f);
-    reinterpret_cast<P*>(a)[i] = av;
-  }
-  for (int64_t i = packs * K + first_index(); i < n; i += grid_stride()) {
-    a[i] = from_float<T>((to_float(a[i]) + to_float(b[i])) * 0.5f);
-  }
-}
-
 template <class Dst, class Src, int K>
 __global__ void cast_kernel(Dst* dst, const Src* src, int64_t n) {
   const int64_t packs = n / K;
@@ -103,18 +87,6 @@ void copy_rows(T* dst, int64_t lddst, const T* src, int64_t ldsrc, int64_t rows,
   }
 }
 
-template <class T>
-void average_into(T* a, const T* b, int64_t n, cudaStream_t stream) {
-  if (n == 0) return;
-  constexpr int K = 16 / sizeof(T);
-  if (aligned(a, 16) && aligned(b, 16)) {
-    average_kernel<T, K><<<blocks_for(n / K), kThreads, 0, stream>>>(a, b, n);
-  } else {
-    average_kernel<T, 1><<<blocks_for(n), kThreads, 0, stream>>>(a, b, n);
-  }
-  HYMBA_CUDA_CHECK_LAUNCH();
-}
-
 template <class Dst, class Src>
 void cast(Dst* dst, const Src* src, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
@@ -129,8 +101,6 @@ void cast(Dst* dst, const Src* src, int64_t n, cudaStream_t stream) {
 
 template void copy_rows<float>(float*, int64_t, const float*, int64_t, int64_t, int64_t, cudaStream_t);
 template void copy_rows<bf16>(bf16*, int64_t, const bf16*, int64_t, int64_t, int64_t, cudaStream_t);
-template void average_into<float>(float*, const float*, int64_t, cudaStream_t);
-template void average_into<bf16>(bf16*, const bf16*, int64_t, cudaStream_t);
 template void cast<bf16, float>(bf16*, const float*, int64_t, cudaStream_t);
 template void cast<float, bf16>(float*, const bf16*, int64_t, cudaStream_t);
 template void cast<float, float>(float*, const float*, int64_t, cudaStream_t);

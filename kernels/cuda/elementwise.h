@@ -15,10 +15,6 @@ template <class T>
 void copy_rows(T* dst, int64_t lddst, const T* src, int64_t ldsrc, int64_t rows, int64_t cols,
                cudaStream_t stream);
 
-// a, b [n]: a = (a + b) · 0.5, computed in fp32 and rounded once to T.
-template <class T>
-void average_into(T* a, const T* b, int64_t n, cudaStream_t stream);
-
 // dst, src [n]: dst = Dst(src), round to nearest even for float → bf16. Instantiated for
 // <bf16, float> (the bf16 copy of the weights), <float, bf16> and <float, float>.
 template <class Dst, class Src>

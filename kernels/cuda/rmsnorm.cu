@@ -178,8 +178,9 @@ struct Split {
 };
 
 // rstd [rows] (written, but by Part::statistic); split.in may alias rstd (every thread of the
-// block has read it before rstd is written).
-template <class T, int V, int P, Part kPart>
+// block has read it before rstd is written). kAverage: y = (y + norm) · 0.5, the norm rounded to T
+// first, as the fusion average of two separately stored norms rounds (the same bits).
+template <class T, int V, int P, Part kPart, bool kAverage>
 __global__ void __launch_bounds__(kBlock)
     rmsnorm_forward_kernel(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w, int64_t rows,
                    int dim, int tpr, float eps, Split split) {
@@ -231,6 +232,13 @@ __global__ void __launch_bounds__(kBlock)
       Pack<T, V> out;
 #pragma unroll
       for (int j = 0; j < V; ++j) out.v[j] = from_float<T>(wv[j] * (to_float(xv[k].v[j]) * rs));
+      if constexpr (kAverage) {
+        const Pack<T, V> other = load_pack<T, V>(yr + col);
+#pragma unroll
+        for (int j = 0; j < V; ++j) {  // __fadd_rn: never contracted with the norm's product (fp32)
+          out.v[j] = from_float<T>(__fadd_rn(to_float(other.v[j]), to_float(out.v[j])) * 0.5f);
+        }
+      }
       store_pack<T, V>(yr + col, out);
     }
   }
@@ -431,13 +439,20 @@ void check_full_dim(const char* op, int64_t dim, int64_t full_dim) {
 
 template <Part kPart, class T, int V>
 void launch_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w, int64_t rows, int dim,
-                    float eps, Split split, cudaStream_t stream) {
+                    float eps, Split split, bool average, cudaStream_t stream) {
   constexpr int kMaxPacks = row_layout(kMaxDim / V, kForwardPacks).packs;  // at the widest row
   const RowLayout L = row_layout(dim / V, kForwardPacks);
   const int64_t blocks = (rows + kBlock / L.tpr - 1) / (kBlock / L.tpr);
   with_packs<kMaxPacks>(L.packs, [&](auto p) {
-    rmsnorm_forward_kernel<T, V, decltype(p)::value, kPart><<<unsigned(blocks), kBlock, 0, stream>>>(
-        y, ldy, rstd, x, ldx, w, rows, dim, L.tpr, eps, split);
+    constexpr int P = decltype(p)::value;
+    const auto kernel = [&] {
+      if constexpr (kPart == Part::statistic) {  // writes no y, so it has no averaging form
+        return rmsnorm_forward_kernel<T, V, P, kPart, false>;
+      } else {
+        return average ? rmsnorm_forward_kernel<T, V, P, kPart, true> : rmsnorm_forward_kernel<T, V, P, kPart, false>;
+      }
+    }();
+    kernel<<<unsigned(blocks), kBlock, 0, stream>>>(y, ldy, rstd, x, ldx, w, rows, dim, L.tpr, eps, split);
   });
   HYMBA_CUDA_CHECK_LAUNCH();
 }
@@ -445,9 +460,9 @@ void launch_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, con
 // launch_forward at V = 16-byte packs where they fit (packs_fit), else at V = 1.
 template <Part kPart, class T>
 void run_forward(bool packed, T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w, int64_t rows,
-                 int64_t dim, double eps, Split split, cudaStream_t stream) {
+                 int64_t dim, double eps, Split split, bool average, cudaStream_t stream) {
   auto* launch = packed ? &launch_forward<kPart, T, kVec<T>> : &launch_forward<kPart, T, 1>;
-  launch(y, ldy, rstd, x, ldx, w, rows, int(dim), float(eps), split, stream);
+  launch(y, ldy, rstd, x, ldx, w, rows, int(dim), float(eps), split, average, stream);
 }
 
 // Blocks of a backward kernel resident per SM, asked once per kernel.
@@ -510,11 +525,11 @@ void run_backward(bool packed, T* dx, int64_t lddx, float* dw, const T* dy, int6
 
 template <class T>
 void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
-                     int64_t rows, int64_t dim, double eps, cudaStream_t stream) {
+                     int64_t rows, int64_t dim, double eps, cudaStream_t stream, bool average) {
   check_dim("rmsnorm_forward", dim);
   if (rows <= 0 || dim <= 0) return;
   run_forward<Part::whole>(packs_fit<T>(kVec<T>, dim, {ldx, ldy}, {x, y, w}), y, ldy, rstd, x, ldx, w, rows, dim, eps, {},
-                           stream);
+                           average, stream);
 }
 
 int64_t rmsnorm_backward_workspace(int64_t rows, int64_t dim) {
@@ -542,18 +557,18 @@ void rmsnorm_sum_squares(float* sums, const T* x, int64_t ldx, int64_t rows, int
   check_dim("rmsnorm_sum_squares", dim);
   if (rows <= 0) return;  // dim 0 (a rank holding none of the row) writes zeros
   run_forward<Part::statistic, T>(packs_fit<T>(kVec<T>, dim, {ldx}, {x}), nullptr, 0, nullptr, x, ldx, nullptr, rows, dim,
-                                  0.0, {sums, nullptr, 0}, stream);
+                                  0.0, {sums, nullptr, 0}, false, stream);
 }
 
 template <class T>
 void rmsnorm_forward_from_sums(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
                                const float* sums, int64_t rows, int64_t dim, int64_t full_dim, double eps,
-                               cudaStream_t stream) {
+                               cudaStream_t stream, bool average) {
   check_dim("rmsnorm_forward_from_sums", dim);
   check_full_dim("rmsnorm_forward_from_sums", dim, full_dim);
   if (rows <= 0) return;  // dim 0 still writes rstd
   run_forward<Part::from_statistic>(packs_fit<T>(kVec<T>, dim, {ldx, ldy}, {x, y, w}), y, ldy, rstd, x, ldx, w, rows, dim,
-                                    eps, {nullptr, sums, int(full_dim)}, stream);
+                                    eps, {nullptr, sums, int(full_dim)}, average, stream);
 }
 
 template <class T>
@@ -580,12 +595,13 @@ void rmsnorm_backward_from_dots(T* dx, int64_t lddx, float* dw, const T* dy, int
 
 #define HYMBA_INSTANTIATE(T)                                                                                    \
   template void rmsnorm_forward<T>(T*, int64_t, float*, const T*, int64_t, const float*, int64_t, int64_t,     \
-                                   double, cudaStream_t);                                                       \
+                                   double, cudaStream_t, bool);                                                 \
   template void rmsnorm_backward<T>(T*, int64_t, float*, const T*, int64_t, const T*, int64_t, const float*,   \
                                     const float*, int64_t, int64_t, bool, float*, cudaStream_t);               \
   template void rmsnorm_sum_squares<T>(float*, const T*, int64_t, int64_t, int64_t, cudaStream_t);             \
   template void rmsnorm_forward_from_sums<T>(T*, int64_t, float*, const T*, int64_t, const float*,             \
-                                             const float*, int64_t, int64_t, int64_t, double, cudaStream_t);   \
+                                             const float*, int64_t, int64_t, int64_t, double, cudaStream_t,    \
+                                             bool);                                                             \
   template void rmsnorm_backward_dots<T>(float*, const T*, int64_t, const T*, int64_t, const float*,           \
                                          const float*, int64_t, int64_t, cudaStream_t);                        \
   template void rmsnorm_backward_from_dots<T>(T*, int64_t, float*, const T*, int64_t, const T*, int64_t,       \

@@ -16,10 +16,11 @@
 
 namespace hymba::cuda {
 
-// x [rows, dim] at row stride ldx; y [rows, dim] at stride ldy; w [dim]; rstd [rows].
+// x [rows, dim] at row stride ldx; y [rows, dim] at stride ldy; w [dim]; rstd [rows]. average:
+// y = (y + norm) · 0.5 (the fusion of two branches, in one pass: kernels/cpu/rmsnorm.h).
 template <class T>
 void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
-                     int64_t rows, int64_t dim, double eps, cudaStream_t stream);
+                     int64_t rows, int64_t dim, double eps, cudaStream_t stream, bool average = false);
 
 // Floats of scratch rmsnorm_backward needs: per-block partial sums of dw, reduced in a fixed
 // order afterwards so the result is the same on every run. The same for both T, and it never
@@ -51,11 +52,11 @@ template <class T>
 void rmsnorm_sum_squares(float* sums, const T* x, int64_t ldx, int64_t rows, int64_t dim, cudaStream_t stream);
 
 // The forward from the whole rows' sums of squares sums [rows] (over full_dim elements): y, rstd,
-// x and w as in rmsnorm_forward. rstd may alias sums.
+// x, w and average as in rmsnorm_forward. rstd may alias sums.
 template <class T>
 void rmsnorm_forward_from_sums(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
                                const float* sums, int64_t rows, int64_t dim, int64_t full_dim, double eps,
-                               cudaStream_t stream);
+                               cudaStream_t stream, bool average = false);
 
 // dots [rows] = Σ (w⊙dy) ⊙ x̂ over each row's dim elements, x̂ = x·rstd; dy, x, w, rstd as in
 // rmsnorm_backward.

@@ -104,8 +104,6 @@ int64_t place_activations(Activations<F, St>& act, const Dims& d, const std::vec
               std::max(widest.D_in, s.in_proj_rows / tp)};
   }
   const bool any_attention = widest.attention, any_mamba = widest.mamba;
-  const bool any_fusion = std::any_of(plan.begin(), plan.end(),
-                                      [](const LayerSpec& s) { return s.hybrid(); });
 
   // What forward keeps for backward: the residual streams, each layer's own buffers.
   LayerActivations<F, St> shared{};
@@ -121,7 +119,6 @@ int64_t place_activations(Activations<F, St>& act, const Dims& d, const std::vec
   act.hf = a.take<F>(B * T * H);
   act.saved = a.payload - shared_bytes;
 
-  act.n_scan = a.take_if<F>(any_fusion, BS * E);
   act.logits = a.take<F>(B * T * V);
   act.row_sums = a.take_if<St>(tp > 1, BS);
   act.ce_stats = a.take<St>(tp * B * T * cpu::kCrossEntropyStats);  // tiny: also the padded-vocabulary loss

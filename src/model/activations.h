@@ -82,7 +82,6 @@ struct Activations {
   std::vector<LayerActivations<F, S>> layers;
   S* rstd_final;          // [B·T]
   F* hf;                  // [B, T, H]  final-normalised text rows (lm_head input)
-  F* n_scan;              // [BS, E]    forward scratch: norm(scan) before the average (hybrid)
   F* logits;              // [B, T, V]  (dlogits after a backward pass)
   // Tensor parallelism only (null with one rank):
   S* row_sums;            // [BS]               a split norm's per-row sums (all-reduced)

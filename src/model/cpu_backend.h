@@ -65,7 +65,6 @@ class CpuBackend {
   double sum_of_squares(const F* x, int64_t n) { return hymba::sum_of_squares(x, n); }
 
   HYMBA_CPU_OP(copy_rows)
-  HYMBA_CPU_OP(average_into)
   HYMBA_CPU_OP(embedding_forward)
   HYMBA_CPU_OP(embedding_backward)
   HYMBA_CPU_OP(rmsnorm_forward)

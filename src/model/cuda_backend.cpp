@@ -99,9 +99,6 @@ void CudaBackend<T>::copy_rows(T* dst, int64_t lddst, const T* src, int64_t ldsr
 }
 
 template <class T>
-void CudaBackend<T>::average_into(T* a, const T* b, int64_t n) { cuda::average_into(a, b, n, kStream); }
-
-template <class T>
 void CudaBackend<T>::embedding_forward(T* x, const int32_t* ids, const T* table, const float* meta,
                                     int64_t B, int64_t Tlen, int64_t M, int64_t H, int64_t V,
                                     cpu::VocabRange vocab) {
@@ -119,8 +116,8 @@ void CudaBackend<T>::embedding_backward(float* dtable, float* dmeta, const T* dx
 
 template <class T>
 void CudaBackend<T>::rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
-                                  int64_t rows, int64_t dim, double eps) {
-  cuda::rmsnorm_forward(y, ldy, rstd, x, ldx, w, rows, dim, eps, kStream);
+                                  int64_t rows, int64_t dim, double eps, bool average) {
+  cuda::rmsnorm_forward(y, ldy, rstd, x, ldx, w, rows, dim, eps, kStream, average);
 }
 
 template <class T>
@@ -139,8 +136,8 @@ void CudaBackend<T>::rmsnorm_sum_squares(float* sums, const T* x, int64_t ldx, i
 template <class T>
 void CudaBackend<T>::rmsnorm_forward_from_sums(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx,
                                                const float* w, const float* sums, int64_t rows, int64_t dim,
-                                               int64_t full_dim, double eps) {
-  cuda::rmsnorm_forward_from_sums(y, ldy, rstd, x, ldx, w, sums, rows, dim, full_dim, eps, kStream);
+                                               int64_t full_dim, double eps, bool average) {
+  cuda::rmsnorm_forward_from_sums(y, ldy, rstd, x, ldx, w, sums, rows, dim, full_dim, eps, kStream, average);
 }
 
 template <class T>

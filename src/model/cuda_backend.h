@@ -58,7 +58,6 @@ class CudaBackend {
   double sum_of_squares(const float* x, int64_t n);  // Σ x², returned to the host (a sync)
 
   void copy_rows(T* dst, int64_t lddst, const T* src, int64_t ldsrc, int64_t rows, int64_t cols);
-  void average_into(T* a, const T* b, int64_t n);
 
   // ids [B, T] and targets [B·T] are host memory (checked there, then copied to the device).
   // vocab: the table rows this rank holds (tensor parallelism; kernels/cpu/embedding.h).
@@ -67,7 +66,7 @@ class CudaBackend {
   void embedding_backward(float* dtable, float* dmeta, const T* dx, const int32_t* ids, int64_t B,
                           int64_t Tlen, int64_t M, int64_t H, int64_t pad_id, cpu::VocabRange vocab = {});
   void rmsnorm_forward(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
-                       int64_t rows, int64_t dim, double eps);
+                       int64_t rows, int64_t dim, double eps, bool average = false);
   void rmsnorm_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,
                         int64_t ldx, const float* w, const float* rstd, int64_t rows, int64_t dim,
                         bool accumulate_dx = false);
@@ -75,7 +74,8 @@ class CudaBackend {
   // all-reduced by the caller between the halves.
   void rmsnorm_sum_squares(float* sums, const T* x, int64_t ldx, int64_t rows, int64_t dim);
   void rmsnorm_forward_from_sums(T* y, int64_t ldy, float* rstd, const T* x, int64_t ldx, const float* w,
-                                 const float* sums, int64_t rows, int64_t dim, int64_t full_dim, double eps);
+                                 const float* sums, int64_t rows, int64_t dim, int64_t full_dim, double eps,
+                                 bool average = false);
   void rmsnorm_backward_dots(float* dots, const T* dy, int64_t lddy, const T* x, int64_t ldx, const float* w,
                              const float* rstd, int64_t rows, int64_t dim);
   void rmsnorm_backward_from_dots(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, const T* x,

@@ -155,9 +155,10 @@ class HymbaModelOn {
   // on rank 0 and zero on the others, so the sum over ranks is x + the whole product.
   void start_partial_sum(F* dst, const F* x, int64_t n);
   // RMSNorm over rows whose `dim` columns here are one rank's share of dim·tp (the fusion norms:
-  // cpu/rmsnorm.h's split form around an all-reduce); the plain kernels with one rank.
+  // cpu/rmsnorm.h's split form around an all-reduce); the plain kernels with one rank. average:
+  // y = (y + norm) · 0.5 (the second branch of a fusion).
   void split_norm_forward(F* y, int64_t ldy, Stat* rstd, const F* x, int64_t ldx, const P* w, int64_t rows,
-                          int64_t dim);
+                          int64_t dim, bool average = false);
   void split_norm_backward(F* dx, int64_t lddx, P* dw, const F* dy, int64_t lddy, const F* x, int64_t ldx,
                            const P* w, const Stat* rstd, int64_t rows, int64_t dim);
   ModelConfig cfg_;

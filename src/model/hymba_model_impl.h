@@ -187,7 +187,8 @@ void HymbaModelOn<Backend>::input_norm_forward(int64_t l) {
   ops_.rmsnorm_forward(a.h1, H, a.rstd_in, a_.resid[l], H, w_.layers[l].input_norm, BS, H, cfg_.rms_norm_eps);
 }
 
-// The average of the normalised branches (a layer with one branch: its norm alone).
+// The average of the normalised branches (a layer with one branch: its norm alone): the second
+// norm averages into the first's output in the same pass (the same bits as a separate average).
 template <class Backend>
 void HymbaModelOn<Backend>::fusion_forward(int64_t l) {
   const int64_t BS = d_.BS, E = d_.E;
@@ -199,10 +200,7 @@ void HymbaModelOn<Backend>::fusion_forward(int64_t l) {
     split_norm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E);
   }
   if (spec.has_mamba) {
-    split_norm_forward(both ? a_.n_scan : a.fused, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E);
-  }
-  if (both) {
-    ops_.average_into(a.fused, a_.n_scan, BS * E);
+    split_norm_forward(a.fused, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E, /*average=*/both);
   }
 }
 
@@ -252,15 +250,15 @@ void HymbaModelOn<Backend>::start_partial_sum(F* dst, const F* x, int64_t n) {
 
 template <class Backend>
 void HymbaModelOn<Backend>::split_norm_forward(F* y, int64_t ldy, Stat* rstd, const F* x, int64_t ldx,
-                                               const P* w, int64_t rows, int64_t dim) {
+                                               const P* w, int64_t rows, int64_t dim, bool average) {
   const double eps = cfg_.rms_norm_eps;
   if (tp_.size == 1) {
-    ops_.rmsnorm_forward(y, ldy, rstd, x, ldx, w, rows, dim, eps);
+    ops_.rmsnorm_forward(y, ldy, rstd, x, ldx, w, rows, dim, eps, average);
     return;
   }
   ops_.rmsnorm_sum_squares(a_.row_sums, x, ldx, rows, dim);
   tp_sum(a_.row_sums, rows);
-  ops_.rmsnorm_forward_from_sums(y, ldy, rstd, x, ldx, w, a_.row_sums, rows, dim, dim * tp_.size, eps);
+  ops_.rmsnorm_forward_from_sums(y, ldy, rstd, x, ldx, w, a_.row_sums, rows, dim, dim * tp_.size, eps, average);
 }
 
 template <class Backend>
