@@ -66,6 +66,18 @@ __device__ __forceinline__ void conv_pre(float (&p)[C], const float (&wk)[C][K],
   }
 }
 
+// x at token t of a sequence (token t at xe[t · ldx], S tokens), 0 outside it: the zero padding
+// before token 0, and nothing past the end.
+template <int C, class T>
+__device__ __forceinline__ void load_x(float (&v)[C], const T* xe, int64_t ldx, int64_t t, int64_t S) {
+  if (t >= 0 && t < S) {
+    load_channels<C>(v, xe + t * ldx);
+  } else {
+#pragma unroll
+    for (int c = 0; c < C; ++c) v[c] = 0.0f;
+  }
+}
+
 // w[e + c, :] and bias[e + c] of a thread's C channels.
 template <int K, int C>
 __device__ __forceinline__ void load_taps(float (&wk)[C][K], float (&be)[C], const float* __restrict__ w,
@@ -96,15 +108,7 @@ __global__ void conv_forward_kernel(T* __restrict__ u, const T* __restrict__ x,
   // win[k][c] = x at token t − (K−1) + k for the current t; the zero padding before token 0.
   float win[K][C];
 #pragma unroll
-  for (int k = 0; k < K - 1; ++k) {
-    const int64_t t = t0 - (K - 1) + k;
-    if (t >= 0) {
-      load_channels<C>(win[k], xe + t * ldx);
-    } else {
-#pragma unroll
-      for (int c = 0; c < C; ++c) win[k][c] = 0.0f;
-    }
-  }
+  for (int k = 0; k < K - 1; ++k) load_x<C>(win[k], xe, ldx, t0 - (K - 1) + k, S);
   for (int64_t t = t0; t < t1; ++t) {
     load_channels<C>(win[K - 1], xe + t * ldx);
     float p[C], a[C];
@@ -138,15 +142,6 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
   const T* due = du + b * S * E + e;    // token t at due[t · E]
   float wk[C][K], be[C];
   load_taps<K, C>(wk, be, w, bias, e);
-  // x at token t, 0 outside the sequence (the zero padding before it; nothing reads past it).
-  auto load_x = [&](float (&v)[C], int64_t t) {
-    if (t >= 0 && t < S) {
-      load_channels<C>(v, xe + t * ldx);
-    } else {
-#pragma unroll
-      for (int c = 0; c < C; ++c) v[c] = 0.0f;
-    }
-  };
   // dpre at token t from its x window win[0..K); 0 past the sequence's end, where no output exists.
   auto dpre = [&](float (&g)[C], int64_t t, const float (*win)[C]) {
     if (t >= S) {
@@ -164,13 +159,13 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
   // For the current token s: xw[k] = x at s − (K−1) + k (k < 2K − 1), gw[j] = dpre at s + j.
   float xw[2 * K - 1][C], gw[K][C];
 #pragma unroll
-  for (int k = 0; k < 2 * K - 2; ++k) load_x(xw[k], t0 - (K - 1) + k);
+  for (int k = 0; k < 2 * K - 2; ++k) load_x<C>(xw[k], xe, ldx, t0 - (K - 1) + k, S);
 #pragma unroll
   for (int j = 0; j < K - 1; ++j) dpre(gw[j], t0 + j, xw + j);
   float dwk[K][C] = {}, db[C] = {};  // this thread's partial sums of dw[e + c, :] and dbias[e + c]
 
   for (int64_t s = t0; s < t1; ++s) {
-    load_x(xw[2 * K - 2], s + K - 1);
+    load_x<C>(xw[2 * K - 2], xe, ldx, s + K - 1, S);
     dpre(gw[K - 1], s + K - 1, xw + K - 1);
     float d[C];
 #pragma unroll

@@ -195,12 +195,11 @@ void HymbaModelOn<Backend>::fusion_forward(int64_t l) {
   const LayerSpec& spec = plan_[l];
   const LayerParams<P*>& w = w_.layers[l];
   LayerActivations<F, Stat>& a = a_.layers[l];
-  const bool both = spec.hybrid();
   if (spec.has_attention) {
     split_norm_forward(a.fused, E, a.rstd_attn, a.attn, E, w.attn_norm, BS, E);
   }
   if (spec.has_mamba) {
-    split_norm_forward(a.fused, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E, /*average=*/both);
+    split_norm_forward(a.fused, E, a.rstd_scan, a.scan, E, w.ssm_norm, BS, E, /*average=*/spec.hybrid());
   }
 }
 
