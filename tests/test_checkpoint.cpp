@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "tests/test_util.h"
 #include "io/checkpoint.h"
@@ -157,6 +158,7 @@ TEST(Checkpoint, RoundTripsEveryTensorAndTheMetadataBitExactly) {
     EXPECT_EQ(read.loader_rows, meta.loader_rows);
     EXPECT_EQ(read.seed, meta.seed);
     EXPECT_EQ(read.config, meta.config);
+    EXPECT_FALSE(read.gemm.has_value());  // a CPU run's checkpoint has no GEMM algorithms
     Tensors t{garbage(layout), garbage(layout), garbage(layout)};
     const LoadedCheckpoint loaded = load_checkpoint(full.string(), layout, t.params.data(), t.m.data(), t.v.data());
     EXPECT_TRUE(loaded.has_optimizer_state);
@@ -179,6 +181,41 @@ TEST(Checkpoint, RoundTripsEveryTensorAndTheMetadataBitExactly) {
     std::vector<float> only = garbage(layout);
     load_checkpoint(full.string(), layout, only.data(), nullptr, nullptr);
     EXPECT_TRUE(same_bits(only, params));
+  }
+  fs::remove_all(dir);
+}
+
+// The GEMM algorithms of a GPU run: every word back as written (the algorithm words are opaque
+// bit patterns, so extreme values too); a row that is no GEMM shape is refused, naming the file,
+// the table and the row.
+TEST(Checkpoint, RoundTripsTheGemmAlgorithmsAndRefusesABadRow) {
+  const fs::path dir = fresh_dir("gemm");
+  const ParamLayout layout = tiny_layout();
+  const std::vector<float> params = random_tensors(layout, 1);
+  CheckpointMeta meta;
+  GemmChoices choices;
+  choices.library_version = 130001;
+  for (int64_t i = 0; i < 3; ++i) {
+    GemmChoice c{i % 2, 1 - i % 2, 2176 * (i + 1), 1600, 3200, 3200, 3200, 1600, 14, 0, i == 2};
+    for (int w = 0; w < kGemmAlgoWords; ++w) c[size_t(kGemmShapeWords + w)] = int64_t(0x8000000000000001ULL) + i * 7 + w;
+    choices.shapes.push_back(c);
+  }
+  meta.gemm = choices;
+  const fs::path path = dir / "gpu.h5";
+  save_checkpoint(path.string(), layout, {params.data(), nullptr, nullptr}, meta);
+  const CheckpointMeta read = read_checkpoint_meta(path.string());
+  ASSERT_TRUE(read.gemm.has_value());
+  EXPECT_EQ(read.gemm->library_version, choices.library_version);
+  EXPECT_EQ(read.gemm->shapes, choices.shapes);
+
+  for (const auto& [word, value, problem] : {std::tuple{2, int64_t(0), "M is 0, below 1"},
+                                             std::tuple{10, int64_t(2), "beta_nonzero is 2, not 0 or 1"}}) {
+    GemmChoices bad = choices;
+    bad.shapes[1][size_t(word)] = value;
+    meta.gemm = bad;
+    save_checkpoint(path.string(), layout, {params.data(), nullptr, nullptr}, meta);
+    const std::string error = error_of([&] { read_checkpoint_meta(path.string()); });
+    EXPECT_NE(error.find(path.string() + ": /gemm_algorithms row 1: " + problem), std::string::npos) << error;
   }
   fs::remove_all(dir);
 }
@@ -378,6 +415,43 @@ TEST(Resume, AChangedModelDataOrSeedKeyIsRefusedNamingIt) {
   EXPECT_EQ(s.resumed_from_step, 2);
   EXPECT_EQ(s.steps, 2);
   EXPECT_EQ(read_lines(branch / "metrics.jsonl").size(), 2u);  // steps 3 and 4
+  fs::remove_all(dir);
+  fs::remove_all(branch);
+}
+
+// train.gemm_algorithms: timed. On a GPU each fresh run times its own algorithms, so only a resume
+// can promise the same bits: it computes with the ones its checkpoint kept. Steps 4..6 resumed
+// from step 3 into another run.dir end bit for bit where the run that went on ends. (On the CPU
+// the key changes nothing and the checkpoints hold no GEMM algorithms.)
+TEST(Resume, TimedGemmAlgorithmsComeBackWithTheCheckpoint) {
+  const fs::path dir = fresh_dir("timed"), branch = fresh_dir("timedbranch");
+  const std::vector<std::string> timed = {"train.gemm_algorithms=timed", "checkpoint.every=3", "data.val=\"\""};
+  auto with = [&](std::vector<std::string> more) {
+    more.insert(more.end(), timed.begin(), timed.end());
+    return more;
+  };
+  std::string log;
+  run(dir, with({"train.steps=6"}), &log);
+  const std::string checkpoint = checkpoint_path(dir.string(), 3);
+  const CheckpointMeta saved = read_checkpoint_meta(checkpoint);
+  const bool gpu = cuda_device_count() > 0;
+  EXPECT_EQ(saved.gemm.has_value(), gpu);
+  if (gpu) {
+    EXPECT_FALSE(saved.gemm->shapes.empty());
+    EXPECT_NE(log.find("gemm: timed the cuBLASLt candidates of "), std::string::npos) << log;
+  }
+  run(branch, with({"train.steps=6", "train.resume=" + checkpoint}), &log);
+  if (gpu) {
+    EXPECT_NE(log.find("gemm: " + std::to_string(saved.gemm->shapes.size()) + " GEMM algorithms from " + checkpoint + "\n"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(log.find("gemm: timed"), std::string::npos) << log;  // every shape came from the checkpoint
+  }
+  const ParamLayout layout = tiny_layout();
+  const Tensors a = load(checkpoint_path(dir.string(), 6), layout), b = load(checkpoint_path(branch.string(), 6), layout);
+  EXPECT_TRUE(same_bits(a.params, b.params));
+  EXPECT_TRUE(same_bits(a.m, b.m));
+  EXPECT_TRUE(same_bits(a.v, b.v));
   fs::remove_all(dir);
   fs::remove_all(branch);
 }

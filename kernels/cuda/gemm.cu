@@ -2,6 +2,9 @@
 
 #include <cuda_bf16.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "core/cuda_check.h"
 
 namespace hymba::cuda {
@@ -24,6 +27,8 @@ cudaDataType_t data_type<float>() { return CUDA_R_32F; }
 template <>
 cudaDataType_t data_type<__nv_bfloat16>() { return CUDA_R_16BF; }
 
+static_assert(sizeof(cublasLtMatmulAlgo_t) == kGemmAlgoWords * sizeof(int64_t), "gemm_choices.h's algorithm words");
+
 }  // namespace
 
 // Descriptors in cuBLASLt's column-major terms. A row-major [r, c] matrix with leading dimension
@@ -33,6 +38,7 @@ struct Gemm::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool chosen = false;  // algo is set (chosen here, or adopted)
   ~Plan() {
     if (desc) cublasLtMatmulDescDestroy(desc);
     if (first) cublasLtMatrixLayoutDestroy(first);
@@ -68,23 +74,154 @@ Gemm::Plan& Gemm::plan(const Key& key) {
   HYMBA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->first, ab, trans_b ? K : N, trans_b ? N : K, ldb));
   HYMBA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->second, ab, trans_a ? M : K, trans_a ? K : M, lda));
   HYMBA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->out, c, N, M, ldc));
+  return *p;
+}
 
+std::vector<cublasLtMatmulHeuristicResult_t> Gemm::candidates(const Key& key, const Plan& p, int count) {
   cublasLtMatmulPreference_t pref;
   HYMBA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   const uint64_t bytes = kWorkspaceBytes;
   HYMBA_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof bytes));
-  cublasLtMatmulHeuristicResult_t result{};
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
   int found = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->first, p->second, p->out,
-                                                               p->out, pref, 1, &result, &found);
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.first, p.second, p.out, p.out,
+                                                               pref, count, results.data(), &found);
   cublasLtMatmulPreferenceDestroy(pref);
   HYMBA_CUBLAS_CHECK(status);
   if (found == 0) {
+    const auto [trans_a, trans_b, M, N, K, lda, ldb, ldc, type_ab, type_c, beta_nonzero] = key;
     fail("cuBLASLt has no algorithm for the GEMM M=", M, " N=", N, " K=", K, " lda=", lda, " ldb=", ldb,
          " ldc=", ldc, " (beta ", beta_nonzero ? "nonzero" : "zero", ")");
   }
-  p->algo = result.algo;
-  return *p;
+  results.resize(size_t(found));
+  return results;
+}
+
+namespace {
+
+// Device memory that may not be there: empty when cudaMalloc finds too little free.
+struct OptionalScratch {
+  void* p = nullptr;
+  explicit OptionalScratch(size_t bytes) {
+    if (bytes > 0 && cudaMalloc(&p, bytes) != cudaSuccess) {
+      (void)cudaGetLastError();  // clears the allocation error
+      p = nullptr;
+    }
+  }
+  ~OptionalScratch() {
+    if (p) cudaFree(p);
+  }
+};
+
+// One launch's start and stop events.
+struct EventPair {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  EventPair() {
+    HYMBA_CUDA_CHECK(cudaEventCreate(&start));
+    HYMBA_CUDA_CHECK(cudaEventCreate(&stop));
+  }
+  ~EventPair() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+  float ms() const {
+    float t = 0;
+    HYMBA_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+    return t;
+  }
+};
+
+}  // namespace
+
+template <class TA, class TC>
+void Gemm::choose(const Key& key, Plan& p, float alpha, const TA* A, const TA* B, float beta, TC* C) {
+  const auto results = candidates(key, p, timing_ ? kTimedCandidates : 1);
+  p.algo = results[0].algo;
+  p.chosen = true;
+  if (results.size() == 1) return;
+  // The candidates write the result in place where C is not read (beta 0: the real run writes it
+  // again); with beta != 0 they read C and write a scratch copy, so C keeps its values.
+  const auto [trans_a, trans_b, M, N, K, lda, ldb, ldc, type_ab, type_c, beta_nonzero] = key;
+  OptionalScratch scratch(beta_nonzero ? size_t(M) * size_t(ldc) * sizeof(TC) : 0);
+  if (beta_nonzero && !scratch.p) {
+    ++counts_.untimed;  // too little free memory for the scratch: the heuristic's first stays
+    return;
+  }
+  TC* D = beta_nonzero ? static_cast<TC*>(scratch.p) : C;
+  const size_t n = results.size();
+  auto launch = [&](size_t i) {
+    return cublasLtMatmul(handle_, p.desc, &alpha, B, p.first, A, p.second, &beta, C, p.out, D, p.out,
+                          &results[i].algo, workspace_, kWorkspaceBytes, stream_);
+  };
+  std::vector<bool> runs(n);
+  for (size_t i = 0; i < n; ++i) runs[i] = launch(i) == CUBLAS_STATUS_SUCCESS;  // warm-ups; one that fails is skipped
+  if (!runs[0]) fail("cuBLASLt's first algorithm for the GEMM M=", M, " N=", N, " K=", K, " does not run");
+  // Rounds that take each candidate in turn, so a drift of the clocks reaches all alike; the
+  // median of a candidate's rounds is its time.
+  std::vector<EventPair> events(n * kTimedRounds);
+  for (int r = 0; r < kTimedRounds; ++r) {
+    for (size_t i = 0; i < n; ++i) {
+      if (!runs[i]) continue;
+      const EventPair& e = events[size_t(r) * n + i];
+      HYMBA_CUDA_CHECK(cudaEventRecord(e.start, stream_));
+      HYMBA_CUBLAS_CHECK(launch(i));
+      HYMBA_CUDA_CHECK(cudaEventRecord(e.stop, stream_));
+    }
+  }
+  HYMBA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::vector<float> median(n, 0.0f), rounds(kTimedRounds);
+  for (size_t i = 0; i < n; ++i) {
+    if (!runs[i]) continue;
+    for (int r = 0; r < kTimedRounds; ++r) rounds[size_t(r)] = events[size_t(r) * n + i].ms();
+    std::nth_element(rounds.begin(), rounds.begin() + kTimedRounds / 2, rounds.end());
+    median[i] = rounds[kTimedRounds / 2];
+  }
+  // Another candidate replaces the first only when clearly faster: the fastest of 8 noisy times
+  // is biased low.
+  size_t best = 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (runs[i] && median[i] < median[best] && median[i] < (1.0f - kTimedMargin) * median[0]) best = i;
+  }
+  p.algo = results[best].algo;
+  ++counts_.timed;
+  counts_.changed += best != 0;
+}
+
+int64_t Gemm::library_version() { return int64_t(cublasLtGetVersion()); }
+
+GemmChoices Gemm::choices() const {
+  GemmChoices out;
+  out.library_version = library_version();
+  for (const auto& [key, p] : plans_) {
+    if (!p->chosen) continue;
+    const auto [trans_a, trans_b, M, N, K, lda, ldb, ldc, type_ab, type_c, beta_nonzero] = key;
+    GemmChoice c{trans_a, trans_b, M, N, K, lda, ldb, ldc, type_ab, type_c, beta_nonzero};
+    std::memcpy(c.data() + kGemmShapeWords, &p->algo, sizeof p->algo);
+    out.shapes.push_back(c);
+  }
+  return out;
+}
+
+int64_t Gemm::adopt(const GemmChoices& choices) {
+  int64_t refused = 0;
+  for (const GemmChoice& c : choices.shapes) {
+    if (const std::string problem = gemm_shape_problem(c); !problem.empty()) fail("Gemm::adopt: ", problem);
+    const Key key{c[0] != 0, c[1] != 0, c[2], c[3], c[4], c[5], c[6], c[7], int(c[8]), int(c[9]), c[10] != 0};
+    Plan& p = plan(key);
+    cublasLtMatmulAlgo_t algo;
+    std::memcpy(&algo, c.data() + kGemmShapeWords, sizeof algo);
+    cublasLtMatmulHeuristicResult_t check{};
+    const bool runs = choices.library_version == library_version() &&
+                      cublasLtMatmulAlgoCheck(handle_, p.desc, p.first, p.second, p.out, p.out, &algo, &check) ==
+                          CUBLAS_STATUS_SUCCESS &&
+                      check.workspaceSize <= kWorkspaceBytes;
+    p.chosen = runs;
+    if (runs) p.algo = algo;
+    refused += !runs;
+  }
+  return refused;
 }
 
 template <class TA, class TC>
@@ -94,6 +231,7 @@ void Gemm::run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   if (K == 0) fail("Gemm::run: K = 0 is not supported");  // nothing in the model has it
   const Key key{trans_a, trans_b, M, N, K, lda, ldb, ldc, int(data_type<TA>()), int(data_type<TC>()), beta != 0.0f};
   Plan& p = plan(key);
+  if (!p.chosen) choose(key, p, alpha, A, B, beta, C);
   HYMBA_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, B, p.first, A, p.second, &beta, C, p.out, C, p.out,
                                     &p.algo, workspace_, kWorkspaceBytes, stream_));
 }

@@ -9,14 +9,25 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
+
+#include "io/gemm_choices.h"
 
 namespace hymba::cuda {
 
 // One cuBLASLt handle, its workspace, and the plan (descriptors + chosen algorithm) of every GEMM
 // shape seen so far: a training step repeats the same few shapes, so each is planned once.
+//
+// The algorithm of a shape is cuBLASLt's first heuristic candidate, or, for shapes first seen
+// while timing is on, the fastest of its first kTimedCandidates, timed on the shape's own
+// operands (and faster than the first by kTimedMargin). The algorithm fixes the order of the sums, so its bits: choices() and adopt() carry
+// the algorithms from one process to another (a checkpoint stores them; io/gemm_choices.h).
 class Gemm {
  public:
   static constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what cuBLAS recommends for Hopper
+  static constexpr int kTimedCandidates = 8;  // past the 8th, the probe of PERF.md found nothing faster
+  static constexpr int kTimedRounds = 9;      // timed runs per candidate (the median), after a warm-up
+  static constexpr float kTimedMargin = 0.02f;  // how much faster than the first another must be
 
   explicit Gemm(cudaStream_t stream);
   ~Gemm();
@@ -29,15 +40,39 @@ class Gemm {
   void run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const TA* A,
            int64_t lda, const TA* B, int64_t ldb, float beta, TC* C, int64_t ldc);
 
+  // While on, a shape's first run times the candidates (the stream waits for each): the first
+  // step of a run, not a benchmark's timed loop. Timing a shape with beta != 0 needs a scratch
+  // copy of C; with too little free memory for it, the shape keeps the heuristic's first.
+  void set_timing(bool on) { timing_ = on; }
+  struct TimingCounts {
+    int64_t timed = 0;    // shapes whose candidates were timed
+    int64_t changed = 0;  // of those, where the fastest was not the heuristic's first
+    int64_t untimed = 0;  // shapes seen while timing that kept the first (no memory for the scratch)
+  };
+  const TimingCounts& timing_counts() const { return counts_; }
+
+  // Every planned shape and its algorithm, and cublasLtGetVersion() (an algorithm is valid with
+  // the cuBLASLt that chose it). adopt() takes such a list's algorithms for their shapes,
+  // replacing what was chosen; it returns the number it refused (cuBLASLt's check says they do
+  // not run here), whose shapes are chosen again when next run.
+  GemmChoices choices() const;
+  int64_t adopt(const GemmChoices& choices);
+  static int64_t library_version();  // cublasLtGetVersion()
+
  private:
   struct Plan;
   using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool>;
-  Plan& plan(const Key& key);
+  Plan& plan(const Key& key);  // the shape's descriptors, made on first use
+  std::vector<cublasLtMatmulHeuristicResult_t> candidates(const Key& key, const Plan& p, int count);
+  template <class TA, class TC>
+  void choose(const Key& key, Plan& p, float alpha, const TA* A, const TA* B, float beta, TC* C);
 
   cublasLtHandle_t handle_ = nullptr;
   cudaStream_t stream_;
   void* workspace_ = nullptr;
   std::map<Key, Plan*> plans_;
+  bool timing_ = false;
+  TimingCounts counts_;
 };
 
 // y[rows, out] (= or += when accumulate) x[rows, in] · w[out, in]ᵀ      (T: float or bf16)

@@ -181,6 +181,7 @@ const std::vector<Field>& fields() {
       HYMBA_FIELD(train, device, one_of({"auto", "cpu", "cuda"})),
       HYMBA_FIELD(train, precision, one_of({"fp32", "bf16"})),
       HYMBA_FIELD(train, recompute),  // an enum: the reader admits only its values
+      HYMBA_FIELD(train, gemm_algorithms, one_of({"timed", "heuristic"})),
       HYMBA_FIELD(train, log_every, at_least(1)),
       HYMBA_FIELD(train, threads, at_least(0)),
       HYMBA_FIELD(train, resume, non_empty()),

@@ -81,6 +81,12 @@ struct TrainConfig {
   std::string device = "auto";      // auto | cpu | cuda
   std::string precision = "fp32";   // fp32 | bf16 (bf16 needs the CUDA backend)
   Recompute recompute = Recompute::none;  // none | norms | mlp | all: memory for time
+  // How the GPU picks each GEMM shape's cuBLASLt algorithm: heuristic = cuBLASLt's first
+  // candidate (the same in every process, so two fresh runs give the same bits); timed = the
+  // fastest of its first candidates, timed on the first step (faster; timings, and so bits, can
+  // differ between fresh runs). Checkpoints keep the algorithms: a resumed run computes with the
+  // same ones either way.
+  std::string gemm_algorithms = "heuristic";
   int64_t log_every = 10;     // print and record every N steps (and the first and last)
   int64_t threads = 0;        // CPU threads; 0 = all cores (OMP default)
   // none: start fresh; auto: continue from the newest complete checkpoint in run.dir (start

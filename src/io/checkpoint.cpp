@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -26,6 +27,8 @@ namespace fs = std::filesystem;
 constexpr const char* kParams = "params";
 constexpr const char* kAdamM = "adam_m";
 constexpr const char* kAdamV = "adam_v";
+constexpr const char* kGemm = "gemm_algorithms";
+constexpr const char* kGemmVersion = "cublaslt_version";
 
 // Elements per HDF5 chunk (1 MiB of float32). Every chunk carries its own Fletcher-32 checksum;
 // chunks of this size keep the per-chunk overhead negligible.
@@ -103,6 +106,24 @@ void write_meta(hid_t file, const CheckpointMeta& meta, const std::string& path)
   write_string_attribute(file, "config", meta.config, path);
 }
 
+// /gemm_algorithms [shapes, kGemmChoiceWords] int64, one chunk with a Fletcher-32 checksum.
+void write_gemm_choices(hid_t file, const GemmChoices& c, const std::string& path) {
+  const std::string name = std::string("/") + kGemm;
+  const hsize_t dims[2] = {c.shapes.size(), kGemmChoiceWords};
+  H5Id space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+  H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!space.ok() || !dcpl.ok() || H5Pset_chunk(dcpl.get(), 2, dims) < 0 || H5Pset_fletcher32(dcpl.get()) < 0) {
+    fail_h5(path, ": cannot set up dataset ", name);
+  }
+  H5Id set(H5Dcreate2(file, kGemm, H5T_STD_I64LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
+  if (!set.ok()) fail_h5(path, ": cannot create dataset ", name);
+  if (H5Dwrite(set.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.shapes.data()) < 0) {
+    fail_h5(path, ": cannot write ", name);
+  }
+  write_attribute(set.get(), kGemmVersion, H5T_STD_I64LE, H5T_NATIVE_INT64, &c.library_version, path);
+  if (!set.close()) fail_h5(path, ": cannot close ", name);
+}
+
 // Chunked along the first dimension (whole rows) with a Fletcher-32 checksum per chunk. An
 // empty tensor (no meta tokens) has nothing to checksum and cannot be chunked: it stays plain.
 H5Id tensor_creation(const ParamTensor& t, const std::string& path) {
@@ -155,6 +176,7 @@ void write_hdf5(const std::string& path, const ParamLayout& layout, const Checkp
   H5Id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
   if (!file.ok()) fail_h5(path, ": cannot create the HDF5 file");
   write_meta(file.get(), meta, path);
+  if (meta.gemm && !meta.gemm->shapes.empty()) write_gemm_choices(file.get(), *meta.gemm, path);
   write_group(file.get(), kParams, layout, t.params, path);
   if (t.adam_m) {
     write_group(file.get(), kAdamM, layout, t.adam_m, path);
@@ -250,6 +272,38 @@ std::string read_string_attribute(hid_t file, const char* name, const std::strin
   return value;
 }
 
+// /gemm_algorithms, when the file has it; every row must be a shape the model can run.
+std::optional<GemmChoices> read_gemm_choices(hid_t file, const std::string& path) {
+  const std::string name = std::string("/") + kGemm;
+  const htri_t exists = H5Lexists(file, kGemm, H5P_DEFAULT);
+  if (exists < 0) fail_h5(path, ": cannot look up ", name);
+  if (exists == 0) return std::nullopt;
+  H5Id set(H5Dopen2(file, kGemm, H5P_DEFAULT), H5Dclose);
+  if (!set.ok()) fail_h5(path, ": cannot open ", name);
+  H5Id type(H5Dget_type(set.get()), H5Tclose);
+  if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 8) {
+    fail(path, ": ", name, " is not int64");
+  }
+  H5Id space(H5Dget_space(set.get()), H5Sclose);
+  hsize_t dims[2] = {0, 0};
+  if (!space.ok() || H5Sget_simple_extent_ndims(space.get()) != 2 ||
+      H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 || dims[1] != kGemmChoiceWords) {
+    fail(path, ": ", name, " is not a [shapes, ", kGemmChoiceWords, "] table");
+  }
+  GemmChoices c;
+  c.shapes.resize(dims[0]);
+  if (H5Dread(set.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.shapes.data()) < 0) {
+    fail_h5(path, ": cannot read ", name, " (corrupt or truncated data)");
+  }
+  c.library_version = read_int_attribute<int64_t>(set.get(), kGemmVersion, path);
+  for (size_t i = 0; i < c.shapes.size(); ++i) {
+    if (const std::string problem = gemm_shape_problem(c.shapes[i]); !problem.empty()) {
+      fail(path, ": ", name, " row ", i, ": ", problem);
+    }
+  }
+  return c;
+}
+
 CheckpointMeta read_meta(hid_t file, const std::string& path) {
   // The version first: another version may lay the file out differently.
   const auto version = read_int_attribute<int64_t>(file, "format_version", path);
@@ -263,6 +317,7 @@ CheckpointMeta read_meta(hid_t file, const std::string& path) {
   meta.loader_rows = read_int_attribute<uint64_t>(file, "loader_rows", path);
   meta.seed = read_int_attribute<uint64_t>(file, "seed", path);
   meta.config = read_string_attribute(file, "config", path);
+  meta.gemm = read_gemm_choices(file, path);
   return meta;
 }
 

@@ -4,6 +4,8 @@
 //     /params/<HF name>   float32, the tensor's HF shape: fp32 master weights
 //     /adam_m/<HF name>   float32 AdamW first moments    (absent in an imported checkpoint)
 //     /adam_v/<HF name>   float32 AdamW second moments   (likewise)
+//     /gemm_algorithms    int64 [shapes, 19]: the GEMM algorithms of a GPU run (io/gemm_choices.h),
+//                         attribute cublaslt_version; absent in a CPU run's or imported checkpoint
 //     attributes on /: format_version, step (optimizer steps done), adam_steps, loader_rows (the
 //                      data loader cursor), seed, config (the resolved YAML text of the run)
 //
@@ -19,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "io/gemm_choices.h"
 #include "model/param_layout.h"
 
 namespace hymba {
@@ -31,6 +34,7 @@ struct CheckpointMeta {
   uint64_t loader_rows = 0;
   uint64_t seed = 0;
   std::string config;  // resolved YAML of the run that wrote it
+  std::optional<GemmChoices> gemm;  // the GEMM algorithms the run computed with (GPU runs)
 };
 
 // What a checkpoint holds, as flat buffers with `layout` (padding zero). m and v may be null when

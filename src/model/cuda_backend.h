@@ -56,6 +56,8 @@ class CudaBackend {
   // dst = src rounded to T: the GEMMs' copy of the fp32 weights.
   void cast(T* dst, const float* src, int64_t n);
   double sum_of_squares(const float* x, int64_t n);  // Σ x², returned to the host (a sync)
+  // The GEMMs' cuBLASLt plans: the trainer times and keeps their algorithms (train.gemm_algorithms).
+  cuda::Gemm& gemm() { return gemm_; }
 
   void copy_rows(T* dst, int64_t lddst, const T* src, int64_t ldsrc, int64_t rows, int64_t cols);
 

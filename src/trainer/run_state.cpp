@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -95,7 +97,7 @@ ResumePoint load_state(const std::string& path, const ParamLayout& layout, HostS
   if (!c.has_optimizer_state) {
     log << "resume: " << path << " holds no optimizer state; AdamW starts from zero moments\n";
   }
-  return {path, c.meta.step, LoaderCursor{c.meta.loader_rows}};
+  return {path, c.meta.step, LoaderCursor{c.meta.loader_rows}, c.meta.gemm};
 }
 
 ResumePoint resume_from(const Config& cfg, const std::string& path, const ParamLayout& layout, HostState& state,
@@ -315,6 +317,17 @@ std::vector<float> gather_shards(const ParamLayout& layout, const ProcessGroup& 
   return share;
 }
 
+// The GEMM algorithms the model computes with: a GPU model's (job rank 0's, which every rank
+// runs: trainer/gemm_algorithms.h); none on the CPU.
+template <class Model>
+std::optional<GemmChoices> gemm_choices(Model& model) {
+#ifdef HYMBA_HAVE_CUDA
+  if constexpr (!std::is_same_v<Model, HymbaModel<float>>) return model.backend().gemm().choices();
+#endif
+  (void)model;
+  return std::nullopt;
+}
+
 }  // namespace
 
 template <class Model, class Optimizer>
@@ -366,7 +379,7 @@ void write_checkpoint(const Config& cfg, Model& model, Optimizer& opt, const Par
   const std::vector<float> v = whole_of_shares(cfg.model, full, layout, grid, v_share.data());
   if (grid.job().rank() != 0) return;  // job rank 0 writes
   const std::string path = checkpoint_path(cfg.run.dir, step);
-  const CheckpointMeta meta{step, opt.steps_taken(), cursor.rows, cfg.train.seed, cfg.resolved};
+  const CheckpointMeta meta{step, opt.steps_taken(), cursor.rows, cfg.train.seed, cfg.resolved, gemm_choices(model)};
   save_checkpoint(path, full, {params.data(), m.data(), v.data()}, meta);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

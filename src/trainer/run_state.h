@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <string>
 
 #include "config/config.h"
 #include "data/loader.h"
+#include "io/gemm_choices.h"
 #include "parallel/grid.h"
 
 namespace hymba {
@@ -17,6 +19,8 @@ struct ResumePoint {
   std::string checkpoint;  // the file it came from; empty for a fresh start
   int64_t step = 0;        // optimizer steps already done
   LoaderCursor cursor;     // where the training data stream continues
+  // The GEMM algorithms the checkpoint kept (on job rank 0 only; none when it has none).
+  std::optional<GemmChoices> gemm;
 };
 
 // Restores what train.resume names into the model's parameters and the optimizer:

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
 #include <type_traits>
 
@@ -21,11 +22,10 @@
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
 #ifdef HYMBA_HAVE_CUDA
+#include "core/cuda_check.h"
 #include "model/cuda_model.h"
 #include "optim/cuda_adamw.h"
-#endif
-#ifdef HYMBA_HAVE_CUDA
-#include "core/cuda_check.h"
+#include "trainer/gemm_algorithms.h"
 #endif
 #include "trainer/batches.h"
 #include "parallel/grid.h"
@@ -303,6 +303,10 @@ TrainSummary run_training(const Config& cfg, const ParallelGrid& grid, std::ostr
     if (!metrics.out) fail((dir / "metrics.jsonl").string(), ": cannot open for writing");
   }
 
+#ifdef HYMBA_HAVE_CUDA
+  std::optional<GemmAlgorithms> gemm_algorithms;
+  if constexpr (kGpu) gemm_algorithms.emplace(cfg, model.backend().gemm(), from.gemm, from.checkpoint, job, log);
+#endif
   const auto start = Clock::now();
   double step_seconds = 0;  // training steps only, for the summary's throughput
   constexpr bool gpu = !std::is_same_v<Model, HymbaModel<float>>;
@@ -311,6 +315,9 @@ TrainSummary run_training(const Config& cfg, const ParallelGrid& grid, std::ostr
   for (int64_t step = from.step; step < tc.steps; ++step) {
     const auto step_start = Clock::now();
     const StepResult r = train_step(cfg, model, opt, dp, data, step);
+#ifdef HYMBA_HAVE_CUDA
+    if (step == from.step && gemm_algorithms) gemm_algorithms->after_first_step();
+#endif
     const double seconds = seconds_since(step_start);
     progress.count_step(seconds);
     step_seconds += seconds;

@@ -1,6 +1,7 @@
 // bench-gemm: times every GEMM shape of a hymba-1.5b training step through the framework's
-// cuBLASLt wrapper (cuda/gemm.h, bf16 operands, fp32 accumulation), at 2 and 4 rows of
-// 128 meta + 2048 text tokens: for each linear layer its forward (y = x·wᵀ), its input gradient
+// cuBLASLt wrapper (cuda/gemm.h, bf16 operands, fp32 accumulation), at 2 and 5 rows of
+// 128 meta + 2048 text tokens (5: the shipped micro-batch), with each of train.gemm_algorithms'
+// choices (cuBLASLt's first candidate; the fastest of its first 8, timed): for each linear layer its forward (y = x·wᵀ), its input gradient
 // (dx = dy·w) and its weight gradient (dw += dyᵀ·x into fp32, as the trainer runs it; and with
 // beta 0, which does not read dw, for comparison). Each figure is against the ~800 TFLOP/s the
 // H100 reaches on large bf16 GEMMs. The last lines sum the step's GEMM time (each shape times
@@ -41,10 +42,10 @@ constexpr Linear kLinears[] = {
 double tflops(double flops, float ms) { return flops / (ms * 1e-3) / 1e12; }
 
 // Prints one line per linear layer; returns the step's summed GEMM milliseconds and FLOPs.
-void bench_rows(hymba::cuda::Gemm& gemm, int64_t rows_of_text) {
+void bench_rows(hymba::cuda::Gemm& gemm, int64_t rows_of_text, const char* algorithms) {
   double step_ms = 0, step_flops = 0;
-  std::printf("\n%lld rows: %-24s %21s %21s %21s %10s\n", static_cast<long long>(rows_of_text), "linear (in -> out)",
-              "forward", "dx", "dw += (fp32)", "dw beta 0");
+  std::printf("\n%lld rows, %s algorithms:\n   %-36s %21s %21s %21s %10s\n", static_cast<long long>(rows_of_text),
+              algorithms, "linear (in -> out)", "forward", "dx", "dw += (fp32)", "dw beta 0");
   for (const Linear& l : kLinears) {
     const int64_t rows = rows_of_text * (l.text_only ? kTextPerRow : kTokensPerRow);
     const auto x = device_random<bf16>(rows * l.in, 1), w = device_random<bf16>(l.out * l.in, 2);
@@ -80,7 +81,11 @@ int main() {
   if (!hymba::bench::have_gpu("bench-gemm")) return 1;
   std::printf("hymba-1.5b GEMMs through cuda::Gemm (bf16 in, fp32 accumulate); medians of 50 runs; "
               "TF/s against ~%.0f\n", kGemmTflops);
-  hymba::cuda::Gemm gemm(nullptr);
-  for (int64_t rows : {2, 4}) bench_rows(gemm, rows);
+  hymba::cuda::Gemm heuristic(nullptr), timed(nullptr);
+  timed.set_timing(true);  // each shape's first run (a warm-up run) times the candidates
+  for (int64_t rows : {2, 5}) {
+    bench_rows(heuristic, rows, "heuristic");
+    bench_rows(timed, rows, "timed");
+  }
   return 0;
 }
