@@ -17,6 +17,7 @@
 #include "parallel/communicator.h"
 #include "parallel/process_group.h"
 #include "tests/mpi_test.h"
+#include "trainer/gemm_algorithms.h"
 
 #ifdef HYMBA_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -166,6 +167,28 @@ TEST_F(Collectives, BroadcastStringFromEveryRoot) {
     std::string s = text(rank()) + "mine";
     group().broadcast(s, root);
     EXPECT_EQ(s, text(root) + "mine") << "root " << root;
+  }
+}
+
+// The GEMM algorithms a GPU job agrees on after its first step (trainer/gemm_algorithms.h): every
+// rank ends with rank 0's list, longer or shorter than its own, and an empty one too.
+TEST_F(Collectives, GemmChoicesGoFromRankZeroToEveryRank) {
+  auto list = [](int r, size_t shapes) {
+    GemmChoices c;
+    c.library_version = 130000 + r;
+    for (size_t i = 0; i < shapes; ++i) {
+      GemmChoice row;
+      for (size_t w = 0; w < row.size(); ++w) row[w] = int64_t(r) * 1000 + int64_t(i * row.size() + w) - 7;
+      c.shapes.push_back(row);
+    }
+    return c;
+  };
+  for (const size_t zero_shapes : {size_t(3), size_t(0)}) {
+    GemmChoices mine = rank() == 0 ? list(0, zero_shapes) : list(rank(), 5);
+    broadcast_gemm_choices(mine, group());
+    const GemmChoices want = list(0, zero_shapes);
+    EXPECT_EQ(mine.library_version, want.library_version);
+    EXPECT_EQ(mine.shapes, want.shapes) << "rank 0 with " << zero_shapes << " shapes";
   }
 }
 

@@ -1,13 +1,8 @@
 #include "trainer/gemm_algorithms.h"
 
-#ifdef HYMBA_HAVE_CUDA
-
 namespace hymba {
 
-namespace {
-
-// Job rank 0's list to every rank.
-void broadcast_choices(GemmChoices& c, const ProcessGroup& job) {
+void broadcast_gemm_choices(GemmChoices& c, const ProcessGroup& job) {
   int64_t head[2] = {c.library_version, int64_t(c.shapes.size())};
   job.broadcast(head, sizeof head, 0);
   c.library_version = head[0];
@@ -15,7 +10,11 @@ void broadcast_choices(GemmChoices& c, const ProcessGroup& job) {
   job.broadcast(c.shapes.data(), head[1] * int64_t(sizeof(GemmChoice)), 0);
 }
 
-}  // namespace
+}  // namespace hymba
+
+#ifdef HYMBA_HAVE_CUDA
+
+namespace hymba {
 
 GemmAlgorithms::GemmAlgorithms(const Config& cfg, cuda::Gemm& gemm, const std::optional<GemmChoices>& saved,
                                const std::string& checkpoint, const ProcessGroup& job, std::ostream& log)
@@ -24,7 +23,7 @@ GemmAlgorithms::GemmAlgorithms(const Config& cfg, cuda::Gemm& gemm, const std::o
   job.broadcast(&have, sizeof have, 0);
   if (have) {
     GemmChoices choices = job.rank() == 0 ? *saved : GemmChoices{};
-    broadcast_choices(choices, job);
+    broadcast_gemm_choices(choices, job);
     const int64_t refused = gemm.adopt(choices);
     log << "gemm: " << int64_t(choices.shapes.size()) - refused << " GEMM algorithms from " << checkpoint;
     if (refused > 0) {
@@ -49,7 +48,7 @@ void GemmAlgorithms::after_first_step() {
   }
   if (job_.size() == 1) return;
   GemmChoices choices = gemm_.choices();
-  broadcast_choices(choices, job_);
+  broadcast_gemm_choices(choices, job_);
   // Ranks share one build, so rank 0's algorithms run everywhere; one that does not (a host with
   // another cuBLASLt) leaves its shape to be chosen again there, which changes bits, not results.
   if (job_.rank() != 0) gemm_.adopt(choices);

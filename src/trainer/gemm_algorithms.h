@@ -6,18 +6,26 @@
 // since those steps then need not match an uninterrupted run's bits. After the first step every
 // rank takes job rank 0's algorithms: the replicas compute alike, and the checkpoint (which rank 0
 // writes) holds what every rank runs. Shapes first seen after the first step (validation's) take
-// cuBLASLt's first candidate. Built only with CUDA.
+// cuBLASLt's first candidate. GemmAlgorithms is built only with CUDA.
 #pragma once
-
-#ifdef HYMBA_HAVE_CUDA
 
 #include <optional>
 #include <ostream>
 
 #include "config/config.h"
-#include "cuda/gemm.h"
 #include "io/gemm_choices.h"
 #include "parallel/process_group.h"
+
+namespace hymba {
+
+// Job rank 0's list to every rank of `job` (every rank calls it; the others' lists are replaced).
+void broadcast_gemm_choices(GemmChoices& c, const ProcessGroup& job);
+
+}  // namespace hymba
+
+#ifdef HYMBA_HAVE_CUDA
+
+#include "cuda/gemm.h"
 
 namespace hymba {
 
