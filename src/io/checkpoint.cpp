@@ -106,57 +106,53 @@ void write_meta(hid_t file, const CheckpointMeta& meta, const std::string& path)
   write_string_attribute(file, "config", meta.config, path);
 }
 
-// /gemm_algorithms [shapes, kGemmChoiceWords] int64, one chunk with a Fletcher-32 checksum.
-void write_gemm_choices(hid_t file, const GemmChoices& c, const std::string& path) {
-  const std::string name = std::string("/") + kGemm;
-  const hsize_t dims[2] = {c.shapes.size(), kGemmChoiceWords};
-  H5Id space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+// Dataset `link` of `loc` (shown as `name`) of shape `dims`, written from `data` (mem_type
+// values) and left open for attributes. Chunked by `chunk` with a Fletcher-32 checksum per chunk;
+// empty data has nothing to checksum and cannot be chunked, so it stays plain (and unwritten).
+H5Id write_dataset(hid_t loc, const char* link, const std::string& name, hid_t file_type, hid_t mem_type,
+                   const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk, const void* data,
+                   const std::string& path) {
+  hsize_t count = 1;
+  for (hsize_t d : dims) count *= d;
+  H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  if (!space.ok()) fail_h5(path, ": cannot create a dataspace for ", name);
   H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (!space.ok() || !dcpl.ok() || H5Pset_chunk(dcpl.get(), 2, dims) < 0 || H5Pset_fletcher32(dcpl.get()) < 0) {
-    fail_h5(path, ": cannot set up dataset ", name);
+  if (!dcpl.ok()) fail_h5(path, ": cannot create dataset properties for ", name);
+  if (count > 0 && (H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()) < 0 ||
+                    H5Pset_fletcher32(dcpl.get()) < 0)) {
+    fail_h5(path, ": cannot set up chunks and checksums for ", name);
   }
-  H5Id set(H5Dcreate2(file, kGemm, H5T_STD_I64LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
+  H5Id set(H5Dcreate2(loc, link, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
   if (!set.ok()) fail_h5(path, ": cannot create dataset ", name);
-  if (H5Dwrite(set.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.shapes.data()) < 0) {
+  if (count > 0 && H5Dwrite(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
     fail_h5(path, ": cannot write ", name);
   }
+  return set;
+}
+
+// /gemm_algorithms [shapes, kGemmChoiceWords] int64, one chunk.
+void write_gemm_choices(hid_t file, const GemmChoices& c, const std::string& path) {
+  const std::string name = std::string("/") + kGemm;
+  const std::vector<hsize_t> dims = {c.shapes.size(), kGemmChoiceWords};
+  H5Id set = write_dataset(file, kGemm, name, H5T_STD_I64LE, H5T_NATIVE_INT64, dims, dims, c.shapes.data(), path);
   write_attribute(set.get(), kGemmVersion, H5T_STD_I64LE, H5T_NATIVE_INT64, &c.library_version, path);
   if (!set.close()) fail_h5(path, ": cannot close ", name);
 }
 
-// Chunked along the first dimension (whole rows) with a Fletcher-32 checksum per chunk. An
-// empty tensor (no meta tokens) has nothing to checksum and cannot be chunked: it stays plain.
-H5Id tensor_creation(const ParamTensor& t, const std::string& path) {
-  H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (!dcpl.ok()) fail_h5(path, ": cannot create dataset properties for ", t.name);
-  if (t.full_numel() == 0) return dcpl;
-  std::vector<hsize_t> chunk(t.full_shape.begin(), t.full_shape.end());
-  const hsize_t row = static_cast<hsize_t>(t.full_numel()) / chunk[0];
-  chunk[0] = std::clamp<hsize_t>(kChunkElements / row, 1, chunk[0]);
-  if (H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()) < 0 ||
-      H5Pset_fletcher32(dcpl.get()) < 0) {
-    fail_h5(path, ": cannot set up chunks and checksums for ", t.name);
-  }
-  return dcpl;
-}
-
+// Chunked along the first dimension (whole rows).
 void write_tensor(hid_t group, const char* group_name, const ParamTensor& t, const float* data,
                   const std::string& path) {
   HYMBA_ASSERT(!t.full_shape.empty());
   const std::string name = std::string("/") + group_name + "/" + t.name;
   const std::vector<hsize_t> dims(t.full_shape.begin(), t.full_shape.end());
-  H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-  if (!space.ok()) fail_h5(path, ": cannot create a dataspace for ", name);
-  H5Id dcpl = tensor_creation(t, path);
-  H5Id set(H5Dcreate2(group, t.name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT,
-                      dcpl.get(), H5P_DEFAULT),
-           H5Dclose);
-  if (!set.ok()) fail_h5(path, ": cannot create dataset ", name);
-  std::vector<float> scratch;
-  if (t.full_numel() > 0 &&
-      H5Dwrite(set.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, hf_elements(t, data, scratch)) < 0) {
-    fail_h5(path, ": cannot write ", name);
+  std::vector<hsize_t> chunk = dims;
+  if (t.full_numel() > 0) {
+    const hsize_t row = static_cast<hsize_t>(t.full_numel()) / chunk[0];
+    chunk[0] = std::clamp<hsize_t>(kChunkElements / row, 1, chunk[0]);
   }
+  std::vector<float> scratch;
+  const float* hf = t.full_numel() > 0 ? hf_elements(t, data, scratch) : nullptr;
+  H5Id set = write_dataset(group, t.name.c_str(), name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, dims, chunk, hf, path);
   if (!set.close()) fail_h5(path, ": cannot close ", name);
 }
 
@@ -272,26 +268,41 @@ std::string read_string_attribute(hid_t file, const char* name, const std::strin
   return value;
 }
 
+// Opens dataset `link` of `loc` (shown as `name`), which must hold `bytes`-byte values of class
+// `cls` (`type` names them in the error).
+H5Id open_dataset(hid_t loc, const char* link, const std::string& name, H5T_class_t cls, size_t bytes,
+                  const char* type, const std::string& path) {
+  H5Id set(H5Dopen2(loc, link, H5P_DEFAULT), H5Dclose);
+  if (!set.ok()) fail_h5(path, ": cannot open ", name);
+  H5Id t(H5Dget_type(set.get()), H5Tclose);
+  if (!t.ok() || H5Tget_class(t.get()) != cls || H5Tget_size(t.get()) != bytes) fail(path, ": ", name, " is not ", type);
+  return set;
+}
+
+std::vector<int64_t> dataset_shape(hid_t set, const std::string& name, const std::string& path) {
+  H5Id space(H5Dget_space(set), H5Sclose);
+  const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  if (rank < 0) fail_h5(path, ": cannot read the shape of ", name);
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) != rank) {
+    fail_h5(path, ": cannot read the shape of ", name);
+  }
+  return std::vector<int64_t>(dims.begin(), dims.end());
+}
+
 // /gemm_algorithms, when the file has it; every row must be a shape the model can run.
 std::optional<GemmChoices> read_gemm_choices(hid_t file, const std::string& path) {
   const std::string name = std::string("/") + kGemm;
   const htri_t exists = H5Lexists(file, kGemm, H5P_DEFAULT);
   if (exists < 0) fail_h5(path, ": cannot look up ", name);
   if (exists == 0) return std::nullopt;
-  H5Id set(H5Dopen2(file, kGemm, H5P_DEFAULT), H5Dclose);
-  if (!set.ok()) fail_h5(path, ": cannot open ", name);
-  H5Id type(H5Dget_type(set.get()), H5Tclose);
-  if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 8) {
-    fail(path, ": ", name, " is not int64");
-  }
-  H5Id space(H5Dget_space(set.get()), H5Sclose);
-  hsize_t dims[2] = {0, 0};
-  if (!space.ok() || H5Sget_simple_extent_ndims(space.get()) != 2 ||
-      H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 || dims[1] != kGemmChoiceWords) {
-    fail(path, ": ", name, " is not a [shapes, ", kGemmChoiceWords, "] table");
+  H5Id set = open_dataset(file, kGemm, name, H5T_INTEGER, 8, "int64", path);
+  const std::vector<int64_t> shape = dataset_shape(set.get(), name, path);
+  if (shape.size() != 2 || shape[1] != kGemmChoiceWords) {
+    fail(path, ": ", name, " has shape ", show_shape(shape), ", not [shapes, ", kGemmChoiceWords, "]");
   }
   GemmChoices c;
-  c.shapes.resize(dims[0]);
+  c.shapes.resize(size_t(shape[0]));
   if (H5Dread(set.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.shapes.data()) < 0) {
     fail_h5(path, ": cannot read ", name, " (corrupt or truncated data)");
   }
@@ -335,20 +346,8 @@ void read_tensor(hid_t group, const char* group_name, const ParamTensor& t, floa
   const htri_t exists = H5Lexists(group, t.name.c_str(), H5P_DEFAULT);
   if (exists < 0) fail_h5(path, ": cannot look up ", name);
   if (exists == 0) fail(path, ": missing tensor ", name);
-  H5Id set(H5Dopen2(group, t.name.c_str(), H5P_DEFAULT), H5Dclose);
-  if (!set.ok()) fail_h5(path, ": cannot open ", name);
-  H5Id type(H5Dget_type(set.get()), H5Tclose);
-  if (!type.ok() || H5Tget_class(type.get()) != H5T_FLOAT || H5Tget_size(type.get()) != 4) {
-    fail(path, ": ", name, " is not float32");
-  }
-  H5Id space(H5Dget_space(set.get()), H5Sclose);
-  const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
-  if (rank < 0) fail_h5(path, ": cannot read the shape of ", name);
-  std::vector<hsize_t> dims(static_cast<size_t>(rank));
-  if (H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) != rank) {
-    fail_h5(path, ": cannot read the shape of ", name);
-  }
-  const std::vector<int64_t> shape(dims.begin(), dims.end());
+  H5Id set = open_dataset(group, t.name.c_str(), name, H5T_FLOAT, 4, "float32", path);
+  const std::vector<int64_t> shape = dataset_shape(set.get(), name, path);
   if (shape != t.full_shape) {
     fail(path, ": ", name, " has shape ", show_shape(shape), " but the model's is ",
          show_shape(t.full_shape));
