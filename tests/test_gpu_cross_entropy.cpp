@@ -114,7 +114,7 @@ void check_cross_entropy(const CeSize& sz) {
 
 const CeSize kSizes[] = {
     {1, 1, 0.0},    {5, 1, 0.2},     {3, 7, 0.2},     {33, 7, 0.3},    {6, 7, 1.0},  // all ignored
-    {64, 1000, 0.2}, {300, 1000, 0.1}, {4, 32001, 0.0}, {67, 32001, 0.2},
+    {64, 1000, 0.2}, {300, 1000, 0.1}, {9, 1003, 0.1}, {4, 32001, 0.0}, {67, 32001, 0.2},
 };
 
 // ---- vocabulary-parallel cross-entropy, ranks simulated in one process -----------------------
@@ -122,11 +122,14 @@ const CeSize kSizes[] = {
 // A value no padding column may leak into the loss: larger than any logit.
 constexpr double kPadding = 50.0;
 
+// Rows of stride ld = ceil(V / ranks) rounded up to a multiple of `pad` (the model pads its
+// vocabulary to 64: rows of whole 16-byte packs with a short last one).
 template <class T>
-void check_vocab_parallel(const CeSize& sz, int64_t ranks) {
+void check_vocab_parallel(const CeSize& sz, int64_t ranks, int64_t pad) {
   SCOPED_TRACE(testing::Message() << (std::is_same_v<T, float> ? "float" : "bf16") << " rows " << sz.rows << " V "
-                                  << sz.V << " ignored " << sz.ignored << ", " << ranks << " ranks");
-  const int64_t rows = sz.rows, V = sz.V, ld = (V + ranks - 1) / ranks;
+                                  << sz.V << " ignored " << sz.ignored << ", " << ranks << " ranks, stride a multiple of "
+                                  << pad);
+  const int64_t rows = sz.rows, V = sz.V, ld = ((V + ranks - 1) / ranks + pad - 1) / pad * pad;
   const CeCase c = make_case(sz);
   const auto& [logits, targets, grad_scale, dlogits, loss] = c;
   const std::vector<double> seen = to_double(as<T>(logits));  // [rows, V]: the logits the kernels see
@@ -218,7 +221,7 @@ void check_vocab_parallel(const CeSize& sz, int64_t ranks) {
   }
 
   // One rank holding every id is the plain kernel, bit for bit.
-  if (ranks == 1) {
+  if (ranks == 1 && ld == V) {
     DeviceArray<T> whole_dz(std::vector<T>(rows * V, nan_of<T>()));
     const double whole_loss = cuda::cross_entropy<T>(whole_dz.data(), glogits[0].data(), gtargets.data(), rows, V,
                                                      grad_scale, work.data(), nullptr);
@@ -234,7 +237,9 @@ void check_vocab_parallel(const CeSize& sz, int64_t ranks) {
 template <class T>
 void check_vocab_parallel_all_sizes() {
   for (const CeSize& sz : kSizes) {
-    for (const int64_t ranks : {1, 2, 3}) check_vocab_parallel<T>(sz, ranks);
+    for (const int64_t ranks : {1, 2, 3}) {
+      for (const int64_t pad : {1, 64}) check_vocab_parallel<T>(sz, ranks, pad);
+    }
   }
 }
 

@@ -1,11 +1,13 @@
 // Causal depthwise conv + SiLU kernels. A thread owns C consecutive channels (C = 4 in the forward
 // and 2 in the backward where every pointer, E and the strides allow one C-element load; else
-// C = 1) of one block of kTile consecutive tokens of one sequence and walks them in order, keeping
-// the K-token window of x (and, backward, the 2K − 1-token window of x and the K-token window of
-// dpre) in registers, so each element is loaded about once. The backward computes pre again from
-// its x window (conv_pre: the same sum in the same order as the forward), so pre is never stored.
-// Consecutive threads take consecutive channels: every load and store of a warp is contiguous.
-// The kernels are templated on K and C so the windows are register arrays.
+// C = 1) of one block of kTile consecutive tokens of one sequence. It first copies its channels of
+// every token its block reads (the tile and the K − 1 tokens before it; backward also K − 1 after)
+// into its own column of shared memory with asynchronous copies, so all of those loads are in
+// flight at once, then walks the tokens in order, keeping the K-token window of x (and, backward,
+// the 2K − 1-token window of x and the K-token window of dpre) in registers. The backward computes
+// pre again from its x window (conv_pre: the same sum in the same order as the forward), so pre is
+// never stored. Consecutive threads take consecutive channels: every load and store of a warp is
+// contiguous. The kernels are templated on K and C so the windows are register arrays.
 #include "cuda/conv_silu.h"
 
 #include <climits>
@@ -14,6 +16,7 @@
 
 #include "core/cuda_check.h"
 #include "cuda/alignment.h"
+#include "cuda/copy_async.cuh"
 #include "cuda/dtype.cuh"
 
 namespace hymba::cuda {
@@ -21,7 +24,7 @@ namespace hymba::cuda {
 namespace {
 
 constexpr int kThreads = 128;  // threads per block, along the channels
-constexpr int kTile = 16;      // tokens per thread (the header's 16): short, so many threads keep loads in flight
+constexpr int kTile = 16;      // tokens per thread (the header's 16)
 constexpr int kMaxK = 8;
 // Channels per thread on the aligned path (PERF.md, conv + SiLU). The backward keeps a 2K − 1-token
 // x window, a K-token dpre window and K + 1 partial sums per channel: at 4 channels that is ~120
@@ -66,16 +69,39 @@ __device__ __forceinline__ void conv_pre(float (&p)[C], const float (&wk)[C][K],
   }
 }
 
-// x at token t of a sequence (token t at xe[t · ldx], S tokens), 0 outside it: the zero padding
-// before token 0, and nothing past the end.
+// A thread's column of staged tokens: row r (token first + r) at rows[r · kThreads]. Each thread
+// reads only what it copied itself, so no barrier is needed.
 template <int C, class T>
-__device__ __forceinline__ void load_x(float (&v)[C], const T* xe, int64_t ldx, int64_t t, int64_t S) {
-  if (t >= 0 && t < S) {
-    load_channels<C>(v, xe + t * ldx);
-  } else {
-#pragma unroll
-    for (int c = 0; c < C; ++c) v[c] = 0.0f;
+struct Staged {
+  using P = Pack<T, C>;
+  P* rows;
+
+  // Copies this thread's C channels of `count` tokens from token `first` (token t at xe[t · ld])
+  // in, zero for tokens outside [0, S): the zero padding before token 0, nothing past the end.
+  // Packs of 4 bytes or more go by cp.async; a 2-byte pack (one bf16 channel) by a plain load.
+  __device__ void copy(const T* xe, int64_t ld, int64_t first, int count, int64_t S) const {
+    for (int r = 0; r < count; ++r) {
+      const int64_t t = first + r;
+      const bool inside = t >= 0 && t < S;
+      P* dst = rows + r * kThreads;
+      if constexpr (sizeof(P) >= 4) {
+        copy_async<int(sizeof(P))>(dst, inside ? xe + t * ld : xe, inside);
+      } else {
+        *dst = inside ? *reinterpret_cast<const P*>(xe + t * ld) : P{};
+      }
+    }
   }
+
+  __device__ void load(float (&v)[C], int r) const {
+#pragma unroll
+    for (int c = 0; c < C; ++c) v[c] = to_float(rows[r * kThreads].v[c]);
+  }
+};
+
+// Shared memory of a block whose threads stage `tokens` rows of C channels.
+template <int C, class T>
+constexpr size_t staged_bytes(int tokens) {
+  return size_t(tokens) * kThreads * sizeof(Pack<T, C>);
 }
 
 // w[e + c, :] and bias[e + c] of a thread's C channels.
@@ -91,26 +117,32 @@ __device__ __forceinline__ void load_taps(float (&wk)[C][K], float (&be)[C], con
 }
 
 // Grid: x = b · tiles + tile (the token block), y = block of kThreads · C channels. E % C == 0.
+// Shared memory: staged_bytes<C, T>(kTile + K − 1).
 template <int K, int C, class T>
 __global__ void conv_forward_kernel(T* __restrict__ u, const T* __restrict__ x,
                                int64_t ldx, const float* __restrict__ w,
                                const float* __restrict__ bias, int64_t S, int64_t E, int tiles) {
+  extern __shared__ unsigned char stage_raw[];
   const int64_t e = (int64_t(blockIdx.y) * kThreads + threadIdx.x) * C;  // channels e .. e + C
   if (e >= E) return;
   const int64_t b = blockIdx.x / tiles;
   const int64_t t0 = int64_t(blockIdx.x % tiles) * kTile;
   const int64_t t1 = t0 + kTile < S ? t0 + kTile : S;
-  const T* xe = x + b * S * ldx + e;  // channels e.. of sequence b: token t at xe[t · ldx]
   const int64_t out0 = b * S * E + e;  // token t of u at + t · E
+  // x at tokens t0 − (K−1) .. t0 + kTile − 1: token t in row t − t0 + K − 1
+  const Staged<C, T> xs{reinterpret_cast<Pack<T, C>*>(stage_raw) + threadIdx.x};
+  xs.copy(x + b * S * ldx + e, ldx, t0 - (K - 1), kTile + K - 1, S);
+  copy_commit();
 
   float wk[C][K], be[C];
   load_taps<K, C>(wk, be, w, bias, e);
-  // win[k][c] = x at token t − (K−1) + k for the current t; the zero padding before token 0.
+  copy_wait();
+  // win[k][c] = x at token t − (K−1) + k for the current t
   float win[K][C];
 #pragma unroll
-  for (int k = 0; k < K - 1; ++k) load_x<C>(win[k], xe, ldx, t0 - (K - 1) + k, S);
+  for (int k = 0; k < K - 1; ++k) xs.load(win[k], k);
   for (int64_t t = t0; t < t1; ++t) {
-    load_channels<C>(win[K - 1], xe + t * ldx);
+    xs.load(win[K - 1], int(t - t0) + K - 1);
     float p[C], a[C];
     conv_pre<K, C>(p, wk, be, win);
 #pragma unroll
@@ -126,22 +158,34 @@ __global__ void conv_forward_kernel(T* __restrict__ u, const T* __restrict__ x,
 // dx[s] = Σ_k w[:, k] · dpre[s + (K−1) − k] (token s is tap k of output s + (K−1) − k), and this
 // block of tokens' share of dw[:, k] = Σ_t dpre[t] · x[t − (K−1) + k] and of dbias = Σ_t dpre[t],
 // written to partial[blockIdx.x, :, e]. dpre = du · silu'(pre), with pre computed again from the
-// x window (K − 1 extra tokens per block at each end). E % C == 0.
+// x window (K − 1 extra tokens per block at each end). E % C == 0. Shared memory:
+// staged_bytes<C, T>(backward_staged_tokens(K)).
+constexpr int backward_staged_tokens(int K) { return (kTile + 2 * (K - 1)) + (kTile + K - 1); }
+
 template <int K, int C, class T>
 __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __restrict__ partial,
                                 const T* __restrict__ du, const T* __restrict__ x, int64_t ldx,
                                 const float* __restrict__ w, const float* __restrict__ bias, int64_t S,
                                 int64_t E, int tiles) {
+  extern __shared__ unsigned char stage_raw[];
   const int64_t e = (int64_t(blockIdx.y) * kThreads + threadIdx.x) * C;  // channels e .. e + C
   if (e >= E) return;
   const int64_t b = blockIdx.x / tiles;
   const int64_t t0 = int64_t(blockIdx.x % tiles) * kTile;
   const int64_t t1 = t0 + kTile < S ? t0 + kTile : S;
-  const T* xe = x + b * S * ldx + e;    // token t at xe[t · ldx]
   T* dxe = dx + b * S * lddx + e;       // token t at dxe[t · lddx]
-  const T* due = du + b * S * E + e;    // token t at due[t · E]
+  constexpr int kXTokens = kTile + 2 * (K - 1);
+  // x at tokens t0 − (K−1) .. t0 + kTile + K − 2 (token t in row t − t0 + K − 1), then du at
+  // tokens t0 .. t0 + kTile + K − 2 (token t in row t − t0)
+  Pack<T, C>* column = reinterpret_cast<Pack<T, C>*>(stage_raw) + threadIdx.x;
+  const Staged<C, T> xs{column}, dus{column + kXTokens * kThreads};
+  xs.copy(x + b * S * ldx + e, ldx, t0 - (K - 1), kXTokens, S);
+  dus.copy(du + b * S * E + e, E, t0, kTile + K - 1, S);
+  copy_commit();
+
   float wk[C][K], be[C];
   load_taps<K, C>(wk, be, w, bias, e);
+  copy_wait();
   // dpre at token t from its x window win[0..K); 0 past the sequence's end, where no output exists.
   auto dpre = [&](float (&g)[C], int64_t t, const float (*win)[C]) {
     if (t >= S) {
@@ -151,7 +195,7 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
     }
     float pv[C];
     conv_pre<K, C>(pv, wk, be, win);
-    load_channels<C>(g, due + t * E);
+    dus.load(g, int(t - t0));
 #pragma unroll
     for (int c = 0; c < C; ++c) g[c] *= silu_grad(pv[c]);
   };
@@ -159,13 +203,13 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
   // For the current token s: xw[k] = x at s − (K−1) + k (k < 2K − 1), gw[j] = dpre at s + j.
   float xw[2 * K - 1][C], gw[K][C];
 #pragma unroll
-  for (int k = 0; k < 2 * K - 2; ++k) load_x<C>(xw[k], xe, ldx, t0 - (K - 1) + k, S);
+  for (int k = 0; k < 2 * K - 2; ++k) xs.load(xw[k], k);
 #pragma unroll
   for (int j = 0; j < K - 1; ++j) dpre(gw[j], t0 + j, xw + j);
   float dwk[K][C] = {}, db[C] = {};  // this thread's partial sums of dw[e + c, :] and dbias[e + c]
 
   for (int64_t s = t0; s < t1; ++s) {
-    load_x<C>(xw[2 * K - 2], xe, ldx, s + K - 1, S);
+    xs.load(xw[2 * K - 2], int(s - t0) + 2 * K - 2);
     dpre(gw[K - 1], s + K - 1, xw + K - 1);
     float d[C];
 #pragma unroll
@@ -196,15 +240,27 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
   }
 }
 
-// Row j = k · E + e of partial [parts, K + 1, E] summed over parts in order (deterministic), then
-// added to dw[e, k] (k < K) or dbias[e] (k = K).
-__global__ void conv_reduce_partials_kernel(float* dw, float* dbias, const float* partial, int parts,
-                                       int K, int64_t E) {
-  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+// Column j = k · E + e of partial [parts, K + 1, E] summed over parts, then added to dw[e, k]
+// (k < K) or dbias[e] (k = K). A block sums kReduceColumns columns: its kReduceSlices rows of
+// threads take every kReduceSlices-th part (their loads in flight together; one thread a column
+// left 30-60 blocks of long chains at the model's sizes, and 8 slices too few loads in flight), and the slices' sums are added in slice
+// order, so the result is the same every run.
+constexpr int kReduceColumns = 32, kReduceSlices = 32;
+
+__global__ void __launch_bounds__(kReduceColumns * kReduceSlices)
+    conv_reduce_partials_kernel(float* dw, float* dbias, const float* partial, int parts, int K, int64_t E) {
+  __shared__ float slice_sum[kReduceSlices][kReduceColumns];
   const int64_t row = (K + 1) * E;
-  if (j >= row) return;
+  const int64_t j = int64_t(blockIdx.x) * kReduceColumns + threadIdx.x;
   float s = 0.0f;
-  for (int p = 0; p < parts; ++p) s += partial[p * row + j];
+  if (j < row) {
+#pragma unroll 4
+    for (int p = int(threadIdx.y); p < parts; p += kReduceSlices) s += partial[p * row + j];
+  }
+  slice_sum[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y != 0 || j >= row) return;
+  for (int y = 1; y < kReduceSlices; ++y) s += slice_sum[y][threadIdx.x];
   const int64_t k = j / E, e = j - k * E;
   if (k < K) {
     dw[e * K + k] += s;
@@ -236,6 +292,16 @@ void with_taps(int64_t K, F&& f) {
   }
 }
 
+// Launches a staging kernel with `smem` bytes of dynamic shared memory (above 48 KB, at fp32 with
+// the larger K, only after opting the kernel in).
+template <class... Params, class... Args>
+void launch_staged(void (*kernel)(Params...), dim3 grid, size_t smem, cudaStream_t stream, Args... args) {
+  if (smem > 48 * 1024) {
+    HYMBA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  }
+  kernel<<<grid, kThreads, smem, stream>>>(args...);
+}
+
 // Checks the sizes; returns false when there is nothing to do.
 bool check_sizes(const char* op, int64_t B, int64_t S, int64_t E, int64_t K, int64_t ld,
                  const char* ld_name) {
@@ -259,8 +325,14 @@ void conv_silu_forward(T* u, const T* x, int64_t ldx, const float* w, const floa
   const dim3 grid = conv_grid(B * tiles, E, vec ? kWide : 1);
   with_taps(K, [&](auto taps) {
     constexpr int kK = decltype(taps)::value;
-    const auto kernel = vec ? conv_forward_kernel<kK, kWide, T> : conv_forward_kernel<kK, 1, T>;
-    kernel<<<grid, kThreads, 0, stream>>>(u, x, ldx, w, bias, S, E, tiles);
+    constexpr int kTokens = kTile + kK - 1;
+    if (vec) {
+      launch_staged(conv_forward_kernel<kK, kWide, T>, grid, staged_bytes<kWide, T>(kTokens), stream, u, x, ldx, w,
+                    bias, S, E, tiles);
+    } else {
+      launch_staged(conv_forward_kernel<kK, 1, T>, grid, staged_bytes<1, T>(kTokens), stream, u, x, ldx, w, bias, S,
+                    E, tiles);
+    }
   });
   HYMBA_CUDA_CHECK_LAUNCH();
 }
@@ -282,13 +354,20 @@ void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* d
   const dim3 grid = conv_grid(parts, E, vec ? kWideBackward : 1);
   with_taps(K, [&](auto taps) {
     constexpr int kK = decltype(taps)::value;
-    const auto kernel = vec ? conv_backward_kernel<kK, kWideBackward, T> : conv_backward_kernel<kK, 1, T>;
-    kernel<<<grid, kThreads, 0, stream>>>(dx, lddx, workspace, du, x, ldx, w, bias, S, E, tiles);
+    constexpr int kTokens = backward_staged_tokens(kK);
+    if (vec) {
+      launch_staged(conv_backward_kernel<kK, kWideBackward, T>, grid, staged_bytes<kWideBackward, T>(kTokens), stream,
+                    dx, lddx, workspace, du, x, ldx, w, bias, S, E, tiles);
+    } else {
+      launch_staged(conv_backward_kernel<kK, 1, T>, grid, staged_bytes<1, T>(kTokens), stream, dx, lddx, workspace,
+                    du, x, ldx, w, bias, S, E, tiles);
+    }
   });
   HYMBA_CUDA_CHECK_LAUNCH();
   const int64_t row = (K + 1) * E;
-  conv_reduce_partials_kernel<<<unsigned((row + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-      dw, dbias, workspace, parts, int(K), E);
+  conv_reduce_partials_kernel<<<unsigned((row + kReduceColumns - 1) / kReduceColumns),
+                                dim3(kReduceColumns, kReduceSlices), 0, stream>>>(dw, dbias, workspace, parts,
+                                                                                  int(K), E);
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 

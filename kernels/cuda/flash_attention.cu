@@ -118,6 +118,7 @@
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "cuda/alignment.h"
+#include "cuda/copy_async.cuh"
 #include "cuda/dtype.cuh"
 #include "cuda/tma.cuh"
 #include "cuda/tma.h"
@@ -212,15 +213,6 @@ HYMBA_HOST_DEVICE inline QueryTiles query_tiles(int kt, int tiles, const Mask& m
 }
 
 // ---- PTX wrappers ---------------------------------------------------------------------------
-
-// 4 bytes global → shared, asynchronous; valid == false writes a zero.
-__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(dst)),
-               "l"(__cvta_generic_to_global(src)), "r"(valid ? 4 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 __device__ __forceinline__ float exp2_approx(float x) {  // exp2(−inf) = 0
   float y;
@@ -855,8 +847,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     const float* src = (t < kBlock ? lse2 : D) + (int64_t(b) * d.nh + h) * S;
     float* dst = (t < kBlock ? ls : Ds) + buf * kBlock;
     const bool valid = q0 + r < S;
-    cp_async4(dst + r, valid ? src + q0 + r : src, valid);
-    cp_async_commit();
+    copy_async<4>(dst + r, valid ? src + q0 + r : src, valid);
+    copy_commit();
   };
 
   if (it0 < it1) {  // an empty range reads nothing
@@ -881,7 +873,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   for (int it = it0; it < it1; ++it) {
     const int buf = (it - it0) & 1;
-    cp_async_wait_all();  // this thread's lse / D of iteration it have landed
+    copy_wait();  // this thread's lse / D of iteration it have landed
     __syncthreads();      // everyone's have, and every warp is done with iteration it − 1's buffer
     if (it + 1 < it1) {
       if (threadIdx.x == 0) mbarrier_arrive_expect(&full[buf ^ 1], 3 * kAtomBytes);

@@ -98,6 +98,7 @@
 
 #include "core/cuda_check.h"
 #include "cuda/alignment.h"
+#include "cuda/copy_async.cuh"
 #include "cuda/dtype.cuh"
 
 namespace hymba::cuda {
@@ -269,44 +270,6 @@ __device__ __forceinline__ void store_pair_sums(float* row, const float* a, int 
     const int pair = VPL * q + m;
     row[(pair / Q) * row_stride + pair % Q] = a[m];
   }
-}
-
-// kBytes (4, 8 or 16) global -> shared without passing through registers (zero-filled when !valid:
-// src is then not read), so the next sub-chunk's loads cost no registers while the current one
-// is computed. copy_wait: this thread's copies have landed and are visible to it.
-template <int kBytes>
-__device__ __forceinline__ void copy_async(void* dst, const void* src, bool valid) {
-  static_assert(kBytes == 4 || kBytes == 8 || kBytes == 16, "cp.async copies 4, 8 or 16 bytes");
-#ifdef __CUDA_ARCH__
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  if constexpr (kBytes == 16) {  // .cg (L2 only) exists for 16 bytes alone
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-  } else {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(d), "l"(src),
-                 "n"(kBytes), "r"(valid ? kBytes : 0)
-                 : "memory");
-  }
-#else
-  if (valid) {
-    memcpy(dst, src, kBytes);
-  } else {
-    memset(dst, 0, kBytes);
-  }
-#endif
-}
-
-__device__ __forceinline__ void copy_commit() {
-#ifdef __CUDA_ARCH__
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ void copy_wait() {
-#ifdef __CUDA_ARCH__
-  asm volatile("cp.async.wait_all;\n" ::: "memory");
-#endif
 }
 
 // W consecutive elements p[i, i + W): the first `valid` exist (0..W), the rest read as zero. One
