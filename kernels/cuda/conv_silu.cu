@@ -40,7 +40,7 @@ __device__ __forceinline__ float silu_grad(float v) {
   return s * (1.0f + v * (1.0f - s));
 }
 
-// The C channels at p (one aligned load when C > 1), as floats.
+// The C channels at p (one aligned load when C > 1; global or shared memory), as floats.
 template <int C, class T>
 __device__ __forceinline__ void load_channels(float (&out)[C], const T* p) {
   const Pack<T, C> v = *reinterpret_cast<const Pack<T, C>*>(p);
@@ -92,10 +92,8 @@ struct Staged {
     }
   }
 
-  __device__ void load(float (&v)[C], int r) const {
-#pragma unroll
-    for (int c = 0; c < C; ++c) v[c] = to_float(rows[r * kThreads].v[c]);
-  }
+  // v = the C channels of row r (one shared-memory load of the pack).
+  __device__ void load(float (&v)[C], int r) const { load_channels<C>(v, rows[r * kThreads].v); }
 };
 
 // Shared memory of a block whose threads stage `tokens` rows of C channels.
@@ -160,7 +158,8 @@ __global__ void conv_forward_kernel(T* __restrict__ u, const T* __restrict__ x,
 // written to partial[blockIdx.x, :, e]. dpre = du · silu'(pre), with pre computed again from the
 // x window (K − 1 extra tokens per block at each end). E % C == 0. Shared memory:
 // staged_bytes<C, T>(backward_staged_tokens(K)).
-constexpr int backward_staged_tokens(int K) { return (kTile + 2 * (K - 1)) + (kTile + K - 1); }
+__host__ __device__ constexpr int backward_x_tokens(int K) { return kTile + 2 * (K - 1); }
+constexpr int backward_staged_tokens(int K) { return backward_x_tokens(K) + kTile + K - 1; }
 
 template <int K, int C, class T>
 __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __restrict__ partial,
@@ -174,7 +173,7 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
   const int64_t t0 = int64_t(blockIdx.x % tiles) * kTile;
   const int64_t t1 = t0 + kTile < S ? t0 + kTile : S;
   T* dxe = dx + b * S * lddx + e;       // token t at dxe[t · lddx]
-  constexpr int kXTokens = kTile + 2 * (K - 1);
+  constexpr int kXTokens = backward_x_tokens(K);
   // x at tokens t0 − (K−1) .. t0 + kTile + K − 2 (token t in row t − t0 + K − 1), then du at
   // tokens t0 .. t0 + kTile + K − 2 (token t in row t − t0)
   Pack<T, C>* column = reinterpret_cast<Pack<T, C>*>(stage_raw) + threadIdx.x;
