@@ -14,6 +14,7 @@
 #include "attention_mask.h"
 #include "core/cuda_check.h"
 #include "cuda/dtype.cuh"
+#include "cuda/shared_memory.h"
 
 namespace hymba::cuda {
 
@@ -392,15 +393,6 @@ unsigned row_blocks(const AttentionShape& s, int64_t heads, const char* op) {
   const int64_t n = s.B * heads * ((s.S + kTileRows - 1) / kTileRows);
   if (n > int64_t(0x7fffffff)) fail(op, ": ", n, " blocks exceed the grid limit");
   return unsigned(n);
-}
-
-// Dynamic shared memory above the default 48 KiB must be opted into per kernel.
-template <class Kernel>
-void allow_smem(Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024) {
-    HYMBA_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-  }
 }
 
 float score_scale(const AttentionShape& s) { return float(1.0 / std::sqrt(double(s.hd))); }

@@ -18,6 +18,7 @@
 #include "cuda/alignment.h"
 #include "cuda/copy_async.cuh"
 #include "cuda/dtype.cuh"
+#include "cuda/shared_memory.h"
 
 namespace hymba::cuda {
 
@@ -241,9 +242,9 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
 
 // Column j = k · E + e of partial [parts, K + 1, E] summed over parts, then added to dw[e, k]
 // (k < K) or dbias[e] (k = K). A block sums kReduceColumns columns: its kReduceSlices rows of
-// threads take every kReduceSlices-th part (their loads in flight together; one thread a column
-// left 30-60 blocks of long chains at the model's sizes, and 8 slices too few loads in flight), and the slices' sums are added in slice
-// order, so the result is the same every run.
+// threads take every kReduceSlices-th part, their loads in flight together (one thread a column
+// left 30-60 blocks of long chains at the model's sizes, and 8 slices too few loads in flight),
+// and the slices' sums are added in slice order, so the result is the same every run.
 constexpr int kReduceColumns = 32, kReduceSlices = 32;
 
 __global__ void __launch_bounds__(kReduceColumns * kReduceSlices)
@@ -291,13 +292,11 @@ void with_taps(int64_t K, F&& f) {
   }
 }
 
-// Launches a staging kernel with `smem` bytes of dynamic shared memory (above 48 KB, at fp32 with
-// the larger K, only after opting the kernel in).
+// Launches a staging kernel with `smem` bytes of dynamic shared memory (above 48 KB at fp32 with
+// the larger K).
 template <class... Params, class... Args>
 void launch_staged(void (*kernel)(Params...), dim3 grid, size_t smem, cudaStream_t stream, Args... args) {
-  if (smem > 48 * 1024) {
-    HYMBA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  }
+  allow_smem(kernel, smem);
   kernel<<<grid, kThreads, smem, stream>>>(args...);
 }
 
@@ -325,12 +324,13 @@ void conv_silu_forward(T* u, const T* x, int64_t ldx, const float* w, const floa
   with_taps(K, [&](auto taps) {
     constexpr int kK = decltype(taps)::value;
     constexpr int kTokens = kTile + kK - 1;
+    const auto launch = [&](auto kernel, size_t smem) {
+      launch_staged(kernel, grid, smem, stream, u, x, ldx, w, bias, S, E, tiles);
+    };
     if (vec) {
-      launch_staged(conv_forward_kernel<kK, kWide, T>, grid, staged_bytes<kWide, T>(kTokens), stream, u, x, ldx, w,
-                    bias, S, E, tiles);
+      launch(conv_forward_kernel<kK, kWide, T>, staged_bytes<kWide, T>(kTokens));
     } else {
-      launch_staged(conv_forward_kernel<kK, 1, T>, grid, staged_bytes<1, T>(kTokens), stream, u, x, ldx, w, bias, S,
-                    E, tiles);
+      launch(conv_forward_kernel<kK, 1, T>, staged_bytes<1, T>(kTokens));
     }
   });
   HYMBA_CUDA_CHECK_LAUNCH();
@@ -354,12 +354,13 @@ void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* d
   with_taps(K, [&](auto taps) {
     constexpr int kK = decltype(taps)::value;
     constexpr int kTokens = backward_staged_tokens(kK);
+    const auto launch = [&](auto kernel, size_t smem) {
+      launch_staged(kernel, grid, smem, stream, dx, lddx, workspace, du, x, ldx, w, bias, S, E, tiles);
+    };
     if (vec) {
-      launch_staged(conv_backward_kernel<kK, kWideBackward, T>, grid, staged_bytes<kWideBackward, T>(kTokens), stream,
-                    dx, lddx, workspace, du, x, ldx, w, bias, S, E, tiles);
+      launch(conv_backward_kernel<kK, kWideBackward, T>, staged_bytes<kWideBackward, T>(kTokens));
     } else {
-      launch_staged(conv_backward_kernel<kK, 1, T>, grid, staged_bytes<1, T>(kTokens), stream, dx, lddx, workspace,
-                    du, x, ldx, w, bias, S, E, tiles);
+      launch(conv_backward_kernel<kK, 1, T>, staged_bytes<1, T>(kTokens));
     }
   });
   HYMBA_CUDA_CHECK_LAUNCH();

@@ -1,7 +1,8 @@
 // Asynchronous global -> shared copies (cp.async) that do not pass through registers, so a thread
-// can have many loads in flight at no register cost: the scan's staging of the next sub-chunk, the
-// conv kernels' token windows and the attention backward's lse and D rows. Each thread waits for its own copies only (copy_wait); a
-// block that reads another thread's copies needs a barrier after the wait as well.
+// can have many loads in flight at no register cost: the scan's staging of the next sub-chunk,
+// the conv kernels' token windows and the attention backward's lse and D rows. Each thread waits
+// for its own copies only (copy_wait); a block that reads another thread's copies needs a
+// barrier after the wait as well.
 #pragma once
 
 #include <cstring>

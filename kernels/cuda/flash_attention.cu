@@ -120,6 +120,7 @@
 #include "cuda/alignment.h"
 #include "cuda/copy_async.cuh"
 #include "cuda/dtype.cuh"
+#include "cuda/shared_memory.h"
 #include "cuda/tma.cuh"
 #include "cuda/tma.h"
 
@@ -1060,11 +1061,6 @@ bool check_shape(const AttentionShape& s, int64_t ldv, const char* op) {
 // workspace in floats.
 void check_aligned(const void* p, int bytes, const char* name, const char* op) {
   if (!aligned(p, size_t(bytes))) fail(op, ": ", name, " (", p, ") is not ", bytes, "-byte aligned");
-}
-
-template <class Kernel>
-void allow_smem(Kernel kernel, size_t bytes) {
-  HYMBA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
 Dims dims(const AttentionShape& s) {

@@ -100,6 +100,7 @@
 #include "cuda/alignment.h"
 #include "cuda/copy_async.cuh"
 #include "cuda/dtype.cuh"
+#include "cuda/shared_memory.h"
 
 namespace hymba::cuda {
 
@@ -982,8 +983,7 @@ struct Workspace {
 template <class Kernel, class Args>
 void launch(Kernel kernel, const Args& a, const Geometry& g, size_t smem, int64_t B,
             cudaStream_t stream) {
-  HYMBA_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  allow_smem(kernel, smem);
   kernel<<<dim3(unsigned(g.blocks), unsigned(B)), g.threads, smem, stream>>>(a);
   HYMBA_CUDA_CHECK_LAUNCH();
 }
