@@ -24,8 +24,9 @@
 // than the workspace holds): block b handles row tiles b, b + grid, ..., a tile being the block's
 // 256/tpr rows. Each thread keeps x and dy (and the old dx when accumulating) of its row in
 // registers, and its dw sums for its fixed columns in registers across all the rows it visits, so
-// dw costs no memory traffic per row. At the end the block adds its groups' sums in group order
-// through shared memory and writes one partial row; a second small kernel adds the partial rows in
+// dw costs no memory traffic per row. At the end the block adds its groups' sums through shared
+// memory, all its threads at once (in group order, or for narrow rows in slices of the groups,
+// then the slices in order), and writes one partial row; a second small kernel adds the partial rows in
 // block order (32 interleaved slices, then the slices in order). Deterministic: every sum has a
 // fixed order, whatever the scheduling. Aiming at 4 packs a thread (32 dw sums for bf16): width
 // 1600 bf16 runs 2 warps per row, 4 rows per block; 3200 bf16 and 1600 fp32 4 warps per row; 3200
@@ -47,8 +48,9 @@
 //   bf16. bf16 1600 is the likeliest to fall short: 0.107 ms at 2.6 TB/s, so the ~1 µs gaps
 //   between the launches and the reduce weigh ~4%.
 //
-// nvcc --resource-usage, sm_90, no spills in any instantiation of the whole norm (the split's
-// from-dots half spills 4 bytes at bf16 V=8 P=4 with dx +=). Registers of the kernels the model
+// nvcc --resource-usage, sm_90, no spills in the instantiations the model uses; the split's
+// from-dots half spills 4 bytes at bf16 V=8 P=4 with dx +=, and the whole norm 76 bytes at bf16
+// one-element P=32 with dx += (rows wider than 4096 that do not allow packs). Registers of the kernels the model
 // uses (P = packs per thread): forward ≤ 64 (bf16 V=8 P=8: 64, fp32 V=4 P=8: 64); backward
 // bf16 V=8 P=4: 111 (128 with dx +=), fp32 V=4 P=4: 94 (112), one-element P=4: 64-72.
 #include "cuda/rmsnorm.h"
@@ -260,7 +262,8 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   constexpr bool kDots = kPart != Part::from_statistic;  // the row dot is taken here
   constexpr bool kGrads = kPart != Part::statistic;      // dx and the dw sums are
   __shared__ float scratch[kWarps];
-  __shared__ float sums[kGrads ? kBlock * V : 1];  // [kBlock, V]: every thread's dw sums of one pack
+  __shared__ float sums[kGrads ? P * kBlock * V : 1];  // [P, kBlock, V]: every thread's dw sums
+  __shared__ float slices[kGrads ? kBlock : 1];        // [S, P·C]: narrow rows' slice sums (below)
   const int t = threadIdx.x & (tpr - 1), groups = kBlock / tpr;
   const int64_t tiles = (rows + groups - 1) / groups;
 
@@ -337,22 +340,39 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   }
 
   if constexpr (kGrads) {
-    // partial[b, col] = Σ over the block's groups, in group order, of their sums for col. One pack
-    // index k per round: the thread t of every group holds the same columns.
+    // partial[b, col] = Σ over the block's groups of their sums for col, in a fixed order. Every
+    // thread stores all its sums at once (sums[k][g·C + c]: pack index k, group g, column c of the
+    // C = tpr·V a pack index covers, so col = k·C + c), and every thread adds: with dim ≥ kBlock
+    // columns, whole columns in group order; with narrower rows (many groups: 256 at the B and C
+    // norms' width 16) S = kBlock / (P·C) slices of the groups (g ≡ s mod S, in order), then the
+    // slices in order. (One thread adding all groups of its columns was a chain of 4096 adds at
+    // width 16, 22 µs a launch.)
 #pragma unroll
     for (int k = 0; k < P; ++k) {
-      __syncthreads();  // the previous round's reads are done
 #pragma unroll
-      for (int j = 0; j < V; ++j) sums[threadIdx.x * V + j] = acc[k][j];
+      for (int j = 0; j < V; ++j) sums[(k * kBlock + threadIdx.x) * V + j] = acc[k][j];
+    }
+    __syncthreads();
+    const int C = tpr * V, cols = P * C, S = max(1, kBlock / cols);
+    for (int i = threadIdx.x; i < S * cols; i += kBlock) {
+      const int col = i % cols, slice = i / cols;
+      const float* column = sums + col / C * kBlock * V + col % C;  // [g·C]
+      float v = 0;
+#pragma unroll 1
+      for (int g = slice; g < groups; g += S) v += column[g * C];
+      if (S > 1) {
+        slices[i] = v;
+      } else if (col < dim) {
+        partial[int64_t(blockIdx.x) * dim + col] = v;
+      }
+    }
+    if (S > 1) {  // uniform over the block
       __syncthreads();
-      const int col = (k * tpr + t) * V;
-      if (threadIdx.x < tpr && col < dim) {  // group 0 adds up
-#pragma unroll
-        for (int j = 0; j < V; ++j) {
-          float s = 0;
-          for (int g = 0; g < groups; ++g) s += sums[(g * tpr + t) * V + j];
-          partial[int64_t(blockIdx.x) * dim + col + j] = s;
-        }
+      const int col = threadIdx.x;
+      if (col < cols && col < dim) {
+        float v = 0;
+        for (int slice = 0; slice < S; ++slice) v += slices[slice * cols + col];
+        partial[int64_t(blockIdx.x) * dim + col] = v;
       }
     }
   }
