@@ -26,9 +26,9 @@
 // registers, and its dw sums for its fixed columns in registers across all the rows it visits, so
 // dw costs no memory traffic per row. At the end the block adds its groups' sums through shared
 // memory, all its threads at once (in group order, or for narrow rows in slices of the groups,
-// then the slices in order), and writes one partial row; a second small kernel adds the partial rows in
-// block order (32 interleaved slices, then the slices in order). Deterministic: every sum has a
-// fixed order, whatever the scheduling. Aiming at 4 packs a thread (32 dw sums for bf16): width
+// then the slices in order), and writes one partial row; a second small kernel adds the partial
+// rows in block order (32 interleaved slices, then the slices in order). Deterministic: every sum
+// has a fixed order, whatever the scheduling. Aiming at 4 packs a thread (32 dw sums for bf16): width
 // 1600 bf16 runs 2 warps per row, 4 rows per block; 3200 bf16 and 1600 fp32 4 warps per row; 3200
 // fp32 the whole block per row. Compiled for 2 blocks per SM (≤ 128 registers): 2-8 rows, 51 KB
 // of x and dy, requested per SM per tile.
@@ -50,8 +50,8 @@
 //
 // nvcc --resource-usage, sm_90, no spills in the instantiations the model uses; the split's
 // from-dots half spills 4 bytes at bf16 V=8 P=4 with dx +=, and the whole norm 76 bytes at bf16
-// one-element P=32 with dx += (rows wider than 4096 that do not allow packs). Registers of the kernels the model
-// uses (P = packs per thread): forward ≤ 64 (bf16 V=8 P=8: 64, fp32 V=4 P=8: 64); backward
+// one-element P=32 with dx += (rows wider than 4096 that do not allow packs). Registers of the
+// kernels the model uses (P = packs per thread): forward ≤ 64 (bf16 V=8 P=8: 64, fp32 V=4 P=8: 64); backward
 // bf16 V=8 P=4: 111 (128 with dx +=), fp32 V=4 P=4: 94 (112), one-element P=4: 64-72.
 #include "cuda/rmsnorm.h"
 
@@ -342,11 +342,11 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   if constexpr (kGrads) {
     // partial[b, col] = Σ over the block's groups of their sums for col, in a fixed order. Every
     // thread stores all its sums at once (sums[k][g·C + c]: pack index k, group g, column c of the
-    // C = tpr·V a pack index covers, so col = k·C + c), and every thread adds: with dim ≥ kBlock
-    // columns, whole columns in group order; with narrower rows (many groups: 256 at the B and C
-    // norms' width 16) S = kBlock / (P·C) slices of the groups (g ≡ s mod S, in order), then the
-    // slices in order. (One thread adding all groups of its columns was a chain of 4096 adds at
-    // width 16, 22 µs a launch.)
+    // C = tpr·V a pack index covers, so col = k·C + c), and every thread adds: with P·C ≥ kBlock
+    // columns, whole columns in group order (each on one thread); with narrower rows (many
+    // groups: 256 at the B and C norms' width 16) S = kBlock / (P·C) slices of the groups
+    // (g ≡ s mod S, in order), then the slices in order. (One thread adding all groups of its
+    // columns was a chain of 4096 adds at width 16, 22 µs a launch.)
 #pragma unroll
     for (int k = 0; k < P; ++k) {
 #pragma unroll
