@@ -77,6 +77,13 @@ Gemm::Plan& Gemm::plan(const Key& key) {
   return *p;
 }
 
+cublasStatus_t Gemm::matmul(const Plan& p, const cublasLtMatmulAlgo_t& algo, float alpha, const void* A,
+                            const void* B, float beta, const void* C, void* D) {
+  // Column-major: the row-major product A·B is Bᵀ·Aᵀ to cuBLASLt, so B goes first.
+  return cublasLtMatmul(handle_, p.desc, &alpha, B, p.first, A, p.second, &beta, C, p.out, D, p.out, &algo,
+                        workspace_, kWorkspaceBytes, stream_);
+}
+
 std::vector<cublasLtMatmulHeuristicResult_t> Gemm::candidates(const Key& key, const Plan& p, int count) {
   cublasLtMatmulPreference_t pref;
   HYMBA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -151,10 +158,7 @@ void Gemm::choose(const Key& key, Plan& p, float alpha, const TA* A, const TA* B
   }
   TC* D = beta_nonzero ? static_cast<TC*>(scratch.p) : C;
   const size_t n = results.size();
-  auto launch = [&](size_t i) {
-    return cublasLtMatmul(handle_, p.desc, &alpha, B, p.first, A, p.second, &beta, C, p.out, D, p.out,
-                          &results[i].algo, workspace_, kWorkspaceBytes, stream_);
-  };
+  auto launch = [&](size_t i) { return matmul(p, results[i].algo, alpha, A, B, beta, C, D); };
   std::vector<bool> runs(n);
   for (size_t i = 0; i < n; ++i) runs[i] = launch(i) == CUBLAS_STATUS_SUCCESS;  // warm-ups; one that fails is skipped
   if (!runs[0]) fail("cuBLASLt's first algorithm for the GEMM M=", M, " N=", N, " K=", K, " does not run");
@@ -232,8 +236,7 @@ void Gemm::run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   const Key key{trans_a, trans_b, M, N, K, lda, ldb, ldc, int(data_type<TA>()), int(data_type<TC>()), beta != 0.0f};
   Plan& p = plan(key);
   if (!p.chosen) choose(key, p, alpha, A, B, beta, C);
-  HYMBA_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, B, p.first, A, p.second, &beta, C, p.out, C, p.out,
-                                    &p.algo, workspace_, kWorkspaceBytes, stream_));
+  HYMBA_CUBLAS_CHECK(matmul(p, p.algo, alpha, A, B, beta, C, C));
 }
 
 template <class T>

@@ -20,8 +20,9 @@ namespace hymba::cuda {
 //
 // The algorithm of a shape is cuBLASLt's first heuristic candidate, or, for shapes first seen
 // while timing is on, the fastest of its first kTimedCandidates, timed on the shape's own
-// operands (and faster than the first by kTimedMargin). The algorithm fixes the order of the sums, so its bits: choices() and adopt() carry
-// the algorithms from one process to another (a checkpoint stores them; io/gemm_choices.h).
+// operands (and faster than the first by kTimedMargin). The algorithm fixes the order of the sums,
+// so its bits: choices() and adopt() carry the algorithms from one process to another (a
+// checkpoint stores them; io/gemm_choices.h).
 class Gemm {
  public:
   static constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // what cuBLAS recommends for Hopper
@@ -63,6 +64,9 @@ class Gemm {
   struct Plan;
   using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool>;
   Plan& plan(const Key& key);  // the shape's descriptors, made on first use
+  // D = alpha·A·B + beta·C for plan p's shape, with `algo` (C and D may be the same matrix).
+  cublasStatus_t matmul(const Plan& p, const cublasLtMatmulAlgo_t& algo, float alpha, const void* A, const void* B,
+                        float beta, const void* C, void* D);
   std::vector<cublasLtMatmulHeuristicResult_t> candidates(const Key& key, const Plan& p, int count);
   template <class TA, class TC>
   void choose(const Key& key, Plan& p, float alpha, const TA* A, const TA* B, float beta, TC* C);

@@ -358,7 +358,6 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
       const int col = i % cols, slice = i / cols;
       const float* column = sums + col / C * kBlock * V + col % C;  // [g·C]
       float v = 0;
-#pragma unroll 1
       for (int g = slice; g < groups; g += S) v += column[g * C];
       if (S > 1) {
         slices[i] = v;

@@ -1,9 +1,10 @@
 // bench-gemm: times every GEMM shape of a hymba-1.5b training step through the framework's
 // cuBLASLt wrapper (cuda/gemm.h, bf16 operands, fp32 accumulation), at 2 and 5 rows of
 // 128 meta + 2048 text tokens (5: the shipped micro-batch), with each of train.gemm_algorithms'
-// choices (cuBLASLt's first candidate; the fastest of its first 8, timed): for each linear layer its forward (y = x·wᵀ), its input gradient
-// (dx = dy·w) and its weight gradient (dw += dyᵀ·x into fp32, as the trainer runs it; and with
-// beta 0, which does not read dw, for comparison). Each figure is against the ~800 TFLOP/s the
+// choices (cuBLASLt's first candidate; the fastest of its first 8, timed): for each linear layer
+// its forward (y = x·wᵀ), its input gradient (dx = dy·w) and its weight gradient (dw += dyᵀ·x
+// into fp32, as the trainer runs it; and with beta 0, which does not read dw, for comparison).
+// Each figure is against the ~800 TFLOP/s the
 // H100 reaches on large bf16 GEMMs. The last lines sum the step's GEMM time (each shape times
 // the number of layers that run it) against the time at 800 TFLOP/s. A benchmark program, not a
 // test: it checks nothing but CUDA and cuBLAS return codes.
