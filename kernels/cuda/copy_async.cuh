@@ -1,8 +1,8 @@
 // Asynchronous global -> shared copies (cp.async) that do not pass through registers, so a thread
 // can have many loads in flight at no register cost: the scan's staging of the next sub-chunk,
-// the conv kernels' token windows and the attention backward's lse and D rows. Each thread waits
-// for its own copies only (copy_wait); a block that reads another thread's copies needs a
-// barrier after the wait as well.
+// the conv kernels' token windows, the attention backward's lse and D rows and the RMSNorm
+// backward's next row tile. Each thread waits for its own copies only (copy_wait); a block that
+// reads another thread's copies needs a barrier after the wait as well.
 #pragma once
 
 #include <cstring>
@@ -44,6 +44,15 @@ __device__ __forceinline__ void copy_commit() {
 __device__ __forceinline__ void copy_wait() {
 #ifdef __CUDA_ARCH__
   asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// This thread's copies have landed but for those of its kPending most recent commits (a copy
+// pipeline kPending groups deep: wait for the oldest while the newer stay in flight).
+template <int kPending>
+__device__ __forceinline__ void copy_wait_prior() {
+#ifdef __CUDA_ARCH__
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 #endif
 }
 

@@ -24,11 +24,13 @@
 // than the workspace holds): block b handles row tiles b, b + grid, ..., a tile being the block's
 // 256/tpr rows. Each thread keeps x and dy (and the old dx when accumulating) of its row in
 // registers, and its dw sums for its fixed columns in registers across all the rows it visits, so
-// dw costs no memory traffic per row. At the end the block adds its groups' sums through shared
-// memory, all its threads at once (in group order, or for narrow rows in slices of the groups,
-// then the slices in order), and writes one partial row; a second small kernel adds the partial
-// rows in block order (32 interleaved slices, then the slices in order). Deterministic: every sum
-// has a fixed order, whatever the scheduling. Aiming at 4 packs a thread (32 dw sums for bf16): width
+// dw costs no memory traffic per row. With dx += in bf16 each thread also copies its packs of the
+// block's next tile into shared memory (cp.async) while it computes the current one. At the end
+// the block adds its groups' sums through shared memory, all its threads at once (in group order,
+// or for narrow rows in slices of the groups, then the slices in order), and writes one partial
+// row; a second small kernel adds the partial rows in block order (32 interleaved slices, then the
+// slices in order). Deterministic: every sum has a fixed order, whatever the scheduling. Aiming at
+// 4 packs a thread (32 dw sums for bf16): width
 // 1600 bf16 runs 2 warps per row, 4 rows per block; 3200 bf16 and 1600 fp32 4 warps per row; 3200
 // fp32 the whole block per row. Compiled for 2 blocks per SM (≤ 128 registers): 2-8 rows, 51 KB
 // of x and dy, requested per SM per tile.
@@ -63,7 +65,9 @@
 
 #include "core/cuda_check.h"
 #include "cuda/alignment.h"
+#include "cuda/copy_async.cuh"
 #include "cuda/dtype.cuh"
+#include "cuda/shared_memory.h"
 
 namespace hymba::cuda {
 
@@ -248,12 +252,33 @@ __global__ void __launch_bounds__(kBlock)
 
 // Blocks per SM the backward kernel is compiled for: 2 (at most 128 registers a thread) at up to
 // 4 packs a thread, the layout every row up to 1024 packs gets (all the model's norms), so the
-// persistent grid keeps 51 KB of rows per SM in flight; wider rows leave the registers to ptxas.
+// persistent grid keeps two blocks' tiles per SM in flight; wider rows leave the registers to ptxas.
 constexpr int backward_min_blocks(int P) { return P <= 4 ? 2 : 1; }
+
+// Whether the backward stages its rows through shared memory (below): with dx += in bf16, on the
+// 16-byte pack path (cp.async copies 16 bytes). There the register path holds x, dy and the old dx
+// at the 128-register cap of two blocks an SM, and ran at 65% of a copy of its bytes (bench-rmsnorm,
+// width 1600); staged, 75%. Elsewhere staging measured 1-6% slower (docs/PERF.md), so the other
+// kernels load each tile into registers as it begins.
+template <class T, int V, bool kAccumulate>
+constexpr bool kStagedBackward = kAccumulate && std::is_same_v<T, bf16> && sizeof(T) * V == 16;
+
+// Dynamic shared memory of a backward block: on the staged path two tiles of the three tensors it
+// reads (x, dy, the old dx), each thread's P packs of each; the end-of-block dw sums [P, kBlock, V]
+// floats reuse the same bytes.
+template <class T, int V, int P, bool kAccumulate, Part kPart>
+constexpr size_t backward_smem_bytes() {
+  const size_t staging = kStagedBackward<T, V, kAccumulate> ? 2 * 3 * size_t(P) * kBlock * 16 : 0;
+  const size_t sums = kPart != Part::statistic ? size_t(P) * kBlock * V * sizeof(float) : 0;
+  return staging > sums ? staging : sums;
+}
 
 // Persistent: block b handles row tiles b, b + gridDim.x, ... (a tile is kBlock/tpr rows, one per
 // group) and writes its dw partial sums to partial[b, :], but for Part::statistic, which writes
-// the rows' dots Σ (w⊙dy)⊙x̂ to split.out and touches neither dx nor dw.
+// the rows' dots Σ (w⊙dy)⊙x̂ to split.out and touches neither dx nor dw. On the staged path each
+// thread copies its packs of the block's next tile global -> shared (cp.async) before it computes
+// the current one, so the next tile's loads are in flight while this one is reduced and stored.
+// No barrier guards the buffers: a thread reads back only its own copies.
 template <class T, int V, int P, bool kAccumulate, Part kPart>
 __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
     rmsnorm_backward_kernel(T* dx, int64_t lddx, float* partial, const T* dy, int64_t lddy, const T* x, int64_t ldx,
@@ -261,11 +286,37 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   static_assert(kPart != Part::statistic || !kAccumulate, "the dots kernel writes no dx");
   constexpr bool kDots = kPart != Part::from_statistic;  // the row dot is taken here
   constexpr bool kGrads = kPart != Part::statistic;      // dx and the dw sums are
+  constexpr bool kStaged = kStagedBackward<T, V, kAccumulate>;
+  extern __shared__ __align__(16) unsigned char smem[];  // backward_smem_bytes()
+  Pack<T, V>* staged = reinterpret_cast<Pack<T, V>*>(smem);  // [2][3][P][kBlock]: x, dy, old dx
+  float* sums = reinterpret_cast<float*>(smem);  // [P, kBlock, V]: every thread's dw sums, at the end
   __shared__ float scratch[kWarps];
-  __shared__ float sums[kGrads ? P * kBlock * V : 1];  // [P, kBlock, V]: every thread's dw sums
-  __shared__ float slices[kGrads ? kBlock : 1];        // [S, P·C]: narrow rows' slice sums (below)
+  __shared__ float slices[kGrads ? kBlock : 1];  // [S, P·C]: narrow rows' slice sums (below)
   const int t = threadIdx.x & (tpr - 1), groups = kBlock / tpr;
   const int64_t tiles = (rows + groups - 1) / groups;
+  const auto slot = [&](int buf, int tensor, int k) {  // this thread's pack k of a tensor
+    return staged + ((buf * 3 + tensor) * P + k) * kBlock + threadIdx.x;
+  };
+  // Copies this thread's packs of tile `tile` (none past the last) into buffer buf; one commit
+  // either way, so the wait below always leaves exactly the newest group in flight.
+  const auto prefetch = [&](int64_t tile, int buf) {
+    if constexpr (kStaged) {
+      const int64_t row = tile * groups + threadIdx.x / tpr;
+      if (tile < tiles) {
+        const bool live = row < rows;  // a dead row's packs are zero-filled, never read
+#pragma unroll
+        for (int k = 0; k < P; ++k) {
+          const int col = (k * tpr + t) * V;
+          if (col < dim) {
+            copy_async<16>(slot(buf, 0, k), live ? x + row * ldx + col : x, live);
+            copy_async<16>(slot(buf, 1, k), live ? dy + row * lddy + col : dy, live);
+            copy_async<16>(slot(buf, 2, k), live ? dx + row * lddx + col : dx, live);
+          }
+        }
+      }
+      copy_commit();
+    }
+  };
 
   float acc[P][V];  // Σ dy·x̂ over this thread's rows, for its columns
 #pragma unroll
@@ -274,22 +325,33 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
     for (int j = 0; j < V; ++j) acc[k][j] = 0;
   }
 
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {  // uniform over the block
+  prefetch(blockIdx.x, 0);
+  int buf = 0;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, buf ^= 1) {  // uniform over the block
+    prefetch(tile + gridDim.x, buf ^ 1);
+    if constexpr (kStaged) copy_wait_prior<1>();  // this tile's copies have landed
     const int64_t row = tile * groups + threadIdx.x / tpr;
     const bool live = row < rows;  // a dead group still takes part in group_sum
     const T* xr = x + row * ldx;     // [dim]
     const T* dyr = dy + row * lddy;  // [dim]
     T* dxr = dx + row * lddx;        // [dim]
 
-    // All of the row's loads first, so they are in flight together.
+    // All of the row's packs first (from the staging buffer, or loaded here so they are in
+    // flight together).
     Pack<T, V> xv[P], gv[P], ov[kAccumulate ? P : 1];  // x, dy, the dx added to (below dim)
 #pragma unroll
     for (int k = 0; k < P; ++k) {
       const int col = (k * tpr + t) * V;
       if (live && col < dim) {
-        xv[k] = load_pack<T, V>(xr + col);
-        gv[k] = load_pack<T, V>(dyr + col);
-        if constexpr (kAccumulate) ov[k] = load_pack<T, V>(dxr + col);
+        if constexpr (kStaged) {
+          xv[k] = *slot(buf, 0, k);
+          gv[k] = *slot(buf, 1, k);
+          ov[k] = *slot(buf, 2, k);
+        } else {
+          xv[k] = load_pack<T, V>(xr + col);
+          gv[k] = load_pack<T, V>(dyr + col);
+          if constexpr (kAccumulate) ov[k] = load_pack<T, V>(dxr + col);
+        }
       }
     }
     const float rs = live ? rstd[row] : 0.f;
@@ -340,6 +402,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   }
 
   if constexpr (kGrads) {
+    __syncthreads();  // every thread is done with the staging buffers that the sums reuse
     // partial[b, col] = Σ over the block's groups of their sums for col, in a fixed order. Every
     // thread stores all its sums at once (sums[k][g·C + c]: pack index k, group g, column c of the
     // C = tpr·V a pack index covers, so col = k·C + c), and every thread adds: with P·C ≥ kBlock
@@ -443,9 +506,9 @@ int sm_count() {
 }
 
 template <class Kernel>
-int blocks_per_sm(Kernel kernel) {
+int blocks_per_sm(Kernel kernel, size_t smem_bytes) {
   int n = 0;
-  HYMBA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kBlock, 0));
+  HYMBA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kBlock, smem_bytes));
   return std::max(n, 1);
 }
 
@@ -484,10 +547,16 @@ void run_forward(bool packed, T* y, int64_t ldy, float* rstd, const T* x, int64_
   launch(y, ldy, rstd, x, ldx, w, rows, int(dim), float(eps), split, average, stream);
 }
 
-// Blocks of a backward kernel resident per SM, asked once per kernel.
+// Blocks of a backward kernel resident per SM, asked once per kernel (which is then also allowed
+// its dynamic shared memory).
 template <class T, int V, int P, bool kAccumulate, Part kPart>
 int backward_blocks_per_sm() {
-  static const int n = blocks_per_sm(&rmsnorm_backward_kernel<T, V, P, kAccumulate, kPart>);
+  static const int n = [] {
+    const auto kernel = &rmsnorm_backward_kernel<T, V, P, kAccumulate, kPart>;
+    constexpr size_t smem = backward_smem_bytes<T, V, P, kAccumulate, kPart>();
+    allow_smem(kernel, smem);
+    return blocks_per_sm(kernel, smem);
+  }();
   return n;
 }
 
@@ -513,7 +582,8 @@ void launch_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, 
         per_sm = std::min(per_sm, backward_blocks_per_sm<T, V, P, kAcc, Part::whole>());
       }
       blocks = int(std::min({tiles, int64_t(per_sm) * sm_count(), allowed}));
-      rmsnorm_backward_kernel<T, V, P, kAcc, kPart><<<unsigned(blocks), kBlock, 0, stream>>>(
+      rmsnorm_backward_kernel<T, V, P, kAcc, kPart>
+          <<<unsigned(blocks), kBlock, backward_smem_bytes<T, V, P, kAcc, kPart>(), stream>>>(
           dx, lddx, workspace, dy, lddy, x, ldx, w, rstd, rows, dim, L.tpr, split);
     };
     if constexpr (!kGrads) {

@@ -15,6 +15,7 @@
 #include "core/device.h"
 #include "core/rng.h"
 #include "cuda/device_array.h"
+#include "cuda/stream_hold.h"
 
 namespace hymba::bench {
 
@@ -44,19 +45,28 @@ cuda::DeviceArray<T> device_random(int64_t n, uint64_t seed, float lo = -1, floa
   return cuda::DeviceArray<T>(h);
 }
 
-// Median milliseconds of `reps` runs of f after 5 warm-up runs, timed with events.
+// Median milliseconds of `reps` runs of f after 5 warm-up runs, timed with events. Each run is
+// enqueued behind a StreamHold and released once queued, so the figure is the GPU's time for f's
+// kernels back to back (the gaps between them included), as a training step runs them, and not
+// the host's time to launch them into an idle GPU (up to ~10 us a call, which the programs counted
+// before 2026-11-25: docs/PERF.md, "Benchmarks timed behind a stream hold").
 template <class F>
 float median_ms(F f, int reps = 50) {
   for (int i = 0; i < 5; ++i) f();
+  HYMBA_CUDA_CHECK(cudaDeviceSynchronize());
+  cuda::StreamHold hold;
   cudaEvent_t a, b;
   HYMBA_CUDA_CHECK(cudaEventCreate(&a));
   HYMBA_CUDA_CHECK(cudaEventCreate(&b));
   std::vector<float> t;
   for (int i = 0; i < reps; ++i) {
+    hold.hold();
     HYMBA_CUDA_CHECK(cudaEventRecord(a));
     f();
     HYMBA_CUDA_CHECK(cudaEventRecord(b));
+    hold.release();
     HYMBA_CUDA_CHECK(cudaEventSynchronize(b));
+    if (hold.timed_out()) fail("median_ms: the timed work waited for the GPU, so it cannot be timed queued");
     float ms = 0;
     HYMBA_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
     t.push_back(ms);
@@ -65,6 +75,15 @@ float median_ms(F f, int reps = 50) {
   HYMBA_CUDA_CHECK(cudaEventDestroy(b));
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+// Median milliseconds of a device-to-device copy (cudaMemcpyAsync) that moves `bytes`, half read
+// and half written: the roof of a memory-bound kernel moving as many bytes, with its per-launch
+// costs included.
+inline float copy_ms(double bytes) {
+  const int64_t n = int64_t(bytes / 2);
+  cuda::DeviceArray<unsigned char> src(n), dst(n);
+  return median_ms([&] { HYMBA_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), size_t(n), cudaMemcpyDeviceToDevice)); });
 }
 
 }  // namespace hymba::bench

@@ -25,21 +25,33 @@ void bench(const char* dtype, int64_t rows) {
     auto fwd = [&] {
       hymba::cuda::rmsnorm_forward<T>(y.data(), dim, rstd.data(), x.data(), dim, w.data(), rows, dim, 1e-6, nullptr);
     };
-    auto bwd = [&] {
+    auto bwd = [&](bool accumulate) {
       hymba::cuda::rmsnorm_backward<T>(dx.data(), dim, dw.data(), dy.data(), dim, x.data(), dim, w.data(), rstd.data(),
-                                       rows, dim, false, work.data(), nullptr);
+                                       rows, dim, accumulate, work.data(), nullptr);
     };
     fwd();  // rstd from a real forward for the backward's own timing
     const float f_ms = median_ms(fwd);
-    const float b_ms = median_ms(bwd);
-    const float fb_ms = median_ms([&] { fwd(); bwd(); });
+    const float b_ms = median_ms([&] { bwd(false); });
+    const float fb_ms = median_ms([&] { fwd(); bwd(false); });
+    const float a_ms = median_ms([&] { bwd(true); });  // dx +=, as the residual stream's norms run
     // Bytes, each [rows, dim] tensor counted once at sizeof(T) per element. Forward: read x, write
-    // y. Backward: read x and dy, write dx. (w, rstd, dw and the dw partials are small.)
+    // y. Backward: read x and dy, write dx (with dx +=, also read dx). (w, rstd, dw and the dw
+    // partials are small.)
     const double tensor = double(rows) * dim * sizeof(T);
-    const double f_tbs = tbs(2 * tensor, f_ms), b_tbs = tbs(3 * tensor, b_ms), fb_tbs = tbs(5 * tensor, fb_ms);
-    std::printf("%5s %5lld  %7.4f %5.2f %4.0f%%   %7.4f %5.2f %4.0f%%   %7.4f %5.2f %4.0f%%\n", dtype,
-                static_cast<long long>(dim), f_ms, f_tbs, 100 * f_tbs / kCopyTBs, b_ms, b_tbs, 100 * b_tbs / kCopyTBs,
-                fb_ms, fb_tbs, 100 * fb_tbs / kCopyTBs);
+    const int moved[4] = {2, 3, 5, 4};  // tensors moved: forward, backward, both, backward with dx +=
+    const float ms[4] = {f_ms, b_ms, fb_ms, a_ms};
+    std::printf("%5s %5lld", dtype, static_cast<long long>(dim));
+    for (int i = 0; i < 4; ++i) {
+      const double r = tbs(moved[i] * tensor, ms[i]);
+      std::printf("  %7.4f %5.2f %4.0f%%", ms[i], r, 100 * r / kCopyTBs);
+    }
+    std::printf("\n%5s %5s", "", "copy");  // a copy of the same bytes: the roof with one launch's costs
+    for (int i = 0; i < 4; ++i) {
+      const float c = copy_ms(moved[i] * tensor);
+      const double r = tbs(moved[i] * tensor, c);
+      std::printf("  %7.4f %5.2f %4.0f%%", c, r, 100 * r / kCopyTBs);
+    }
+    std::printf("\n");
   }
 }
 
@@ -49,10 +61,11 @@ int main() {
   if (!hymba::bench::have_gpu("bench-rmsnorm")) return 1;
   const int64_t rows = 8 * 2176;  // batch 8 of 128 meta + 2048 text tokens
   std::printf("RMSNorm, rows %lld (8 x 2176), medians of 50 runs; TB/s counts each [rows, dim] tensor once\n"
-              "(forward 2: x, y; backward 3: x, dy, dx; forward + backward 5); %% of the %.1f TB/s copy bandwidth\n",
+              "(forward 2: x, y; backward 3: x, dy, dx; forward + backward 5; backward with dx += 4), %% of the\n"
+              "%.1f TB/s copy bandwidth; under each line, a device-to-device copy of the same bytes\n",
               static_cast<long long>(rows), kCopyTBs);
-  std::printf("%5s %5s  %7s %5s %5s   %7s %5s %5s   %7s %5s %5s\n", "dtype", "dim", "fwd ms", "TB/s", "%", "bwd ms",
-              "TB/s", "%", "f+b ms", "TB/s", "%");
+  std::printf("%5s %5s  %7s %5s %5s  %7s %5s %5s  %7s %5s %5s  %7s %5s %5s\n", "dtype", "dim", "fwd ms", "TB/s", "%",
+              "bwd ms", "TB/s", "%", "f+b ms", "TB/s", "%", "dx+= ms", "TB/s", "%");
   bench<float>("fp32", rows);
   bench<bf16>("bf16", rows);
   return 0;
