@@ -48,8 +48,8 @@ cuda::DeviceArray<T> device_random(int64_t n, uint64_t seed, float lo = -1, floa
 // Median milliseconds of `reps` runs of f after 5 warm-up runs, timed with events. Each run is
 // enqueued behind a StreamHold and released once queued, so the figure is the GPU's time for f's
 // kernels back to back (the gaps between them included), as a training step runs them, and not
-// the host's time to launch them into an idle GPU (up to ~10 us a call, which the programs counted
-// before 2026-11-25: docs/PERF.md, "Benchmarks timed behind a stream hold").
+// the host's time to launch them into an idle GPU (3-8 us a call on the H100, which the programs
+// counted before 2026-11-25: docs/PERF.md, "Benchmarks timed behind a stream hold").
 template <class F>
 float median_ms(F f, int reps = 50) {
   for (int i = 0; i < 5; ++i) f();
