@@ -16,6 +16,7 @@
 
 #include "core/cuda_check.h"
 #include "cuda/alignment.h"
+#include "cuda/column_sum.cuh"
 #include "cuda/copy_async.cuh"
 #include "cuda/dtype.cuh"
 #include "cuda/shared_memory.h"
@@ -240,27 +241,14 @@ __global__ void conv_backward_kernel(T* __restrict__ dx, int64_t lddx, float* __
   }
 }
 
-// Column j = k · E + e of partial [parts, K + 1, E] summed over parts, then added to dw[e, k]
-// (k < K) or dbias[e] (k = K). A block sums kReduceColumns columns: its kReduceSlices rows of
-// threads take every kReduceSlices-th part, their loads in flight together (one thread a column
-// left 30-60 blocks of long chains at the model's sizes, and 8 slices too few loads in flight),
-// and the slices' sums are added in slice order, so the result is the same every run.
-constexpr int kReduceColumns = 32, kReduceSlices = 32;
-
-__global__ void __launch_bounds__(kReduceColumns * kReduceSlices)
+// Column j = k · E + e of partial [parts, K + 1, E] summed over parts (column_sum's fixed order),
+// then added to dw[e, k] (k < K) or dbias[e] (k = K).
+__global__ void __launch_bounds__(kColumnSumColumns * kColumnSumSlices)
     conv_reduce_partials_kernel(float* dw, float* dbias, const float* partial, int parts, int K, int64_t E) {
-  __shared__ float slice_sum[kReduceSlices][kReduceColumns];
   const int64_t row = (K + 1) * E;
-  const int64_t j = int64_t(blockIdx.x) * kReduceColumns + threadIdx.x;
-  float s = 0.0f;
-  if (j < row) {
-#pragma unroll 4
-    for (int p = int(threadIdx.y); p < parts; p += kReduceSlices) s += partial[p * row + j];
-  }
-  slice_sum[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
+  const int64_t j = int64_t(blockIdx.x) * kColumnSumColumns + threadIdx.x;
+  const float s = column_sum(partial, parts, row, j, j < row);
   if (threadIdx.y != 0 || j >= row) return;
-  for (int y = 1; y < kReduceSlices; ++y) s += slice_sum[y][threadIdx.x];
   const int64_t k = j / E, e = j - k * E;
   if (k < K) {
     dw[e * K + k] += s;
@@ -365,9 +353,8 @@ void conv_silu_backward(T* dx, int64_t lddx, float* dw, float* dbias, const T* d
   });
   HYMBA_CUDA_CHECK_LAUNCH();
   const int64_t row = (K + 1) * E;
-  conv_reduce_partials_kernel<<<unsigned((row + kReduceColumns - 1) / kReduceColumns),
-                                dim3(kReduceColumns, kReduceSlices), 0, stream>>>(dw, dbias, workspace, parts,
-                                                                                  int(K), E);
+  conv_reduce_partials_kernel<<<column_sum_grid(row), column_sum_block(), 0, stream>>>(dw, dbias, workspace, parts,
+                                                                                   int(K), E);
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 

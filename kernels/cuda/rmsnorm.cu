@@ -65,6 +65,7 @@
 
 #include "core/cuda_check.h"
 #include "cuda/alignment.h"
+#include "cuda/column_sum.cuh"
 #include "cuda/copy_async.cuh"
 #include "cuda/dtype.cuh"
 #include "cuda/shared_memory.h"
@@ -297,25 +298,23 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   const auto slot = [&](int buf, int tensor, int k) {  // this thread's pack k of a tensor
     return staged + ((buf * 3 + tensor) * P + k) * kBlock + threadIdx.x;
   };
-  // Copies this thread's packs of tile `tile` (none past the last) into buffer buf; one commit
-  // either way, so the wait below always leaves exactly the newest group in flight.
+  // Staged path only: copies this thread's packs of tile `tile` (none past the last) into buffer
+  // buf; one commit either way, so the wait below always leaves exactly the newest group in flight.
   const auto prefetch = [&](int64_t tile, int buf) {
-    if constexpr (kStaged) {
-      const int64_t row = tile * groups + threadIdx.x / tpr;
-      if (tile < tiles) {
-        const bool live = row < rows;  // a dead row's packs are zero-filled, never read
+    const int64_t row = tile * groups + threadIdx.x / tpr;
+    if (tile < tiles) {
+      const bool live = row < rows;  // a dead row's packs are zero-filled, never read
 #pragma unroll
-        for (int k = 0; k < P; ++k) {
-          const int col = (k * tpr + t) * V;
-          if (col < dim) {
-            copy_async<16>(slot(buf, 0, k), live ? x + row * ldx + col : x, live);
-            copy_async<16>(slot(buf, 1, k), live ? dy + row * lddy + col : dy, live);
-            copy_async<16>(slot(buf, 2, k), live ? dx + row * lddx + col : dx, live);
-          }
+      for (int k = 0; k < P; ++k) {
+        const int col = (k * tpr + t) * V;
+        if (col < dim) {
+          copy_async<16>(slot(buf, 0, k), live ? x + row * ldx + col : x, live);
+          copy_async<16>(slot(buf, 1, k), live ? dy + row * lddy + col : dy, live);
+          copy_async<16>(slot(buf, 2, k), live ? dx + row * lddx + col : dx, live);
         }
       }
-      copy_commit();
     }
+    copy_commit();
   };
 
   float acc[P][V];  // Σ dy·x̂ over this thread's rows, for its columns
@@ -325,11 +324,13 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
     for (int j = 0; j < V; ++j) acc[k][j] = 0;
   }
 
-  prefetch(blockIdx.x, 0);
-  int buf = 0;
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, buf ^= 1) {  // uniform over the block
-    prefetch(tile + gridDim.x, buf ^ 1);
-    if constexpr (kStaged) copy_wait_prior<1>();  // this tile's copies have landed
+  if constexpr (kStaged) prefetch(blockIdx.x, 0);
+  for (int64_t tile = blockIdx.x, i = 0; tile < tiles; tile += gridDim.x, ++i) {  // uniform over the block
+    const int buf = int(i & 1);  // the staging buffer holding this tile
+    if constexpr (kStaged) {
+      prefetch(tile + gridDim.x, buf ^ 1);
+      copy_wait_prior<1>();  // this tile's copies have landed
+    }
     const int64_t row = tile * groups + threadIdx.x / tpr;
     const bool live = row < rows;  // a dead group still takes part in group_sum
     const T* xr = x + row * ldx;     // [dim]
@@ -440,24 +441,12 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   }
 }
 
-// dw[c] += Σ_b partial[b, c] over b < blocks, in a fixed order: thread (c, s) of a 32 × 32 block
-// adds the partial rows b ≡ s (mod 32) in increasing b, then the 32 slice sums are added in slice
-// order.
-__global__ void __launch_bounds__(1024)
+// dw[c] += Σ_b partial[b, c] over b < blocks, in column_sum's fixed order.
+__global__ void __launch_bounds__(kColumnSumColumns * kColumnSumSlices)
     rmsnorm_reduce_partials_kernel(float* dw, const float* partial, int blocks, int dim) {
-  __shared__ float slice[32][33];  // [slice, column]; padded against bank conflicts
-  const int c = blockIdx.x * 32 + threadIdx.x, s = threadIdx.y;
-  float v = 0;
-  if (c < dim) {
-    for (int b = s; b < blocks; b += 32) v += partial[int64_t(b) * dim + c];
-  }
-  slice[s][threadIdx.x] = v;
-  __syncthreads();
-  if (s == 0 && c < dim) {
-    float total = 0;
-    for (int i = 0; i < 32; ++i) total += slice[i][threadIdx.x];
-    dw[c] += total;
-  }
+  const int c = blockIdx.x * kColumnSumColumns + threadIdx.x;
+  const float total = column_sum(partial, blocks, dim, c, c < dim);
+  if (threadIdx.y == 0 && c < dim) dw[c] += total;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -596,7 +585,7 @@ void launch_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, 
   });
   HYMBA_CUDA_CHECK_LAUNCH();
   if constexpr (kGrads) {
-    rmsnorm_reduce_partials_kernel<<<unsigned((dim + 31) / 32), dim3(32, 32), 0, stream>>>(dw, workspace, blocks, dim);
+    rmsnorm_reduce_partials_kernel<<<column_sum_grid(dim), column_sum_block(), 0, stream>>>(dw, workspace, blocks, dim);
     HYMBA_CUDA_CHECK_LAUNCH();
   }
 }

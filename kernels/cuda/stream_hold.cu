@@ -35,13 +35,14 @@ StreamHold::StreamHold() {
   flags_ = static_cast<volatile int*>(host);
   flags_[0] = 1;  // nothing held
   flags_[1] = 0;
+  void* device = nullptr;
+  HYMBA_CUDA_CHECK(cudaHostGetDevicePointer(&device, host, 0));
+  device_flags_ = static_cast<volatile int*>(device);
 }
 
 void StreamHold::hold(cudaStream_t stream, double timeout_ms) {
   flags_[0] = flags_[1] = 0;
-  void* device = nullptr;
-  HYMBA_CUDA_CHECK(cudaHostGetDevicePointer(&device, const_cast<int*>(flags_), 0));
-  hold_kernel<<<1, 1, 0, stream>>>(static_cast<volatile int*>(device), uint64_t(timeout_ms * 1e6));
+  hold_kernel<<<1, 1, 0, stream>>>(device_flags_, uint64_t(timeout_ms * 1e6));
   HYMBA_CUDA_CHECK_LAUNCH();
 }
 

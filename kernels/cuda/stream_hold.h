@@ -26,7 +26,8 @@ class StreamHold {
   bool timed_out() const;
 
  private:
-  volatile int* flags_ = nullptr;  // host-mapped: [0] released by the host, [1] timed out
+  volatile int* flags_ = nullptr;         // host-mapped: [0] released by the host, [1] timed out
+  volatile int* device_flags_ = nullptr;  // the same memory as the device addresses it
 };
 
 }  // namespace hymba::cuda

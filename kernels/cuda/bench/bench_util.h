@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "core/rng.h"
 #include "cuda/device_array.h"
 #include "cuda/stream_hold.h"
+#include "cuda/stream_roof.h"
 
 namespace hymba::bench {
 
@@ -84,6 +86,25 @@ inline float copy_ms(double bytes) {
   const int64_t n = int64_t(bytes / 2);
   cuda::DeviceArray<unsigned char> src(n), dst(n);
   return median_ms([&] { HYMBA_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), size_t(n), cudaMemcpyDeviceToDevice)); });
+}
+
+// A launch of a memory-bound kernel's pattern: how many tensors it reads and writes.
+struct Traffic {
+  int reads, writes;
+};
+
+// Median milliseconds of stream_roof launches, one per entry of `launches`, each over tensors of
+// `tensor_bytes`: the roof of memory-bound kernels with those loads and stores and no arithmetic
+// (HBM serves reads and writes mixed 2:1 at another rate than a copy's 1:1).
+inline float roof_ms(std::initializer_list<Traffic> launches, double tensor_bytes) {
+  const int64_t vectors = int64_t(tensor_bytes / 16);
+  std::vector<cuda::DeviceArray<uint4>> tensors;
+  for (int i = 0; i < 5; ++i) tensors.emplace_back(vectors);  // up to 3 read, 2 written
+  const void* in[3] = {tensors[0].data(), tensors[1].data(), tensors[2].data()};
+  void* out[2] = {tensors[3].data(), tensors[4].data()};
+  return median_ms([&] {
+    for (const Traffic& t : launches) cuda::stream_roof(out, t.writes, in, t.reads, vectors);
+  });
 }
 
 }  // namespace hymba::bench

@@ -45,11 +45,19 @@ void bench(const char* dtype, int64_t rows) {
       const double r = tbs(moved[i] * tensor, ms[i]);
       std::printf("  %7.4f %5.2f %4.0f%%", ms[i], r, 100 * r / kCopyTBs);
     }
-    std::printf("\n%5s %5s", "", "copy");  // a copy of the same bytes: the roof with one launch's costs
-    for (int i = 0; i < 4; ++i) {
-      const float c = copy_ms(moved[i] * tensor);
-      const double r = tbs(moved[i] * tensor, c);
-      std::printf("  %7.4f %5.2f %4.0f%%", c, r, 100 * r / kCopyTBs);
+    // Two roofs under each line: a copy of the same bytes (one launch's costs included), and the
+    // same loads and stores with no arithmetic (forward 1 read, 1 write; backward 2 and 1; with
+    // dx += 3 and 1), one launch per kernel launch of the norm but the dw reduction.
+    const Traffic forward{1, 1}, backward{2, 1}, accumulate{3, 1};
+    const float roofs[4] = {roof_ms({forward}, tensor), roof_ms({backward}, tensor),
+                            roof_ms({forward, backward}, tensor), roof_ms({accumulate}, tensor)};
+    for (const bool copy : {true, false}) {
+      std::printf("\n%5s %5s", "", copy ? "copy" : "loads");
+      for (int i = 0; i < 4; ++i) {
+        const float c = copy ? copy_ms(moved[i] * tensor) : roofs[i];
+        const double r = tbs(moved[i] * tensor, c);
+        std::printf("  %7.4f %5.2f %4.0f%%", c, r, 100 * r / kCopyTBs);
+      }
     }
     std::printf("\n");
   }
@@ -62,7 +70,8 @@ int main() {
   const int64_t rows = 8 * 2176;  // batch 8 of 128 meta + 2048 text tokens
   std::printf("RMSNorm, rows %lld (8 x 2176), medians of 50 runs; TB/s counts each [rows, dim] tensor once\n"
               "(forward 2: x, y; backward 3: x, dy, dx; forward + backward 5; backward with dx += 4), %% of the\n"
-              "%.1f TB/s copy bandwidth; under each line, a device-to-device copy of the same bytes\n",
+              "%.1f TB/s copy bandwidth; under each line, a device-to-device copy of the same bytes (copy) and a\n"
+              "kernel with the same loads and stores and no arithmetic (loads)\n",
               static_cast<long long>(rows), kCopyTBs);
   std::printf("%5s %5s  %7s %5s %5s  %7s %5s %5s  %7s %5s %5s  %7s %5s %5s\n", "dtype", "dim", "fwd ms", "TB/s", "%",
               "bwd ms", "TB/s", "%", "f+b ms", "TB/s", "%", "dx+= ms", "TB/s", "%");
