@@ -23,8 +23,9 @@
 // persistent (no more blocks than fit on the device at once, from the occupancy API, and no more
 // than the workspace holds): block b handles row tiles b, b + grid, ..., a tile being the block's
 // 256/tpr rows. Each thread keeps x and dy (and the old dx when accumulating) of its row in
-// registers, and its dw sums for its fixed columns in registers across all the rows it visits, so
-// dw costs no memory traffic per row. With dx += in bf16 each thread also copies its packs of the
+// registers, and its dw sums for its fixed columns across all the rows it visits (in shared memory,
+// with w's columns in registers; on the staged path below in registers), so dw costs no memory
+// traffic per row. With dx += in bf16 each thread also copies its packs of the
 // block's next tile into shared memory (cp.async) while it computes the current one. At the end
 // the block adds its groups' sums through shared memory, all its threads at once (in group order,
 // or for narrow rows in slices of the groups, then the slices in order), and writes one partial
@@ -50,11 +51,11 @@
 //   bf16. bf16 1600 is the likeliest to fall short: 0.107 ms at 2.6 TB/s, so the ~1 µs gaps
 //   between the launches and the reduce weigh ~4%.
 //
-// nvcc --resource-usage, sm_90, no spills in the instantiations the model uses; the split's
-// from-dots half spills 4 bytes at bf16 V=8 P=4 with dx +=, and the whole norm 76 bytes at bf16
-// one-element P=32 with dx += (rows wider than 4096 that do not allow packs). Registers of the
-// kernels the model uses (P = packs per thread): forward ≤ 64 (bf16 V=8 P=8: 64, fp32 V=4 P=8: 64); backward
-// bf16 V=8 P=4: 111 (128 with dx +=), fp32 V=4 P=4: 94 (112), one-element P=4: 64-72.
+// nvcc --resource-usage, sm_90, no spills but one: the whole norm's 48 bytes at bf16 one-element
+// P=32 with dx += (rows wider than 4096 that do not allow packs; not used by the model). Registers
+// of the kernels the model uses (P = packs per thread): forward ≤ 64 (bf16 V=8 P=8: 64, fp32 V=4
+// P=8: 64); backward bf16 V=8 P=4: 111 (128 with dx +=, staged), fp32 V=4 P=4: 92 (106),
+// one-element P=4: 56-64.
 #include "cuda/rmsnorm.h"
 
 #include <algorithm>
@@ -157,6 +158,33 @@ __device__ __forceinline__ void load_w(float (&out)[V], const float* w) {
     for (int i = 0; i < V / 4; ++i) {
       const float4 q = __ldg(reinterpret_cast<const float4*>(w) + i);
       out[4 * i] = q.x, out[4 * i + 1] = q.y, out[4 * i + 2] = q.z, out[4 * i + 3] = q.w;
+    }
+  }
+}
+
+// V consecutive floats of shared memory, in 16-byte accesses where V is a multiple of 4 (p then
+// 16-byte aligned).
+template <int V>
+__device__ __forceinline__ void load_floats(float (&out)[V], const float* p) {
+#pragma unroll
+  for (int i = 0; i < V; i += (V % 4 == 0 ? 4 : 1)) {
+    if constexpr (V % 4 == 0) {
+      const float4 q = *reinterpret_cast<const float4*>(p + i);
+      out[i] = q.x, out[i + 1] = q.y, out[i + 2] = q.z, out[i + 3] = q.w;
+    } else {
+      out[i] = p[i];
+    }
+  }
+}
+
+template <int V>
+__device__ __forceinline__ void store_floats(float* p, const float (&v)[V]) {
+#pragma unroll
+  for (int i = 0; i < V; i += (V % 4 == 0 ? 4 : 1)) {
+    if constexpr (V % 4 == 0) {
+      *reinterpret_cast<float4*>(p + i) = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
+    } else {
+      p[i] = v[i];
     }
   }
 }
@@ -264,9 +292,20 @@ constexpr int backward_min_blocks(int P) { return P <= 4 ? 2 : 1; }
 template <class T, int V, bool kAccumulate>
 constexpr bool kStagedBackward = kAccumulate && std::is_same_v<T, bf16> && sizeof(T) * V == 16;
 
+// Where a backward thread keeps, across the tiles it visits, its dw sums and its columns of w. On
+// the staged path shared memory holds the staging buffers, so the sums are registers and w is read
+// again (through L1) at each of its two uses a row. Elsewhere the sums live in shared memory from
+// the start, in the layout the end-of-block sum reads them from, and w's columns take the registers
+// that frees, loaded once: as many registers, under a third of the L1 traffic (616 -> 183 MB a
+// launch at bf16 width 1600, ncu) and 2-3% off the bf16 backward (docs/PERF.md). The sums are added
+// in the same order either way, so the bits do not depend on where they live. (Part::statistic
+// has no sums and reads w at its one use.)
+template <class T, int V, bool kAccumulate>
+constexpr bool kSumsInRegisters = kStagedBackward<T, V, kAccumulate>;
+
 // Dynamic shared memory of a backward block: on the staged path two tiles of the three tensors it
-// reads (x, dy, the old dx), each thread's P packs of each; the end-of-block dw sums [P, kBlock, V]
-// floats reuse the same bytes.
+// reads (x, dy, the old dx), each thread's P packs of each; the dw sums [P, kBlock, V] floats
+// (from the start, or on the staged path at the end, reusing the staging bytes).
 template <class T, int V, int P, bool kAccumulate, Part kPart>
 constexpr size_t backward_smem_bytes() {
   const size_t staging = kStagedBackward<T, V, kAccumulate> ? 2 * 3 * size_t(P) * kBlock * 16 : 0;
@@ -288,9 +327,11 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   constexpr bool kDots = kPart != Part::from_statistic;  // the row dot is taken here
   constexpr bool kGrads = kPart != Part::statistic;      // dx and the dw sums are
   constexpr bool kStaged = kStagedBackward<T, V, kAccumulate>;
+  constexpr bool kRegisterSums = kSumsInRegisters<T, V, kAccumulate>;
+  constexpr bool kRegisterW = kGrads && !kRegisterSums;  // w takes the registers the sums left
   extern __shared__ __align__(16) unsigned char smem[];  // backward_smem_bytes()
   Pack<T, V>* staged = reinterpret_cast<Pack<T, V>*>(smem);  // [2][3][P][kBlock]: x, dy, old dx
-  float* sums = reinterpret_cast<float*>(smem);  // [P, kBlock, V]: every thread's dw sums, at the end
+  float* sums = reinterpret_cast<float*>(smem);  // [P, kBlock, V]: every thread's dw sums
   __shared__ float scratch[kWarps];
   __shared__ float slices[kGrads ? kBlock : 1];  // [S, P·C]: narrow rows' slice sums (below)
   const int t = threadIdx.x & (tpr - 1), groups = kBlock / tpr;
@@ -317,12 +358,34 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
     copy_commit();
   };
 
-  float acc[P][V];  // Σ dy·x̂ over this thread's rows, for its columns
+  // Σ dy·x̂ over this thread's rows for its columns: acc, or sums[k, threadIdx.x, :] (thread-private
+  // until the end-of-block sum). w of its columns: wr, or read at each use.
+  float acc[kRegisterSums ? P : 1][V], wr[kRegisterW ? P : 1][V];
 #pragma unroll
   for (int k = 0; k < P; ++k) {
+    float* own = sums + (k * kBlock + threadIdx.x) * V;
+    const int col = (k * tpr + t) * V;
 #pragma unroll
-    for (int j = 0; j < V; ++j) acc[k][j] = 0;
+    for (int j = 0; j < V; ++j) {
+      if constexpr (kRegisterSums) {
+        acc[k][j] = 0;
+      } else if constexpr (kGrads) {
+        own[j] = 0;
+      }
+    }
+    if constexpr (kRegisterW) {
+      if (col < dim) load_w<V>(wr[k], w + col);
+    }
   }
+  // w[col, col + V) for pack k, from registers or through L1.
+  const auto w_of = [&](float(&out)[V], int k, const float* from) {
+    if constexpr (kRegisterW) {
+#pragma unroll
+      for (int j = 0; j < V; ++j) out[j] = wr[k][j];
+    } else {
+      load_w<V>(out, from + (k * tpr + t) * V);
+    }
+  };
 
   if constexpr (kStaged) prefetch(blockIdx.x, 0);
   for (int64_t tile = blockIdx.x, i = 0; tile < tiles; tile += gridDim.x, ++i) {  // uniform over the block
@@ -362,21 +425,29 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
     for (int k = 0; k < P; ++k) {
       const int col = (k * tpr + t) * V;
       if (live && col < dim) {
-        float wv[V];
-        if constexpr (kDots) load_w<V>(wv, w + col);
+        float wv[V], sv[V];  // w; the sums, where they are in shared memory
+        if constexpr (kDots) w_of(wv, k, w);
+        float* own = sums + (k * kBlock + threadIdx.x) * V;
+        if constexpr (kGrads && !kRegisterSums) load_floats<V>(sv, own);
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           const float xhat = to_float(xv[k].v[j]) * rs, g = to_float(gv[k].v[j]);
           if constexpr (kDots) dot += wv[j] * g * xhat;
-          if constexpr (kGrads) acc[k][j] += g * xhat;
+          if constexpr (kGrads && kRegisterSums) {
+            acc[k][j] += g * xhat;
+          } else if constexpr (kGrads) {
+            sv[j] += g * xhat;
+          }
         }
+        if constexpr (kGrads && !kRegisterSums) store_floats<V>(own, sv);
       }
     }
     if constexpr (kPart == Part::statistic) {
       const float total = group_sum(dot, tpr, scratch);
       if (live && t == 0) split.out[row] = total;
     } else {
-      // Re-read w and re-convert x and dy below rather than keeping 3 × V floats per pack alive.
+      // Convert x and dy again below (and re-read w, where it is not in registers) rather than
+      // keeping 3 × V floats per pack alive.
 #pragma unroll
       for (int k = 0; k < P; ++k) forget(xv[k]), forget(gv[k]);
       const float* w2 = forget(w);
@@ -388,7 +459,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
         const int col = (k * tpr + t) * V;
         if (live && col < dim) {
           float wv[V];
-          load_w<V>(wv, w2 + col);
+          w_of(wv, k, w2);
           Pack<T, V> out;
 #pragma unroll
           for (int j = 0; j < V; ++j) {
@@ -403,20 +474,23 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   }
 
   if constexpr (kGrads) {
-    __syncthreads();  // every thread is done with the staging buffers that the sums reuse
-    // partial[b, col] = Σ over the block's groups of their sums for col, in a fixed order. Every
-    // thread stores all its sums at once (sums[k][g·C + c]: pack index k, group g, column c of the
-    // C = tpr·V a pack index covers, so col = k·C + c), and every thread adds: with P·C ≥ kBlock
+    __syncthreads();  // every thread's sums are in place, or it is done with the staging buffers
+    // partial[b, col] = Σ over the block's groups of their sums for col, in a fixed order. The sums
+    // are sums[k][g·C + c] (pack index k, group g, column c of the C = tpr·V a pack index covers,
+    // so col = k·C + c): from the start, or stored here by every thread at once where they were
+    // registers. Every thread adds: with P·C ≥ kBlock
     // columns, whole columns in group order (each on one thread); with narrower rows (many
     // groups: 256 at the B and C norms' width 16) S = kBlock / (P·C) slices of the groups
     // (g ≡ s mod S, in order), then the slices in order. (One thread adding all groups of its
     // columns was a chain of 4096 adds at width 16, 22 µs a launch.)
+    if constexpr (kRegisterSums) {
 #pragma unroll
-    for (int k = 0; k < P; ++k) {
+      for (int k = 0; k < P; ++k) {
 #pragma unroll
-      for (int j = 0; j < V; ++j) sums[(k * kBlock + threadIdx.x) * V + j] = acc[k][j];
+        for (int j = 0; j < V; ++j) sums[(k * kBlock + threadIdx.x) * V + j] = acc[k][j];
+      }
+      __syncthreads();
     }
-    __syncthreads();
     const int C = tpr * V, cols = P * C, S = max(1, kBlock / cols);
     for (int i = threadIdx.x; i < S * cols; i += kBlock) {
       const int col = i % cols, slice = i / cols;
