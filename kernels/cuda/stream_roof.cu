@@ -55,6 +55,9 @@ void launch(void* const* out, const void* const* in, int64_t vectors, cudaStream
 }  // namespace
 
 void stream_roof(void* const* out, int writes, const void* const* in, int reads, int64_t vectors, cudaStream_t stream) {
+  if (reads < 1 || reads > 3 || writes < 1 || writes > 2) {
+    fail("stream_roof: reads must be 1-3 and writes 1-2, got ", reads, " and ", writes);
+  }
   if (vectors <= 0) return;
   switch (reads * 4 + writes) {
     case 1 * 4 + 1: return launch<1, 1>(out, in, vectors, stream);
@@ -63,7 +66,7 @@ void stream_roof(void* const* out, int writes, const void* const* in, int reads,
     case 2 * 4 + 2: return launch<2, 2>(out, in, vectors, stream);
     case 3 * 4 + 1: return launch<3, 1>(out, in, vectors, stream);
     case 3 * 4 + 2: return launch<3, 2>(out, in, vectors, stream);
-    default: fail("stream_roof: reads must be 1-3 and writes 1-2, got ", reads, " and ", writes);
+    default: HYMBA_ASSERT(false);
   }
 }
 
