@@ -51,11 +51,11 @@
 //   bf16. bf16 1600 is the likeliest to fall short: 0.107 ms at 2.6 TB/s, so the ~1 µs gaps
 //   between the launches and the reduce weigh ~4%.
 //
-// nvcc --resource-usage, sm_90, no spills but one: the whole norm's 48 bytes at bf16 one-element
-// P=32 with dx += (rows wider than 4096 that do not allow packs; not used by the model). Registers
-// of the kernels the model uses (P = packs per thread): forward ≤ 64 (bf16 V=8 P=8: 64, fp32 V=4
-// P=8: 64); backward bf16 V=8 P=4: 111 (128 with dx +=, staged), fp32 V=4 P=4: 92 (106),
-// one-element P=4: 56-64.
+// nvcc --resource-usage, sm_90, no spills but at bf16 one-element P=32 with dx += (rows wider than
+// 4096 that do not allow packs; not used by the model): 16 bytes, 4 in the split's from-dots
+// half. Registers of the kernels the model uses (P = packs per thread): forward ≤ 64 (bf16 V=8
+// P=8: 64, fp32 V=4 P=8: 64); backward bf16 V=8 P=4: 114 (128 with dx +=, staged), fp32 V=4 P=4:
+// 90 (107), one-element P=1 to 4: 40-64.
 #include "cuda/rmsnorm.h"
 
 #include <algorithm>
@@ -187,6 +187,22 @@ __device__ __forceinline__ void store_floats(float* p, const float (&v)[V]) {
       p[i] = v[i];
     }
   }
+}
+
+// Programmatic dependent launch (Hopper): a kernel launched with programmatic stream serialization
+// may start once every block of the kernel before it has called let_dependents_start (or exited),
+// and waits in wait_for_primary until that kernel has finished and its writes are visible; so its
+// launch and block scheduling overlap the end of the kernel before. Both are no-ops otherwise.
+__device__ __forceinline__ void let_dependents_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void wait_for_primary() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,7 +436,9 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
     }
     const float rs = live ? rstd[row] : 0.f;
 
-    float dot = 0;  // Σ (w⊙dy) ⊙ x̂ over this thread's part of the row
+    // Per element one product g·x serves both sums (x̂ = x·rs): the dot takes rs once at the end,
+    // the dw sums take it in their FMA.
+    float dot = 0;  // Σ (w⊙dy) ⊙ x over this thread's part of the row (· rs below)
 #pragma unroll
     for (int k = 0; k < P; ++k) {
       const int col = (k * tpr + t) * V;
@@ -431,17 +449,18 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
         if constexpr (kGrads && !kRegisterSums) load_floats<V>(sv, own);
 #pragma unroll
         for (int j = 0; j < V; ++j) {
-          const float xhat = to_float(xv[k].v[j]) * rs, g = to_float(gv[k].v[j]);
-          if constexpr (kDots) dot += wv[j] * g * xhat;
+          const float gx = to_float(gv[k].v[j]) * to_float(xv[k].v[j]);
+          if constexpr (kDots) dot = fmaf(wv[j], gx, dot);
           if constexpr (kGrads && kRegisterSums) {
-            acc[k][j] += g * xhat;
+            acc[k][j] = fmaf(gx, rs, acc[k][j]);
           } else if constexpr (kGrads) {
-            sv[j] += g * xhat;
+            sv[j] = fmaf(gx, rs, sv[j]);
           }
         }
         if constexpr (kGrads && !kRegisterSums) store_floats<V>(own, sv);
       }
     }
+    dot *= rs;
     if constexpr (kPart == Part::statistic) {
       const float total = group_sum(dot, tpr, scratch);
       if (live && t == 0) split.out[row] = total;
@@ -453,6 +472,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
       const float* w2 = forget(w);
       const float total = kDots ? group_sum(dot, tpr, scratch) : live ? split.in[row] : 0.f;
       const float mean = total / float(kPart == Part::whole ? dim : split.full_dim);
+      const float c = rs * rs * mean;  // dx = rs·(w⊙dy) − c·x
 
 #pragma unroll
       for (int k = 0; k < P; ++k) {
@@ -463,7 +483,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
           Pack<T, V> out;
 #pragma unroll
           for (int j = 0; j < V; ++j) {
-            float d = rs * (wv[j] * to_float(gv[k].v[j]) - to_float(xv[k].v[j]) * rs * mean);
+            float d = fmaf(rs, wv[j] * to_float(gv[k].v[j]), -(c * to_float(xv[k].v[j])));
             if constexpr (kAccumulate) d += to_float(ov[k].v[j]);
             out.v[j] = from_float<T>(d);
           }
@@ -473,6 +493,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
     }
   }
 
+  let_dependents_start();  // the partial reduction may be scheduled; it waits for this kernel's end
   if constexpr (kGrads) {
     __syncthreads();  // every thread's sums are in place, or it is done with the staging buffers
     // partial[b, col] = Σ over the block's groups of their sums for col, in a fixed order. The sums
@@ -515,9 +536,11 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   }
 }
 
-// dw[c] += Σ_b partial[b, c] over b < blocks, in column_sum's fixed order.
+// dw[c] += Σ_b partial[b, c] over b < blocks, in column_sum's fixed order. Launched as the
+// backward's programmatic dependent (below), so it waits here for the backward to finish.
 __global__ void __launch_bounds__(kColumnSumColumns * kColumnSumSlices)
     rmsnorm_reduce_partials_kernel(float* dw, const float* partial, int blocks, int dim) {
+  wait_for_primary();
   const int c = blockIdx.x * kColumnSumColumns + threadIdx.x;
   const float total = column_sum(partial, blocks, dim, c, c < dim);
   if (threadIdx.y == 0 && c < dim) dw[c] += total;
@@ -638,11 +661,13 @@ void launch_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, 
     const auto launch = [&](auto accumulate) {
       constexpr bool kAcc = decltype(accumulate)::value;
       // Blocks resident per SM: the grid must fit at once, or the blocks that start late would
-      // finish late. The from-dots kernel is the whole one less the row dot: it takes the whole
-      // one's grid where that fits it too, so both add dw in the same order (the same bits).
+      // finish late. The from-dots kernel is the whole one less the row dot, and either may need
+      // the more registers: both take the smaller of their two grids, so both add dw in the same
+      // order (the same bits with one rank).
       int per_sm = backward_blocks_per_sm<T, V, P, kAcc, kPart>();
-      if constexpr (kPart == Part::from_statistic) {
-        per_sm = std::min(per_sm, backward_blocks_per_sm<T, V, P, kAcc, Part::whole>());
+      if constexpr (kGrads) {
+        per_sm = std::min({per_sm, backward_blocks_per_sm<T, V, P, kAcc, Part::whole>(),
+                           backward_blocks_per_sm<T, V, P, kAcc, Part::from_statistic>()});
       }
       blocks = int(std::min({tiles, int64_t(per_sm) * sm_count(), allowed}));
       rmsnorm_backward_kernel<T, V, P, kAcc, kPart>
@@ -659,8 +684,19 @@ void launch_backward(T* dx, int64_t lddx, float* dw, const T* dy, int64_t lddy, 
   });
   HYMBA_CUDA_CHECK_LAUNCH();
   if constexpr (kGrads) {
-    rmsnorm_reduce_partials_kernel<<<column_sum_grid(dim), column_sum_block(), 0, stream>>>(dw, workspace, blocks, dim);
-    HYMBA_CUDA_CHECK_LAUNCH();
+    // The partial reduction as the backward's programmatic dependent (see let_dependents_start):
+    // its launch overlaps the backward's end-of-block sums (bf16 backward at width 1600 -2%).
+    cudaLaunchConfig_t config{};
+    config.gridDim = column_sum_grid(dim);
+    config.blockDim = column_sum_block();
+    config.stream = stream;
+    cudaLaunchAttribute dependent{};
+    dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    dependent.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &dependent;
+    config.numAttrs = 1;
+    HYMBA_CUDA_CHECK(cudaLaunchKernelEx(&config, rmsnorm_reduce_partials_kernel, dw, static_cast<const float*>(workspace),
+                                        int(blocks), dim));
   }
 }
 
