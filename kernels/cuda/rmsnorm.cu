@@ -348,6 +348,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   extern __shared__ __align__(16) unsigned char smem[];  // backward_smem_bytes()
   Pack<T, V>* staged = reinterpret_cast<Pack<T, V>*>(smem);  // [2][3][P][kBlock]: x, dy, old dx
   float* sums = reinterpret_cast<float*>(smem);  // [P, kBlock, V]: every thread's dw sums
+  const auto own_sums = [&](int k) { return sums + (k * kBlock + threadIdx.x) * V; };  // pack k's
   __shared__ float scratch[kWarps];
   __shared__ float slices[kGrads ? kBlock : 1];  // [S, P·C]: narrow rows' slice sums (below)
   const int t = threadIdx.x & (tpr - 1), groups = kBlock / tpr;
@@ -379,14 +380,13 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
   float acc[kRegisterSums ? P : 1][V], wr[kRegisterW ? P : 1][V];
 #pragma unroll
   for (int k = 0; k < P; ++k) {
-    float* own = sums + (k * kBlock + threadIdx.x) * V;
     const int col = (k * tpr + t) * V;
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       if constexpr (kRegisterSums) {
         acc[k][j] = 0;
       } else if constexpr (kGrads) {
-        own[j] = 0;
+        own_sums(k)[j] = 0;
       }
     }
     if constexpr (kRegisterW) {
@@ -445,8 +445,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
       if (live && col < dim) {
         float wv[V], sv[V];  // w; the sums, where they are in shared memory
         if constexpr (kDots) w_of(wv, k, w);
-        float* own = sums + (k * kBlock + threadIdx.x) * V;
-        if constexpr (kGrads && !kRegisterSums) load_floats<V>(sv, own);
+        if constexpr (kGrads && !kRegisterSums) load_floats<V>(sv, own_sums(k));
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           const float gx = to_float(gv[k].v[j]) * to_float(xv[k].v[j]);
@@ -457,7 +456,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
             sv[j] = fmaf(gx, rs, sv[j]);
           }
         }
-        if constexpr (kGrads && !kRegisterSums) store_floats<V>(own, sv);
+        if constexpr (kGrads && !kRegisterSums) store_floats<V>(own_sums(k), sv);
       }
     }
     dot *= rs;
@@ -493,8 +492,8 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
     }
   }
 
-  let_dependents_start();  // the partial reduction may be scheduled; it waits for this kernel's end
   if constexpr (kGrads) {
+    let_dependents_start();  // the partial reduction may be scheduled; it waits for this kernel's end
     __syncthreads();  // every thread's sums are in place, or it is done with the staging buffers
     // partial[b, col] = Σ over the block's groups of their sums for col, in a fixed order. The sums
     // are sums[k][g·C + c] (pack index k, group g, column c of the C = tpr·V a pack index covers,
@@ -506,10 +505,7 @@ __global__ void __launch_bounds__(kBlock, backward_min_blocks(P))
     // columns was a chain of 4096 adds at width 16, 22 µs a launch.)
     if constexpr (kRegisterSums) {
 #pragma unroll
-      for (int k = 0; k < P; ++k) {
-#pragma unroll
-        for (int j = 0; j < V; ++j) sums[(k * kBlock + threadIdx.x) * V + j] = acc[k][j];
-      }
+      for (int k = 0; k < P; ++k) store_floats<V>(own_sums(k), acc[k]);
       __syncthreads();
     }
     const int C = tpr * V, cols = P * C, S = max(1, kBlock / cols);
